@@ -1,0 +1,81 @@
+# segmentation: customer segments from an Optuna sweep, tracked in MLflow.
+# `make sweep` and `make test` create the virtual env themselves.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+EXPERIMENT ?= mall_income_spending
+ARGS ?=
+WORKERS ?= 1
+RUN ?=
+MODEL ?=
+INPUT ?=
+OUTPUT ?=
+PORT ?= 5001
+UI_PORT ?= 5000
+PYTEST_ARGS ?=
+
+export SEGMENTATION_ROOT := $(CURDIR)
+# Data files are read from DATA_DIR (default data/raw); the offline default is synthetic data.
+ifdef DATA_DIR
+export DATA_DIR := $(abspath $(DATA_DIR))
+endif
+
+.DEFAULT_GOAL := help
+.PHONY: help venv sweep test lint format bench ui promote rollback predict serve report clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo "  Variables: EXPERIMENT=name DATA_DIR=dir ARGS=\"hydra overrides\" WORKERS=n RUN=id"
+
+# (Re)install when the env is missing or older than pyproject.toml.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,postgres]'
+	@touch $(STAMP)
+
+venv: $(STAMP) ## Create .venv and install the project (done by the other targets)
+
+sweep: $(STAMP) ## Run the sweep of EXPERIMENT (ARGS="overrides", WORKERS=n)
+	$(BIN)/segmentation-sweep experiments=$(EXPERIMENT) sweep.workers=$(WORKERS) $(ARGS)
+
+test: $(STAMP) ## Run the test suite
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## Check lint and formatting with ruff
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+format: $(STAMP) ## Format the code with ruff
+	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests
+
+bench: $(STAMP) ## Benchmarks: tracked vs bare sweep (and scale, workers)
+	$(BIN)/python -m segmentation.bench $(ARGS)
+
+ui: $(STAMP) ## MLflow UI on 127.0.0.1:$(UI_PORT), light (one worker, no job runner)
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --host 127.0.0.1 --port $(UI_PORT) \
+	  --workers 1 --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlruns/mlflow.db} \
+	  --default-artifact-root $(CURDIR)/mlruns/artifacts
+
+promote: $(STAMP) ## Promote the best trial of EXPERIMENT's latest sweep (or RUN=id) to champion
+	$(BIN)/segmentation-promote experiments=$(EXPERIMENT) $(if $(RUN),+run_id=$(RUN)) $(ARGS)
+
+rollback: $(STAMP) ## Move champion back to the previous version
+	$(BIN)/segmentation-rollback experiments=$(EXPERIMENT) $(ARGS)
+
+predict: $(STAMP) ## Score INPUT=file into OUTPUT=file with MODEL (default: the champion)
+	$(BIN)/segmentation-predict experiments=$(EXPERIMENT) +input=$(INPUT) +output=$(OUTPUT) $(if $(MODEL),+model_uri=$(MODEL)) $(ARGS)
+
+serve: $(STAMP) ## Serve the champion over REST on 127.0.0.1:$(PORT)
+	PATH=$(BIN):$$PATH MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlruns/mlflow.db} \
+	  $(BIN)/mlflow models serve -m "$(or $(MODEL),models:/mall-income_spending-segments@champion)" \
+	  --env-manager local --host 127.0.0.1 --port $(PORT)
+
+report: $(STAMP) ## Write the HTML report of RUN (default: the latest sweep) to reports/
+	$(BIN)/segmentation-report experiments=$(EXPERIMENT) $(if $(RUN),+run_id=$(RUN)) $(ARGS)
+
+clean: ## Remove the virtual env and Hydra outputs (mlruns/ is kept)
+	rm -rf $(VENV) outputs multirun

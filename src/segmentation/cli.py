@@ -1,0 +1,37 @@
+"""Command-line entry points: thin ``@hydra.main`` wrappers around plain, testable functions."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from omegaconf import DictConfig
+
+from segmentation.config import conf_dir, ensure_root_env
+from segmentation.errors import InputError, TrackingError
+
+
+def run_cli(task: Callable[[DictConfig], object]) -> None:
+    """Run ``task`` under Hydra; user errors become one line on stderr and exit code 2."""
+    import hydra
+
+    ensure_root_env()
+
+    @hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")
+    def _main(cfg: DictConfig) -> None:
+        try:
+            task(cfg)
+        except (InputError, TrackingError) as exc:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            sys.exit(130)
+
+    _main()
+
+
+def sweep_main() -> None:
+    """``segmentation-sweep``: run or resume the configured sweep."""
+    from segmentation.sweep import run_sweep
+
+    run_cli(run_sweep)

@@ -1,0 +1,92 @@
+"""Cluster quality metrics and the sweep's constraints."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_samples
+
+
+def segment_sizes(labels: np.ndarray) -> dict[int, int]:
+    """Customers per segment (``-1`` is noise)."""
+    values, counts = np.unique(labels, return_counts=True)
+    return {int(v): int(c) for v, c in zip(values, counts, strict=True)}
+
+
+def silhouette_sample(n: int, sample_above: int, sample_size: int, seed: int) -> np.ndarray | None:
+    """Seeded row sample for the silhouette (``None``: all rows), since it is O(n^2)."""
+    if n <= sample_above:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n, size=min(sample_size, n), replace=False))
+
+
+def cluster_metrics(
+    X: np.ndarray,
+    labels: np.ndarray,
+    *,
+    sample_above: int = 20000,
+    sample_size: int = 10000,
+    seed: int = 0,
+) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+    """Silhouette (on a seeded sample above ``sample_above`` rows), Davies-Bouldin and
+    Calinski-Harabasz on the clustered points (noise left out), and segment shares.
+
+    Returns the metrics and the per-customer silhouette values with their labels (for the
+    silhouette plot). Metrics that need two or more segments are NaN when there are fewer.
+    """
+    n = len(labels)
+    sizes = segment_sizes(labels)
+    noise = sizes.pop(-1, 0)
+    clustered = labels != -1
+    metrics: dict[str, float] = {
+        "n_clusters": float(len(sizes)),
+        "noise_fraction": noise / n if n else 0.0,
+        "min_segment_fraction": min(sizes.values()) / n if sizes else 0.0,
+        "max_segment_fraction": max(sizes.values()) / n if sizes else 0.0,
+        "silhouette": float("nan"),
+        "davies_bouldin": float("nan"),
+        "calinski_harabasz": float("nan"),
+        "silhouette_sampled": 0.0,
+        "silhouette_sample_size": 0.0,
+    }
+    empty = np.empty(0), np.empty(0, dtype=labels.dtype)
+    n_clustered = int(clustered.sum())
+    if len(sizes) < 2 or n_clustered <= len(sizes):
+        return metrics, *empty
+    Xc, lc = X[clustered], labels[clustered]
+    idx = silhouette_sample(n_clustered, sample_above, sample_size, seed)
+    Xs, ls = (Xc, lc) if idx is None else (Xc[idx], lc[idx])
+    if len(np.unique(ls)) >= 2:
+        values = silhouette_samples(Xs, ls)
+        metrics["silhouette"] = float(values.mean())
+    else:
+        values, ls = empty
+    metrics["silhouette_sampled"] = float(idx is not None)
+    metrics["silhouette_sample_size"] = float(len(Xs))
+    metrics["davies_bouldin"] = float(davies_bouldin_score(Xc, lc))
+    metrics["calinski_harabasz"] = float(calinski_harabasz_score(Xc, lc))
+    return metrics, values, ls
+
+
+def constraint_violation(metrics: Mapping[str, float], constraints: Mapping[str, Any]) -> str | None:
+    """The reason a trial may not win, or ``None`` when it meets every constraint."""
+    k = int(metrics["n_clusters"])
+    if k < 2:
+        return f"degenerate: {k} segment(s)"
+    if np.isnan(metrics["silhouette"]):
+        return "degenerate: silhouette undefined"
+    if metrics["noise_fraction"] > constraints["max_noise_fraction"]:
+        return (
+            f"noise fraction {metrics['noise_fraction']:.3f} above "
+            f"max_noise_fraction {constraints['max_noise_fraction']}"
+        )
+    if not constraints["k_min"] <= k <= constraints["k_max"]:
+        return f"{k} segments outside k range [{constraints['k_min']}, {constraints['k_max']}]"
+    if metrics["min_segment_fraction"] < constraints["min_segment_fraction"]:
+        return (
+            f"smallest segment {metrics['min_segment_fraction']:.3f} below "
+            f"min_segment_fraction {constraints['min_segment_fraction']}"
+        )
+    return None

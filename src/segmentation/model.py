@@ -1,0 +1,120 @@
+"""The logged model: raw customer rows in, a segment id (and persona name) out."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import joblib
+from mlflow.models import ModelSignature, infer_signature
+from mlflow.types import ColSpec, Schema
+from sklearn.base import TransformerMixin
+from sklearn.pipeline import Pipeline
+
+from segmentation.features import FeatureSelector
+from segmentation.tracking import pip_requirements
+
+NOISE_PERSONA = "Unassigned"
+
+
+def build_pipeline(
+    engineer: TransformerMixin,
+    columns: Sequence[str],
+    scaler: TransformerMixin,
+    clusterer: Any,
+) -> Pipeline:
+    """One pipeline from raw rows: engineering, feature selection, scaling, clustering.
+
+    The steps may already be fitted (the sweep fits the engineering and scaling once per study
+    and only the clusterer per trial).
+    """
+    return Pipeline(
+        [
+            ("engineer", engineer),
+            ("select", FeatureSelector(list(columns))),
+            ("scale", scaler),
+            ("cluster", clusterer),
+        ]
+    )
+
+
+def persona_names(labels: np.ndarray, personas: Mapping[int, str] | None) -> list[str]:
+    """Persona name per segment id; ``Segment k`` where none is known, noise unassigned."""
+    personas = personas or {}
+    return [
+        NOISE_PERSONA if s == -1 else personas.get(int(s), f"Segment {int(s)}") for s in labels
+    ]
+
+
+class SegmentModel(mlflow.pyfunc.PythonModel):
+    """Pyfunc model: ``predict`` returns ``segment`` and ``persona`` columns.
+
+    Parameters
+    ----------
+    pipeline : Pipeline, optional
+        Fitted pipeline from raw rows to segment ids; when logged, read from the
+        ``pipeline`` artifact at load time.
+    personas : mapping of int to str, optional
+        Persona name per segment id; when logged, read from the ``personas`` artifact.
+    """
+
+    def __init__(self, pipeline: Pipeline | None = None, personas: Mapping[int, str] | None = None):
+        self.pipeline = pipeline
+        self.personas = {int(k): str(v) for k, v in (personas or {}).items()}
+
+    def load_context(self, context: Any) -> None:
+        self.pipeline = joblib.load(context.artifacts["pipeline"])
+        with open(context.artifacts["personas"], encoding="utf-8") as fh:
+            self.personas = {int(k): str(v) for k, v in json.load(fh).items()}
+
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        segments = np.asarray(self.pipeline.predict(frame), dtype=np.int64)
+        return pd.DataFrame(
+            {"segment": segments, "persona": persona_names(segments, self.personas)}
+        )
+
+
+OUTPUT_SCHEMA = Schema([ColSpec("long", "segment"), ColSpec("string", "persona")])
+
+
+def model_signature(example: pd.DataFrame) -> ModelSignature:
+    """Inputs: the dataset's raw columns (numbers as doubles, so missing values are allowed);
+    outputs: segment id and persona name."""
+    example = example.copy()
+    for column in example.columns:
+        if pd.api.types.is_numeric_dtype(example[column]):
+            example[column] = example[column].astype("float64")
+    return ModelSignature(inputs=infer_signature(example).inputs, outputs=OUTPUT_SCHEMA)
+
+
+def log_segment_model(
+    pipeline: Pipeline,
+    example: pd.DataFrame,
+    personas: Mapping[int, str] | None = None,
+    name: str = "model",
+) -> mlflow.models.model.ModelInfo:
+    """Log the model to the active run with a signature and a few-row input example."""
+    with tempfile.TemporaryDirectory() as tmp:
+        pipeline_path = Path(tmp) / "pipeline.joblib"
+        personas_path = Path(tmp) / "personas.json"
+        joblib.dump(pipeline, pipeline_path)
+        personas_path.write_text(
+            json.dumps({str(k): v for k, v in (personas or {}).items()}), encoding="utf-8"
+        )
+        return mlflow.pyfunc.log_model(
+            name=name,
+            python_model=str(Path(__file__).with_name("logged_model.py")),
+            artifacts={"pipeline": str(pipeline_path), "personas": str(personas_path)},
+            signature=model_signature(example),
+            input_example=example,
+            pip_requirements=pip_requirements(),
+        )

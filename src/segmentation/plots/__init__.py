@@ -1,0 +1,46 @@
+"""Plots. Figures are built with the object API (no pyplot state), so they are safe in worker
+threads and never open a window. Every segment keeps one colour across all plots of a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+# Okabe-Ito, a colour-blind-safe palette; noise (-1) is grey.
+PALETTE = [
+    "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9",
+    "#D55E00", "#F0E442", "#000000", "#999933", "#882255",
+    "#44AA99", "#AA4499",
+]
+NOISE_COLOUR = "#BBBBBB"
+# Plots draw at most this many points, so their cost does not grow with the data.
+MAX_POINTS = 20000
+
+
+def segment_colour(segment: int) -> str:
+    """The colour of a segment id, the same in every plot."""
+    return NOISE_COLOUR if segment == -1 else PALETTE[int(segment) % len(PALETTE)]
+
+
+def segment_label(segment: int) -> str:
+    return "noise" if segment == -1 else f"segment {int(segment)}"
+
+
+def subsample(n: int, cap: int = MAX_POINTS, seed: int = 0) -> np.ndarray:
+    """Sorted row indices of a seeded sample of at most ``cap`` rows."""
+    if n <= cap:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=cap, replace=False))
+
+
+def save(fig: Figure, path: Path, dpi: int = 90) -> Path:
+    """Write a figure as PNG.
+
+    Fixed margins instead of a layout engine: constrained layout doubles the drawing cost.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.12, top=0.91)
+    fig.savefig(path, dpi=dpi, format="png")
+    return path

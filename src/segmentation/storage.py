@@ -1,0 +1,85 @@
+"""Optuna study storage (``conf/storage``): a local journal file, or PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import optuna
+from omegaconf import DictConfig
+from optuna.storages import JournalStorage, RDBStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from segmentation.errors import InputError, TrackingError
+
+HOST_ATTR = "worker_host"
+PID_ATTR = "worker_pid"
+
+
+def study_storage(cfg: DictConfig) -> optuna.storages.BaseStorage:
+    """The storage the config names; refuses with one line when it cannot be used."""
+    kind = cfg.storage.kind
+    if kind == "journal":
+        path = Path(cfg.paths.study_dir) / f"{cfg.experiment_name}.journal"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return JournalStorage(JournalFileBackend(str(path)))
+        except OSError as exc:
+            raise TrackingError(f"study storage {path} is unusable: {exc}") from None
+    if kind == "rdb":
+        url = os.environ.get(cfg.storage.url_env)
+        if not url:
+            raise InputError(
+                f"storage={cfg.storage.name}: environment variable {cfg.storage.url_env} is not set "
+                "(expected a database URL such as postgresql://user:pass@host:5432/db)"
+            )
+        try:
+            return RDBStorage(
+                url,
+                heartbeat_interval=int(cfg.sweep.heartbeat_interval),
+                grace_period=int(cfg.sweep.grace_period),
+                engine_kwargs={"pool_pre_ping": True},
+            )
+        except Exception as exc:  # driver errors vary; the user needs the one line
+            first = str(exc).strip().splitlines()[0]
+            raise TrackingError(f"study storage ({cfg.storage.url_env}) is unreachable: {first}") from None
+    raise InputError(f"storage kind '{kind}' unknown; expected journal or rdb")
+
+
+def mark_worker(trial: optuna.Trial) -> None:
+    """Record which process runs a trial, so a restart can tell a dead one from a live one."""
+    trial.set_user_attr(HOST_ATTR, socket.gethostname())
+    trial.set_user_attr(PID_ATTR, os.getpid())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fail_dead_trials(study: optuna.Study) -> list[int]:
+    """Mark as FAIL the RUNNING trials whose worker process is gone.
+
+    Trials of this host are checked by process id (exact and immediate); trials of other hosts
+    are left to the storage's heartbeat (PostgreSQL) where there is one.
+    """
+    failed = optuna.storages.fail_stale_trials(study) if _has_heartbeat(study) else []
+    host = socket.gethostname()
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        attrs = trial.user_attrs
+        if attrs.get(HOST_ATTR) == host and PID_ATTR in attrs and not _alive(int(attrs[PID_ATTR])):
+            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            failed.append(trial.number)
+    return sorted(set(failed))
+
+
+def _has_heartbeat(study: optuna.Study) -> bool:
+    storage = study._storage
+    return isinstance(storage, RDBStorage) and storage.get_heartbeat_interval() is not None

@@ -1,0 +1,483 @@
+"""The sweep (``conf/sweep``): an Optuna study whose every trial is an MLflow child run."""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import optuna
+import pandas as pd
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+from optuna.trial import TrialState
+from sklearn.base import TransformerMixin
+from threadpoolctl import threadpool_limits
+
+from segmentation import algorithms, tracking
+from segmentation.datasets import LoadedData, dataset_module, load_dataset
+from segmentation.errors import InputError
+from segmentation.features import feature_matrix
+from segmentation.metrics import cluster_metrics, constraint_violation
+from segmentation.model import build_pipeline, log_segment_model
+from segmentation.plots.study import write_study_plots
+from segmentation.plots.trial import write_trial_plots
+from segmentation.scaling import make_scaler
+from segmentation.storage import fail_dead_trials, mark_worker, study_storage
+
+log = logging.getLogger(__name__)
+FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+@dataclass
+class FeatureSpace:
+    """Everything fixed for one study: the data, its features and the fitted scaling."""
+
+    data: LoadedData
+    engineer: TransformerMixin
+    columns: list[str]
+    X_raw: np.ndarray
+    scaler: TransformerMixin
+    X: np.ndarray
+    input_example: pd.DataFrame
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.X)
+
+
+@dataclass
+class SweepResult:
+    study_name: str
+    experiment_id: str
+    parent_run_id: str
+    n_trials: int
+    ran: int
+    best_trial: optuna.trial.FrozenTrial | None
+    registered_version: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def study_name(cfg: DictConfig) -> str:
+    """One study per dataset and feature space (silhouettes of other spaces do not compare)."""
+    return f"{cfg.experiment_name}.{cfg.dataset.name}.{cfg.features.name}.{cfg.scaling.name}"
+
+
+def algorithm_specs(cfg: DictConfig) -> dict[str, dict[str, Any]]:
+    specs = OmegaConf.to_container(cfg.algorithm, resolve=True)
+    if not specs:
+        raise InputError("algorithm: no algorithm selected (expected kmeans, dbscan, gmm or all)")
+    for name, spec in specs.items():
+        algorithms.algorithm_module(name, spec)
+    return specs
+
+
+def prepare_space(cfg: DictConfig) -> FeatureSpace:
+    """Load and validate the data, engineer features and fit the scaling (no side effects)."""
+    data = load_dataset(cfg.dataset)
+    engineer = dataset_module(cfg.dataset).engineer().fit(data.frame)
+    engineered = engineer.transform(data.frame)
+    columns = list(cfg.features.columns)
+    X_raw = feature_matrix(engineered, columns)
+    k_max = int(cfg.sweep.constraints.k_max)
+    needed = max(2 * k_max, 10)
+    if len(X_raw) < needed:
+        raise InputError(
+            f"{data.path}: {len(X_raw)} usable rows, fewer than the {needed} that the k range "
+            f"up to {k_max} needs"
+        )
+    scaler = make_scaler(cfg.scaling.name).fit(X_raw)
+    X = np.ascontiguousarray(scaler.transform(X_raw), dtype=np.float64)
+    example = data.frame.head(int(cfg.tracking.input_example_rows)).reset_index(drop=True)
+    return FeatureSpace(data, engineer, columns, X_raw, scaler, X, example)
+
+
+class TrialRunner:
+    """The objective: fit, score, check constraints and log one child run per trial."""
+
+    def __init__(
+        self,
+        cfg: DictConfig,
+        space: FeatureSpace,
+        experiment_id: str,
+        parent_run_id: str,
+        dataset_input: Any,
+    ):
+        self.cfg = cfg
+        self.space = space
+        self.experiment_id = experiment_id
+        self.parent_run_id = parent_run_id
+        self.dataset_input = dataset_input
+        self.specs = algorithm_specs(cfg)
+        self.constraints = OmegaConf.to_container(cfg.sweep.constraints, resolve=True)
+        self.seed = int(cfg.sweep.seed)
+        self.client = MlflowClient()
+
+    def common_params(self) -> dict[str, Any]:
+        space = self.space
+        return {
+            "dataset": self.cfg.dataset.name,
+            "data_source": space.data.source,
+            "feature_set": self.cfg.features.name,
+            "features": ",".join(space.columns),
+            "scaler": self.cfg.scaling.name,
+            "n_rows": space.n_rows,
+            "seed": self.seed,
+        }
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        mark_worker(trial)
+        name, params = algorithms.suggest(trial, self.specs)
+        module = algorithms.algorithm_module(name, self.specs[name])
+        trial.set_user_attr("algorithm", name)
+        run = mlflow.start_run(
+            experiment_id=self.experiment_id,
+            run_name=f"trial-{trial.number:03d}-{name}",
+            parent_run_id=self.parent_run_id,
+            tags={
+                tracking.ROLE_TAG: "trial",
+                tracking.STUDY_TAG: trial.study.study_name,
+                tracking.TRIAL_TAG: str(trial.number),
+                "data_source": self.space.data.source,
+                "dataset": self.cfg.dataset.name,
+                "algorithm": name,
+            },
+        )
+        trial.set_user_attr("mlflow_run_id", run.info.run_id)
+        status = "FAILED"
+        try:
+            value = self._run(trial, run.info.run_id, name, module, params)
+            status = "FINISHED"
+            return value
+        except optuna.TrialPruned:
+            status = "FINISHED"
+            raise
+        except BaseException:
+            status = "KILLED"
+            raise
+        finally:
+            mlflow.end_run(status)
+
+    def _run(self, trial, run_id: str, name: str, module, params: dict) -> float:
+        space, cfg = self.space, self.cfg
+        flat = {f"{name}.{k}": v for k, v in params.items()}
+        base_params = {**self.common_params(), "algorithm": name, "trial": trial.number, **flat}
+        try:
+            estimator = module.build(params, self.seed, space.n_rows)
+            start = time.perf_counter()
+            # One thread: small fits are faster, and workers must not oversubscribe the cores.
+            with threadpool_limits(1):
+                labels = np.asarray(estimator.fit_predict(space.X))
+            fit_seconds = time.perf_counter() - start
+            metrics, sil_values, sil_labels = cluster_metrics(
+                space.X,
+                labels,
+                sample_above=int(cfg.sweep.silhouette.sample_above),
+                sample_size=int(cfg.sweep.silhouette.sample_size),
+                seed=self.seed,
+            )
+            metrics.update(module.extra_metrics(estimator, space.X))
+        except Exception as exc:  # any fit error is recorded and the sweep goes on
+            reason = f"fit error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            tracking.log_batch(self.client, run_id, params=base_params,
+                               tags={"trial_state": "PRUNED", "rejected_reason": reason})
+            trial.set_user_attr("reason", reason)
+            raise optuna.TrialPruned(reason) from None
+        metrics["fit_seconds"] = fit_seconds
+        reason = constraint_violation(metrics, self.constraints)
+        trial.set_user_attr("n_clusters", int(metrics["n_clusters"]))
+        trial.set_user_attr("metrics", {k: v for k, v in metrics.items() if not math.isnan(v)})
+        tags = {"trial_state": "PRUNED" if reason else "COMPLETE"}
+        if reason:
+            tags["rejected_reason"] = reason
+        tracking.log_batch(self.client, run_id, params=base_params, metrics=metrics, tags=tags)
+        tracking.log_dataset(self.client, run_id, self.dataset_input)
+        title = f"{name}, {int(metrics['n_clusters'])} segments, silhouette {metrics['silhouette']:.3f}"
+        if cfg.tracking.log_plots:
+            with tempfile.TemporaryDirectory() as tmp:
+                write_trial_plots(
+                    Path(tmp), space.X_raw, space.X, labels, space.columns, sil_values, sil_labels,
+                    metrics["silhouette"], title,
+                )
+                mlflow.log_artifacts(tmp, "plots")
+        if cfg.tracking.log_models:
+            pipeline = build_pipeline(space.engineer, space.columns, space.scaler, estimator)
+            info = log_segment_model(pipeline, space.input_example)
+            trial.set_user_attr("model_uri", info.model_uri)
+            self.client.set_tag(run_id, tracking.MODEL_ID_TAG, info.model_id)
+        if reason:
+            trial.set_user_attr("reason", reason)
+            raise optuna.TrialPruned(reason)
+        return float(metrics["silhouette"])
+
+
+def make_sampler(cfg: DictConfig) -> optuna.samplers.BaseSampler:
+    seed = int(cfg.sweep.seed)
+    if cfg.sweep.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if cfg.sweep.sampler == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=10)
+    raise InputError(f"sweep.sampler '{cfg.sweep.sampler}' unknown; expected tpe or random")
+
+
+def count_states(study: optuna.Study) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for trial in study.get_trials(deepcopy=False):
+        counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
+    return counts
+
+
+def finished_trials(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
+
+
+class Progress:
+    """One line per finished trial: trials done, best so far."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total = total
+        self.enabled = enabled
+        self.started = time.perf_counter()
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if not self.enabled:
+            return
+        done = finished_trials(study)
+        try:
+            best = study.best_trial
+            best_text = (
+                f"best silhouette {best.value:.4f} (trial {best.number}, "
+                f"{best.user_attrs.get('algorithm')}, k={best.user_attrs.get('n_clusters')})"
+            )
+        except ValueError:
+            best_text = "no valid trial yet"
+        this = (
+            f"{trial.value:.4f}" if trial.state == TrialState.COMPLETE
+            else f"rejected: {trial.user_attrs.get('reason', trial.state.name)}"
+        )
+        print(
+            f"[{done:>3}/{self.total}] {best_text} | trial {trial.number}: {this} "
+            f"| {time.perf_counter() - self.started:.1f}s",
+            flush=True,
+        )
+
+
+def dataset_input(data: LoadedData):
+    """The dataset as an MLflow input (name, digest, schema, source)."""
+    # A synthetic frame has no file: MLflow then records the code that made it as the source.
+    source = Path(data.path).as_uri() if data.source == "real" else None
+    return mlflow.data.from_pandas(data.frame, source=source, name=f"{data.name}-{data.source}")
+
+
+def run_sweep(cfg: DictConfig) -> SweepResult:
+    """Run (or resume) the study the config describes and register its best model."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = prepare_space(cfg)  # bad input is refused here, before anything is written
+    specs = algorithm_specs(cfg)
+    print(space.data.describe(), flush=True)
+    client = tracking.connect(str(cfg.paths.tracking_uri))
+    storage = study_storage(cfg)
+    name = study_name(cfg)
+    study = optuna.create_study(
+        study_name=name,
+        storage=storage,
+        load_if_exists=True,
+        direction="maximize",
+        sampler=make_sampler(cfg),
+    )
+    exp_id = tracking.experiment_id(client, str(cfg.experiment_name), cfg.paths.artifact_root)
+    revived = fail_dead_trials(study)
+    parent = tracking.find_sweep_run(client, exp_id, name)
+    source_input = dataset_input(space.data)
+    if parent is None:
+        parent_id = client.create_run(
+            exp_id,
+            run_name=f"sweep-{cfg.dataset.name}-{cfg.features.name}",
+            tags={
+                tracking.ROLE_TAG: "sweep",
+                tracking.STUDY_TAG: name,
+                "data_source": space.data.source,
+                "dataset": cfg.dataset.name,
+                "feature_set": cfg.features.name,
+            },
+        ).info.run_id
+        _log_parent_start(client, cfg, parent_id, space, specs, source_input)
+    else:
+        parent_id = parent.info.run_id
+        client.update_run(parent_id, status="RUNNING")
+    close_orphan_child_runs(client, exp_id, parent_id, study)
+    n_trials = int(cfg.sweep.n_trials)
+    remaining = n_trials - finished_trials(study)
+    if revived:
+        print(f"Marked interrupted trial(s) {revived} as failed; they do not count.", flush=True)
+    if remaining <= 0:
+        print(f"Study {name} already has its {n_trials} trials.", flush=True)
+    else:
+        print(
+            f"Study {name}: {finished_trials(study)} of {n_trials} trials done, running "
+            f"{remaining} (MLflow experiment '{cfg.experiment_name}', parent run {parent_id})",
+            flush=True,
+        )
+    runner = TrialRunner(cfg, space, exp_id, parent_id, source_input)
+    before = finished_trials(study)
+    try:
+        if remaining > 0:
+            run_trials(cfg, study, runner, n_trials, parent_id)
+    except KeyboardInterrupt:
+        client.set_terminated(parent_id, status="KILLED")
+        print("Interrupted: open runs closed; run the same command again to resume.", flush=True)
+        raise
+    result = finish_sweep(cfg, client, study, space, exp_id, parent_id)
+    result.ran = finished_trials(study) - before
+    return result
+
+
+def run_trials(cfg, study, runner, n_trials: int, parent_id: str) -> None:
+    """Run the remaining budget in this process."""
+    progress = Progress(n_trials, bool(cfg.sweep.progress))
+    budget = optuna.study.MaxTrialsCallback(n_trials, states=FINISHED_STATES)
+    study.optimize(
+        runner,
+        n_trials=n_trials - finished_trials(study),
+        callbacks=[budget, progress],
+        gc_after_trial=False,
+    )
+
+
+def close_orphan_child_runs(client: MlflowClient, exp_id: str, parent_id: str, study) -> None:
+    """Child runs left RUNNING by a killed process are closed as KILLED."""
+    running = {
+        t.user_attrs.get("mlflow_run_id")
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    }
+    for run in client.search_runs(
+        [exp_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent_id}' and attributes.status = 'RUNNING'",
+    ):
+        if run.info.run_id not in running:
+            client.set_terminated(run.info.run_id, status="KILLED")
+
+
+def _log_parent_start(client, cfg, parent_id, space: FeatureSpace, specs, source_input) -> None:
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    params = {
+        "dataset": cfg.dataset.name,
+        "data_source": space.data.source,
+        "data_path": space.data.path,
+        "feature_set": cfg.features.name,
+        "features": ",".join(space.columns),
+        "scaler": cfg.scaling.name,
+        "algorithms": ",".join(sorted(specs)),
+        "n_trials": int(cfg.sweep.n_trials),
+        "seed": int(cfg.sweep.seed),
+        "sampler": cfg.sweep.sampler,
+        **tracking.flatten("constraints", resolved["sweep"]["constraints"]),
+    }
+    tracking.log_batch(
+        client, parent_id, params=params,
+        metrics={"rows_raw": space.data.rows_raw, "rows_clean": space.data.rows_clean},
+    )
+    client.log_dict(parent_id, resolved, "config.yaml")
+    client.log_dict(
+        parent_id,
+        {"source": space.data.source, "path": space.data.path, "detected": space.data.detected,
+         "cleaning": space.data.cleaning},
+        "data/cleaning_report.json",
+    )
+    tracking.log_dataset(client, parent_id, source_input)
+
+
+def finish_sweep(cfg, client, study, space, exp_id: str, parent_id: str) -> SweepResult:
+    """Log the study's summary to the parent run and register the best model."""
+    name = study.study_name
+    trials = study.get_trials(deepcopy=False)
+    counts = count_states(study)
+    result = SweepResult(
+        study_name=name, experiment_id=exp_id, parent_run_id=parent_id,
+        n_trials=int(cfg.sweep.n_trials), ran=0, best_trial=None, counts=counts,
+    )
+    reasons: dict[str, int] = {}
+    for t in trials:
+        if t.state == TrialState.PRUNED:
+            key = str(t.user_attrs.get("reason", "?")).split(":")[0]
+            reasons[key] = reasons.get(key, 0) + 1
+    metrics = {f"trials_{k.lower()}": v for k, v in counts.items()}
+    try:
+        best = study.best_trial
+    except ValueError:
+        best = None
+    tags: dict[str, Any] = {"rejected_reasons": reasons}
+    params: dict[str, Any] = {}
+    if best is not None:
+        result.best_trial = best
+        metrics.update({f"best_{k}": v for k, v in best.user_attrs.get("metrics", {}).items()})
+        tags.update(
+            {
+                "best_trial": best.number,
+                "best_run_id": best.user_attrs.get("mlflow_run_id"),
+                "best_algorithm": best.user_attrs.get("algorithm"),
+                "best_model_uri": best.user_attrs.get("model_uri"),
+            }
+        )
+        existing = client.get_run(parent_id).data.params
+        params = {
+            f"best.{k}": v for k, v in best.params.items() if f"best.{k}" not in existing
+        }
+    tracking.log_batch(client, parent_id, params=params, metrics=metrics, tags=tags)
+    if cfg.tracking.log_plots:
+        with tempfile.TemporaryDirectory() as tmp:
+            write_study_plots(Path(tmp), trials, f"{cfg.dataset.name} / {cfg.features.name}")
+            client.log_artifacts(parent_id, tmp, "study")
+    if best is None:
+        client.set_terminated(parent_id, status="FINISHED")
+        raise InputError(
+            f"study {name}: no trial met the constraints ({counts}); rejected: {reasons}. "
+            "Widen sweep.constraints or the search space."
+        )
+    if cfg.tracking.register_model and best.user_attrs.get("model_uri"):
+        result.registered_version = register_best(cfg, client, best, parent_id, space)
+    client.set_terminated(parent_id, status="FINISHED")
+    metrics = best.user_attrs.get("metrics", {})
+    print(
+        f"Best: trial {best.number} ({best.user_attrs.get('algorithm')}, "
+        f"{best.user_attrs.get('n_clusters')} segments) silhouette {best.value:.4f}, "
+        f"davies_bouldin {metrics.get('davies_bouldin', float('nan')):.3f}; run "
+        f"{best.user_attrs.get('mlflow_run_id')}"
+        + (f"; registered {cfg.tracking.registered_model_name} v{result.registered_version}"
+           if result.registered_version else ""),
+        flush=True,
+    )
+    return result
+
+
+def register_best(cfg, client: MlflowClient, best, parent_id: str, space: FeatureSpace) -> str:
+    """Register the best trial's model (once: a rerun finds the existing version)."""
+    model_name = str(cfg.tracking.registered_model_name)
+    run_id = best.user_attrs["mlflow_run_id"]
+    try:
+        for version in client.search_model_versions(f"name = '{model_name}'"):
+            if version.run_id == run_id:
+                return version.version
+    except mlflow.exceptions.MlflowException:
+        pass
+    version = mlflow.register_model(
+        best.user_attrs["model_uri"],
+        model_name,
+        tags={
+            "dataset": cfg.dataset.name,
+            "data_source": space.data.source,
+            "feature_set": cfg.features.name,
+            "algorithm": best.user_attrs.get("algorithm"),
+            "silhouette": f"{best.value:.4f}",
+            "source_run": run_id,
+            "sweep_run": parent_id,
+        },
+    )
+    client.set_tag(parent_id, "registered_version", version.version)
+    return version.version

@@ -1,0 +1,41 @@
+"""Shared fixtures: the real config composed and shrunk, a temporary tracking store."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from segmentation.config import compose
+
+DATA_DIR = Path(os.environ.get("DATA_DIR", "../shared/data")).resolve()
+
+
+def real_file(name: str) -> Path:
+    """A real data file from DATA_DIR; skipped only outside CI when absent."""
+    path = DATA_DIR / name
+    if not path.is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"{path} missing: CI must run the real-data tests")
+        pytest.skip(f"{path} not available (set DATA_DIR)")
+    return path
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh MLflow SQLite store and study folder under tmp_path."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    root = tmp_path / "mlruns"
+    root.mkdir()
+    return root
+
+
+def make_cfg(store: Path, *overrides: str, data_dir: Path | None = None):
+    """Compose the real config with a tmp store and the given overrides."""
+    base = [
+        f"paths.mlruns_dir={store}",
+        f"paths.data_dir={data_dir or store / 'no-data'}",
+        "sweep.progress=false",
+    ]
+    return compose([*base, *overrides])

@@ -1,0 +1,81 @@
+"""End to end: the composed config, shrunk, sweeps into a temporary MLflow store."""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from segmentation import tracking
+from segmentation.sweep import run_sweep
+from tests.conftest import make_cfg, real_file
+
+
+def test_sweep_logs_runs_models_and_registers(store):
+    cfg = make_cfg(store, "sweep.n_trials=6", "algorithm=[kmeans,gmm]")
+    result = run_sweep(cfg)
+    client = MlflowClient(str(cfg.paths.tracking_uri))
+    children = client.search_runs(
+        [result.experiment_id], f"tags.mlflow.parentRunId = '{result.parent_run_id}'"
+    )
+    assert len(children) == 6
+    complete = [r for r in children if r.data.tags["trial_state"] == "COMPLETE"]
+    assert complete
+    run = complete[0]
+    for key in ("dataset", "data_source", "feature_set", "scaler", "algorithm"):
+        assert key in run.data.params
+    assert run.data.params["data_source"] == "synthetic"
+    assert run.data.tags["data_source"] == "synthetic"
+    for key in ("silhouette", "davies_bouldin", "calinski_harabasz", "n_clusters",
+                "noise_fraction", "min_segment_fraction", "max_segment_fraction", "fit_seconds"):
+        assert key in run.data.metrics, key
+    algo = run.data.params["algorithm"]
+    assert ("inertia" if algo == "kmeans" else "bic") in run.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert {"plots/cluster_scatter.png", "plots/segment_sizes.png", "plots/silhouette.png"} <= artifacts
+    assert run.inputs.dataset_inputs, "dataset logged as the run's input"
+    parent = client.get_run(result.parent_run_id)
+    assert parent.data.tags[tracking.ROLE_TAG] == "sweep"
+    assert "best_silhouette" in parent.data.metrics
+    assert {a.path for a in client.list_artifacts(result.parent_run_id)} >= {"config.yaml", "study"}
+    # The registered model scores raw rows.
+    version = client.get_model_version(cfg.tracking.registered_model_name, result.registered_version)
+    model = mlflow.pyfunc.load_model(f"models:/{cfg.tracking.registered_model_name}/{version.version}")
+    rows = pd.DataFrame({"CustomerID": ["1", "2"], "Gender": ["Male", "Female"], "Age": [30.0, 40.0],
+                         "Annual Income (k$)": [20.0, 90.0], "Spending Score (1-100)": [80.0, 15.0]})
+    out = model.predict(rows)
+    assert list(out.columns) == ["segment", "persona"]
+    assert out["segment"].dtype == np.int64
+
+
+def test_rerun_resumes_same_parent_and_finishes_budget(store):
+    cfg = make_cfg(store, "sweep.n_trials=3", "algorithm=kmeans")
+    first = run_sweep(cfg)
+    cfg = make_cfg(store, "sweep.n_trials=5", "algorithm=kmeans")
+    second = run_sweep(cfg)
+    assert second.parent_run_id == first.parent_run_id
+    assert second.ran == 2
+    third = run_sweep(cfg)
+    assert third.ran == 0
+    client = MlflowClient(str(cfg.paths.tracking_uri))
+    children = client.search_runs([first.experiment_id], f"tags.mlflow.parentRunId = '{first.parent_run_id}'")
+    assert len(children) == 5
+
+
+def test_seeded_sweeps_agree(store, tmp_path):
+    a = run_sweep(make_cfg(store, "sweep.n_trials=8", "experiment_name=a"))
+    b = run_sweep(make_cfg(store, "sweep.n_trials=8", "experiment_name=b"))
+    assert a.best_trial.params == b.best_trial.params
+
+
+def test_real_mall_kmeans_k5_published_silhouette(store):
+    path = real_file("Mall_Customers.csv")
+    cfg = make_cfg(
+        store, "algorithm=kmeans", "sweep.n_trials=50", data_dir=path.parent
+    )
+    result = run_sweep(cfg)
+    best = result.best_trial
+    assert best.user_attrs["n_clusters"] == 5
+    assert best.value == pytest.approx(0.5547, abs=0.001)
