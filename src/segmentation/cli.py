@@ -41,3 +41,32 @@ def sweep_main() -> None:
     from segmentation.sweep import run_sweep
 
     run_cli(run_sweep)
+
+
+def report_task(cfg: DictConfig) -> object:
+    """Write the sweep report of ``+run_id`` (default: the experiment's latest sweep) to
+    ``reports/`` (or ``+output``); with ``+personas=true``, log and print the persona table of
+    ``+run_id`` (any trial run, or a sweep's best trial) instead."""
+    from omegaconf import OmegaConf
+
+    run_id = OmegaConf.select(cfg, "run_id", default=None)
+    if OmegaConf.select(cfg, "personas", default=False):
+        from segmentation import tracking
+        from segmentation.insights import log_run_personas
+        from segmentation.report import latest_sweep_run
+
+        client = tracking.connect(str(cfg.paths.tracking_uri))
+        run_id = run_id or latest_sweep_run(client, str(cfg.experiment_name))
+        table = log_run_personas(cfg, client, str(run_id))
+        print(table[["segment", "name", "size", "share"]].to_string(index=False), flush=True)
+        return table
+    from segmentation.report import write_report
+
+    path = write_report(cfg, run_id, OmegaConf.select(cfg, "output", default=None))
+    print(f"Report written to {path}", flush=True)
+    return path
+
+
+def report_main() -> None:
+    """``segmentation-report``: the HTML report of a sweep (``make report RUN=<run id>``)."""
+    run_cli(report_task)

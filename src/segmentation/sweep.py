@@ -24,11 +24,13 @@ from segmentation import algorithms, tracking
 from segmentation.datasets import LoadedData, dataset_module, load_dataset
 from segmentation.errors import InputError
 from segmentation.features import feature_matrix
+from segmentation.insights import describe_segments, log_sweep_insights
 from segmentation.metrics import cluster_metrics, constraint_violation
 from segmentation.model import build_pipeline, log_segment_model
 from segmentation.plots.study import write_study_plots
 from segmentation.plots.trial import write_trial_plots
 from segmentation.scaling import make_scaler
+from segmentation.stability import trial_stability
 from segmentation.storage import fail_dead_trials, mark_worker, study_storage
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,7 @@ class SweepResult:
     best_trial: optuna.trial.FrozenTrial | None
     registered_version: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    insight_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def study_name(cfg: DictConfig) -> str:
@@ -196,19 +199,25 @@ class TrialRunner:
         tags = {"trial_state": "PRUNED" if reason else "COMPLETE"}
         if reason:
             tags["rejected_reason"] = reason
+        if cfg.sweep.stability.every_trial:
+            metrics["stability_ari"] = trial_stability(
+                module, params, space.X, labels, int(cfg.sweep.stability.bootstraps), self.seed
+            )
         tracking.log_batch(self.client, run_id, params=base_params, metrics=metrics, tags=tags)
         tracking.log_dataset(self.client, run_id, self.dataset_input)
         title = f"{name}, {int(metrics['n_clusters'])} segments, silhouette {metrics['silhouette']:.3f}"
-        if cfg.tracking.log_plots:
-            with tempfile.TemporaryDirectory() as tmp:
+        segments = describe_segments(cfg, space, labels, module, estimator)
+        with tempfile.TemporaryDirectory() as tmp:
+            segments.write(Path(tmp) / "segments", personas=False)
+            if cfg.tracking.log_plots:
                 write_trial_plots(
-                    Path(tmp), space.X_raw, space.X, labels, space.columns, sil_values, sil_labels,
-                    metrics["silhouette"], title,
+                    Path(tmp) / "plots", space.X_raw, space.X, labels, space.columns, sil_values,
+                    sil_labels, metrics["silhouette"], title, profile=segments.profile,
                 )
-                mlflow.log_artifacts(tmp, "plots")
+            mlflow.log_artifacts(tmp)
         if cfg.tracking.log_models:
             pipeline = build_pipeline(space.engineer, space.columns, space.scaler, estimator)
-            info = log_segment_model(pipeline, space.input_example)
+            info = log_segment_model(pipeline, space.input_example, personas=segments.names)
             trial.set_user_attr("model_uri", info.model_uri)
             self.client.set_tag(run_id, tracking.MODEL_ID_TAG, info.model_id)
         if reason:
@@ -442,6 +451,7 @@ def finish_sweep(cfg, client, study, space, exp_id: str, parent_id: str) -> Swee
         )
     if cfg.tracking.register_model and best.user_attrs.get("model_uri"):
         result.registered_version = register_best(cfg, client, best, parent_id, space)
+    result.insight_seconds = log_sweep_insights(cfg, client, study, space, best, parent_id)
     client.set_terminated(parent_id, status="FINISHED")
     metrics = best.user_attrs.get("metrics", {})
     print(

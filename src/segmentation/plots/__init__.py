@@ -35,12 +35,21 @@ def subsample(n: int, cap: int = MAX_POINTS, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=cap, replace=False))
 
 
-def save(fig: Figure, path: Path, dpi: int = 90) -> Path:
+def save(
+    fig: Figure,
+    path: Path,
+    dpi: int = 90,
+    left: float = 0.12,
+    right: float = 0.97,
+    bottom: float = 0.12,
+    top: float = 0.91,
+) -> Path:
     """Write a figure as PNG.
 
     Fixed margins instead of a layout engine: constrained layout doubles the drawing cost.
+    Figures with long tick labels pass wider margins.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.12, top=0.91)
+    fig.subplots_adjust(left=left, right=right, bottom=bottom, top=top)
     fig.savefig(path, dpi=dpi, format="png")
     return path

@@ -69,3 +69,160 @@ def write_study_plots(out_dir: Path, trials: Sequence[optuna.trial.FrozenTrial],
         save(silhouette_vs_k(trials, f"Silhouette against k: {title}"),
              out_dir / "silhouette_vs_k.png"),
     ]
+
+
+def k_curves(
+    X: np.ndarray, ks: Sequence[int], seed: int, silhouette_sample: int = 10000
+) -> dict[str, list[float] | list[int] | int]:
+    """KMeans inertia and silhouette, GMM silhouette and BIC for each k (scaled space).
+
+    Quick fits for choosing k (KMeans ``n_init=4``, GMM full covariance), seeded and on one
+    thread; the silhouette uses a seeded sample above ``silhouette_sample`` rows.
+    """
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+    from sklearn.mixture import GaussianMixture
+    from threadpoolctl import threadpool_limits
+
+    ks = [int(k) for k in ks if 2 <= int(k) < len(X)]
+    sample = min(len(X), silhouette_sample)
+    out: dict = {"k": ks, "kmeans_inertia": [], "kmeans_silhouette": [], "gmm_silhouette": [],
+                 "gmm_bic": []}
+
+    def silhouette(labels: np.ndarray) -> float:
+        if len(np.unique(labels)) < 2:
+            return float("nan")
+        return float(silhouette_score(X, labels, sample_size=sample, random_state=seed))
+
+    with threadpool_limits(1):
+        for k in ks:
+            km = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(X)
+            out["kmeans_inertia"].append(float(km.inertia_))
+            out["kmeans_silhouette"].append(silhouette(km.labels_))
+            gmm = GaussianMixture(n_components=k, random_state=seed, max_iter=200).fit(X)
+            out["gmm_silhouette"].append(silhouette(gmm.predict(X)))
+            out["gmm_bic"].append(float(gmm.bic(X)))
+    out["elbow_k"] = elbow(ks, out["kmeans_inertia"])
+    return out
+
+
+def elbow(ks: Sequence[int], inertia: Sequence[float]) -> int:
+    """The k farthest from the chord joining the curve's ends (both axes scaled to [0, 1])."""
+    if len(ks) < 3:
+        return int(ks[0]) if ks else 0
+    x = np.asarray(ks, dtype=float)
+    y = np.asarray(inertia, dtype=float)
+    x = (x - x.min()) / (np.ptp(x) or 1.0)
+    y = (y - y.min()) / (np.ptp(y) or 1.0)
+    # Distance of each point to the line through the first and last point.
+    dx, dy = x[-1] - x[0], y[-1] - y[0]
+    distance = np.abs(dy * (x - x[0]) - dx * (y - y[0])) / np.hypot(dx, dy)
+    return int(ks[int(np.argmax(distance))])
+
+
+def elbow_plot(curves: dict, title: str) -> Figure:
+    fig = Figure(figsize=(6.4, 4.2))
+    ax = fig.add_subplot()
+    ks, inertia = curves["k"], curves["kmeans_inertia"]
+    ax.plot(ks, inertia, marker="o", color=PALETTE[0], label="KMeans inertia")
+    ax.plot([ks[0], ks[-1]], [inertia[0], inertia[-1]], linestyle=":", color="#777777",
+            label="chord (first to last k)")
+    k = curves["elbow_k"]
+    ax.scatter([k], [inertia[ks.index(k)]], s=140, facecolors="none", edgecolors=PALETTE[5],
+               linewidths=2, label=f"elbow: k={k}", zorder=3)
+    ax.set_xlabel("number of segments (k)")
+    ax.set_ylabel("inertia (sum of squared distances, scaled units)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    return fig
+
+
+def silhouette_k_plot(curves: dict, title: str) -> Figure:
+    fig = Figure(figsize=(6.4, 4.2))
+    ax = fig.add_subplot()
+    for i, (key, label) in enumerate([("kmeans_silhouette", "KMeans"), ("gmm_silhouette", "GMM")]):
+        values = curves[key]
+        ax.plot(curves["k"], values, marker="o", color=PALETTE[i], label=label)
+        if np.isfinite(values).any():
+            best = int(np.nanargmax(values))
+            ax.scatter([curves["k"][best]], [values[best]], s=120, facecolors="none",
+                       edgecolors=PALETTE[i], linewidths=2)
+    ax.set_xlabel("number of segments (k)")
+    ax.set_ylabel("silhouette (scaled feature space)")
+    ax.set_title(title)
+    ax.legend(fontsize=8, title="circled: best k", title_fontsize=8)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    return fig
+
+
+def bic_plot(curves: dict, title: str) -> Figure:
+    fig = Figure(figsize=(6.4, 4.2))
+    ax = fig.add_subplot()
+    bic = curves["gmm_bic"]
+    ax.plot(curves["k"], bic, marker="o", color=PALETTE[1], label="GMM BIC (full covariance)")
+    best = int(np.argmin(bic))
+    ax.scatter([curves["k"][best]], [bic[best]], s=140, facecolors="none", edgecolors=PALETTE[5],
+               linewidths=2, label=f"lowest BIC: k={curves['k'][best]}", zorder=3)
+    ax.set_xlabel("number of components (k)")
+    ax.set_ylabel("BIC (lower is better)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    return fig
+
+
+def write_k_plots(out_dir: Path, curves: dict, title: str) -> list[Path]:
+    """Elbow, silhouette against k and BIC against k."""
+    if len(curves["k"]) < 2:
+        return []
+    return [
+        save(elbow_plot(curves, f"Elbow: {title}"), out_dir / "elbow.png", left=0.14),
+        save(silhouette_k_plot(curves, f"Silhouette against k (quick fits): {title}"),
+             out_dir / "silhouette_vs_k_fits.png"),
+        save(bic_plot(curves, f"GMM BIC against k: {title}"), out_dir / "gmm_bic.png", left=0.14),
+    ]
+
+
+def write_optuna_plots(out_dir: Path, study: optuna.Study) -> tuple[list[Path], dict[str, str]]:
+    """Optuna's own plots (history, parameter importances, slice); returns the files written
+    and, per plot skipped, the reason."""
+    import warnings
+
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as ovm
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    completed = _completed(study.get_trials(deepcopy=False))
+    plots = {
+        "optuna_history": ovm.plot_optimization_history,
+        "param_importances": ovm.plot_param_importances,
+        "slice": ovm.plot_slice,
+    }
+    paths: list[Path] = []
+    skipped: dict[str, str] = {}
+    for name, plot in plots.items():
+        if not completed:
+            skipped[name] = "no completed trial"
+            continue
+        if name == "param_importances" and len(completed) < 2:
+            skipped[name] = f"needs at least 2 completed trials, has {len(completed)}"
+            continue
+        try:
+            # These functions are marked experimental; the warning says nothing to a user here.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                result = plot(study)
+        except Exception as exc:  # e.g. importances when no parameter varies
+            skipped[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            continue
+        axes = np.atleast_1d(result)
+        fig = axes.flat[0].figure
+        try:
+            fig.set_size_inches(max(7.0, 3.0 * len(axes.flat)), 4.5)
+            path = out_dir / f"{name}.png"
+            fig.savefig(path, dpi=90, format="png", bbox_inches=None)
+            paths.append(path)
+        finally:
+            plt.close(fig)
+    return paths, skipped

@@ -1,4 +1,5 @@
-"""Plots of one trial's segmentation: cluster scatter, segment sizes, silhouette."""
+"""Plots of one trial's segmentation: cluster scatter (2D and 3D), segment sizes, silhouette and
+the segment profile heatmap."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 
 from segmentation.plots import save, segment_colour, segment_label, subsample
@@ -92,6 +94,76 @@ def silhouette_plot(
     return fig
 
 
+def cluster_scatter_3d(
+    X_raw: np.ndarray, X_scaled: np.ndarray, labels: np.ndarray, names: Sequence[str], title: str
+) -> Figure:
+    """3D scatter of the segments: the three features in original units, or the first three
+    principal components of the scaled space when there are more."""
+    idx = subsample(len(labels))
+    fig = Figure(figsize=(6.4, 5.2))
+    ax = fig.add_subplot(projection="3d")
+    if X_raw.shape[1] == 3:
+        xyz = X_raw[idx]
+        axis_names = list(names)
+    else:
+        from sklearn.decomposition import PCA
+
+        pca = PCA(n_components=3, random_state=0).fit(X_scaled[idx])
+        xyz = pca.transform(X_scaled[idx])
+        axis_names = [
+            f"PC{i + 1} ({r:.0%} of variance)" for i, r in enumerate(pca.explained_variance_ratio_)
+        ]
+    sub = labels[idx]
+    for segment in np.unique(sub):
+        mask = sub == segment
+        ax.scatter(
+            xyz[mask, 0], xyz[mask, 1], xyz[mask, 2], s=10, alpha=0.75,
+            color=segment_colour(segment), label=segment_label(segment), edgecolors="none",
+        )
+    ax.set_xlabel(axis_names[0], fontsize=8)
+    ax.set_ylabel(axis_names[1], fontsize=8)
+    ax.set_zlabel(axis_names[2], fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="upper left")
+    return fig
+
+
+def profile_heatmap(profile: pd.DataFrame, title: str, names: dict[int, str] | None = None) -> Figure:
+    """Each segment's mean per feature as a z-score against the population (colour), with the
+    mean in original units written in the cell."""
+    from segmentation.profiles import profile_columns
+
+    columns = profile_columns(profile)
+    z = profile[[f"z:{c}" for c in columns]].to_numpy(dtype=float)
+    means = profile[[f"mean:{c}" for c in columns]].to_numpy(dtype=float)
+    segments = [int(s) for s in profile["segment"]]
+    fig = Figure(figsize=(max(6.4, 1.4 * len(columns) + 3.5), 0.55 * len(segments) + 2.2))
+    ax = fig.add_subplot()
+    limit = max(1.0, float(np.nanmax(np.abs(z))) if z.size else 1.0)
+    image = ax.imshow(z, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+    for i in range(z.shape[0]):
+        for j in range(z.shape[1]):
+            ax.text(
+                j, i, f"{means[i, j]:.3g}", ha="center", va="center", fontsize=8,
+                color="white" if abs(z[i, j]) > 0.6 * limit else "black",
+            )
+    ax.set_xticks(range(len(columns)), [str(c) for c in columns], fontsize=8)
+    labels = [
+        f"{segment_label(s)}" + (f": {names[s]}" if names and s in names else "")
+        + f" (n={int(n)})"
+        for s, n in zip(segments, profile["size"], strict=True)
+    ]
+    ax.set_yticks(range(len(segments)), labels, fontsize=8)
+    for tick, s in zip(ax.get_yticklabels(), segments, strict=True):
+        tick.set_color(segment_colour(s) if s != -1 else "#555555")
+    colourbar = fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02)
+    colourbar.set_label("z-score of the segment mean vs population", fontsize=8)
+    ax.set_xlabel("feature (cells: segment mean in original units)")
+    ax.set_title(title)
+    return fig
+
+
 def write_trial_plots(
     out_dir: Path,
     X_raw: np.ndarray,
@@ -102,8 +174,9 @@ def write_trial_plots(
     silhouette_labels: np.ndarray | None,
     silhouette: float,
     title: str,
+    profile: pd.DataFrame | None = None,
 ) -> list[Path]:
-    """Write the trial's PNGs into ``out_dir``."""
+    """Write the trial's PNGs into ``out_dir`` (with ``profile``, also its heatmap)."""
     paths = [
         save(cluster_scatter(X_raw, X_scaled, labels, names, f"Segments: {title}"),
              out_dir / "cluster_scatter.png"),
@@ -118,4 +191,17 @@ def write_trial_plots(
                 out_dir / "silhouette.png",
             )
         )
+    if X_raw.shape[1] >= 3:
+        paths.append(
+            save3d(cluster_scatter_3d(X_raw, X_scaled, labels, names, f"Segments in 3D: {title}"),
+                   out_dir / "cluster_scatter_3d.png")
+        )
+    if profile is not None:
+        fig = profile_heatmap(profile, f"Segment profiles: {title}")
+        paths.append(save(fig, out_dir / "segment_profile.png", left=0.3, bottom=0.2, right=0.92))
     return paths
+
+
+def save3d(fig: Figure, path: Path) -> Path:
+    """3D axes need room on every side for their tick labels."""
+    return save(fig, path, left=0.02, right=0.98, bottom=0.04, top=0.93)

@@ -1,0 +1,150 @@
+"""From a fitted segmentation to what people act on: profiles and personas per trial, and at the
+end of a sweep the EDA, choosing-k and study plots, the best trial's personas and stability, and
+the HTML report, all logged to MLflow."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+from threadpoolctl import threadpool_limits
+
+from segmentation import algorithms, tracking
+from segmentation.personas import build_personas, persona_names, write_personas
+from segmentation.plots.eda import box_pairs, eda_frame, write_eda_plots
+from segmentation.plots.study import k_curves, write_k_plots, write_optuna_plots
+from segmentation.profiles import original_centers, segment_profile, write_profile
+from segmentation.stability import trial_stability
+
+
+@dataclass
+class Segments:
+    """A segmentation described: profile in original units and personas."""
+
+    labels: np.ndarray
+    profile: pd.DataFrame
+    personas: pd.DataFrame
+
+    @property
+    def names(self) -> dict[int, str]:
+        return persona_names(self.personas)
+
+    def write(self, out_dir: Path, personas: bool = True) -> list[Path]:
+        paths = write_profile(self.profile, out_dir)
+        if personas:
+            paths += write_personas(self.personas, out_dir)
+        return paths
+
+
+def describe_segments(cfg: DictConfig, space: Any, labels: np.ndarray, module: Any,
+                      estimator: Any) -> Segments:
+    """Profile (with centres back in original units) and personas of one fitted segmentation."""
+    centres_fn = getattr(module, "centers", None)
+    centres = original_centers(space.scaler, centres_fn(estimator)) if centres_fn else None
+    profile = segment_profile(space.X_raw, labels, space.columns, centres)
+    return Segments(labels, profile, build_personas(profile, cfg.get("personas")))
+
+
+def refit_trial(cfg: DictConfig, space: Any, trial: Any) -> tuple[Any, Any, dict, np.ndarray]:
+    """Refit a finished trial's estimator on the study's data (seeded: the same segments)."""
+    specs = OmegaConf.to_container(cfg.algorithm, resolve=True)
+    name = algorithms.trial_algorithm(trial)
+    module = algorithms.algorithm_module(name, specs[name])
+    params = algorithms.trial_params(trial, specs)
+    estimator = module.build(params, int(cfg.sweep.seed), space.n_rows)
+    with threadpool_limits(1):
+        labels = np.asarray(estimator.fit_predict(space.X))
+    return module, estimator, params, labels
+
+
+def log_sweep_insights(
+    cfg: DictConfig, client: MlflowClient, study: Any, space: Any, best: Any, parent_id: str
+) -> dict[str, float]:
+    """Log the parent's plots, the best trial's personas and stability, and the report.
+
+    Returns the seconds each part took.
+    """
+    seconds: dict[str, float] = {}
+    title = f"{cfg.dataset.name} / {cfg.features.name}"
+    best_run = best.user_attrs.get("mlflow_run_id")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        start = time.perf_counter()
+        if cfg.tracking.log_plots:
+            engineered = space.engineer.transform(space.data.frame)
+            frame = eda_frame(space.data.frame, engineered, cfg.dataset.get("id_column"))
+            kinds = OmegaConf.to_container(cfg.dataset.get("columns") or {}, resolve=True)
+            cats = [c for c, spec in kinds.items() if (spec or {}).get("kind") == "category"]
+            write_eda_plots(out / "eda", frame, space.X_raw, space.columns, title,
+                            box=box_pairs(cfg.dataset), categories=cats or None)
+            seconds["eda"] = time.perf_counter() - start
+            start = time.perf_counter()
+            ks = range(int(cfg.sweep.constraints.k_min), int(cfg.sweep.constraints.k_max) + 1)
+            curves = k_curves(space.X, ks, int(cfg.sweep.seed),
+                              int(cfg.sweep.silhouette.sample_size))
+            write_k_plots(out / "choosing_k", curves, title)
+            (out / "choosing_k" / "k_curves.json").write_text(json.dumps(curves, indent=1))
+            seconds["choosing_k"] = time.perf_counter() - start
+            start = time.perf_counter()
+            _, skipped = write_optuna_plots(out / "study", study)
+            if skipped:
+                (out / "study" / "skipped.json").write_text(json.dumps(skipped, indent=1))
+            seconds["optuna_plots"] = time.perf_counter() - start
+        start = time.perf_counter()
+        module, estimator, params, labels = refit_trial(cfg, space, best)
+        segments = describe_segments(cfg, space, labels, module, estimator)
+        segments.write(out / "segments")
+        ari = trial_stability(module, params, space.X, labels,
+                              int(cfg.sweep.stability.bootstraps), int(cfg.sweep.seed))
+        seconds["personas_stability"] = time.perf_counter() - start
+        client.log_artifacts(parent_id, tmp)
+        if best_run:
+            client.log_artifacts(best_run, str(out / "segments"), "segments")
+            tracking.log_batch(client, best_run, metrics={"stability_ari": ari})
+    tracking.log_batch(client, parent_id, metrics={"stability_ari": ari})
+    start = time.perf_counter()
+    from segmentation.report import build_report
+
+    client.log_text(parent_id, build_report(client, parent_id), "report.html")
+    seconds["report"] = time.perf_counter() - start
+    return seconds
+
+
+def log_run_personas(cfg: DictConfig, client: MlflowClient, run_id: str) -> pd.DataFrame:
+    """Persona table of any trial run (a sweep run: its best trial), logged to that run.
+
+    The run's own fitted model segments the configured data, so the names match its model.
+    """
+    import mlflow
+
+    from segmentation.sweep import prepare_space
+
+    run = client.get_run(run_id)
+    if run.data.tags.get(tracking.ROLE_TAG) == "sweep":
+        run_id = run.data.tags["best_run_id"]
+        run = client.get_run(run_id)
+    model_id = run.data.tags.get(tracking.MODEL_ID_TAG)
+    space = prepare_space(cfg)
+    model = mlflow.pyfunc.load_model(f"models:/{model_id}").unwrap_python_model()
+    clusterer = model.pipeline[-1]
+    fitted = getattr(clusterer, "labels_", None)
+    labels = (
+        np.asarray(fitted) if fitted is not None and len(fitted) == space.n_rows
+        else np.asarray(clusterer.predict(space.X))
+    )
+    specs = OmegaConf.to_container(cfg.algorithm, resolve=True)
+    name = run.data.params.get("algorithm", "")
+    module = algorithms.algorithm_module(name, specs.get(name, {}))
+    segments = describe_segments(cfg, space, labels, module, clusterer)
+    with tempfile.TemporaryDirectory() as tmp:
+        segments.write(Path(tmp))
+        client.log_artifacts(run_id, tmp, "segments")
+    return segments.personas
