@@ -45,12 +45,12 @@ def sweep_main() -> None:
 
 def report_task(cfg: DictConfig) -> object:
     """Write the sweep report of ``+run_id`` (default: the experiment's latest sweep) to
-    ``reports/`` (or ``+output``); with ``+personas=true``, log and print the persona table of
+    ``reports/`` (or ``+output``); with ``+persona_table=true``, log and print the persona table of
     ``+run_id`` (any trial run, or a sweep's best trial) instead."""
     from omegaconf import OmegaConf
 
     run_id = OmegaConf.select(cfg, "run_id", default=None)
-    if OmegaConf.select(cfg, "personas", default=False):
+    if OmegaConf.select(cfg, "persona_table", default=False):
         from segmentation import tracking
         from segmentation.insights import log_run_personas
         from segmentation.report import latest_sweep_run

@@ -44,8 +44,9 @@ class Segments:
         return paths
 
 
-def describe_segments(cfg: DictConfig, space: Any, labels: np.ndarray, module: Any,
-                      estimator: Any) -> Segments:
+def describe_segments(
+    cfg: DictConfig, space: Any, labels: np.ndarray, module: Any, estimator: Any
+) -> Segments:
     """Profile (with centres back in original units) and personas of one fitted segmentation."""
     centres_fn = getattr(module, "centers", None)
     centres = original_centers(space.scaler, centres_fn(estimator)) if centres_fn else None
@@ -83,13 +84,21 @@ def log_sweep_insights(
             frame = eda_frame(space.data.frame, engineered, cfg.dataset.get("id_column"))
             kinds = OmegaConf.to_container(cfg.dataset.get("columns") or {}, resolve=True)
             cats = [c for c, spec in kinds.items() if (spec or {}).get("kind") == "category"]
-            write_eda_plots(out / "eda", frame, space.X_raw, space.columns, title,
-                            box=box_pairs(cfg.dataset), categories=cats or None)
+            write_eda_plots(
+                out / "eda",
+                frame,
+                space.X_raw,
+                space.columns,
+                title,
+                box=box_pairs(cfg.dataset),
+                categories=cats or None,
+            )
             seconds["eda"] = time.perf_counter() - start
             start = time.perf_counter()
             ks = range(int(cfg.sweep.constraints.k_min), int(cfg.sweep.constraints.k_max) + 1)
-            curves = k_curves(space.X, ks, int(cfg.sweep.seed),
-                              int(cfg.sweep.silhouette.sample_size))
+            curves = k_curves(
+                space.X, ks, int(cfg.sweep.seed), int(cfg.sweep.silhouette.sample_size)
+            )
             write_k_plots(out / "choosing_k", curves, title)
             (out / "choosing_k" / "k_curves.json").write_text(json.dumps(curves, indent=1))
             seconds["choosing_k"] = time.perf_counter() - start
@@ -102,8 +111,14 @@ def log_sweep_insights(
         module, estimator, params, labels = refit_trial(cfg, space, best)
         segments = describe_segments(cfg, space, labels, module, estimator)
         segments.write(out / "segments")
-        ari = trial_stability(module, params, space.X, labels,
-                              int(cfg.sweep.stability.bootstraps), int(cfg.sweep.seed))
+        ari = trial_stability(
+            module,
+            params,
+            space.X,
+            labels,
+            int(cfg.sweep.stability.bootstraps),
+            int(cfg.sweep.seed),
+        )
         seconds["personas_stability"] = time.perf_counter() - start
         client.log_artifacts(parent_id, tmp)
         if best_run:
@@ -137,7 +152,8 @@ def log_run_personas(cfg: DictConfig, client: MlflowClient, run_id: str) -> pd.D
     clusterer = model.pipeline[-1]
     fitted = getattr(clusterer, "labels_", None)
     labels = (
-        np.asarray(fitted) if fitted is not None and len(fitted) == space.n_rows
+        np.asarray(fitted)
+        if fitted is not None and len(fitted) == space.n_rows
         else np.asarray(clusterer.predict(space.X))
     )
     specs = OmegaConf.to_container(cfg.algorithm, resolve=True)

@@ -19,6 +19,8 @@ from segmentation.profiles import profile_columns
 
 DEFAULTS: dict[str, Any] = {
     "threshold": 0.5,
+    # Beyond this z-score a trait reads "very high"/"very low" when names would clash.
+    "strong": 1.5,
     "max_traits": 2,
     "neutral_name": "Average customers",
     "features": {},
@@ -46,6 +48,8 @@ def _feature_info(cfg: Mapping[str, Any], column: str) -> dict[str, str]:
     info.setdefault("unit", "")
     info.setdefault("high", f"High {info['label']}")
     info.setdefault("low", f"Low {info['label']}")
+    info.setdefault("very_high", f"Very {info['high'][:1].lower()}{info['high'][1:]}")
+    info.setdefault("very_low", f"Very {info['low'][:1].lower()}{info['low'][1:]}")
     return info
 
 
@@ -66,14 +70,21 @@ def _name(traits: list[tuple[str, str]], cfg: Mapping[str, Any], order: list[str
     return ", ".join(words)
 
 
-def _traits(z: Mapping[str, float], cfg: Mapping[str, Any], n: int) -> list[tuple[str, str]]:
-    """The ``n`` strongest traits beyond the threshold (ties broken by feature order)."""
+def _traits(
+    z: Mapping[str, float], cfg: Mapping[str, Any], n: int, strong: bool = False
+) -> list[tuple[str, str]]:
+    """The ``n`` strongest traits beyond the threshold (ties broken by feature order); with
+    ``strong``, traits beyond ``cfg["strong"]`` read very high/very low."""
     lv = levels(z, float(cfg["threshold"]))
     order = _order(list(z), cfg)
     ranked = sorted(
         (c for c in z if lv[c] != "average"), key=lambda c: (-abs(z[c]), order.index(c))
     )
-    return [(c, lv[c]) for c in ranked[:n]]
+    out = []
+    for c in ranked[:n]:
+        very = strong and abs(z[c]) >= float(cfg["strong"])
+        out.append((c, f"very_{lv[c]}" if very else lv[c]))
+    return out
 
 
 def _order(columns: list[str], cfg: Mapping[str, Any]) -> list[str]:
@@ -137,13 +148,14 @@ def build_personas(profile: pd.DataFrame, cfg: Mapping[str, Any] | None = None) 
 
 
 def _disambiguate(rows: list[dict[str, Any]], cfg: Mapping[str, Any], order: list[str]) -> None:
-    """Make names unique, deterministically: first more traits, then the segment id."""
-    for extra in range(1, len(order) + 1):
+    """Make names unique, deterministically: first "very" for strong traits, then more
+    traits, then the segment id."""
+    for extra in range(0, len(order) + 1):
         clashes = _clashing(rows)
         if not clashes:
             return
         for row in clashes:
-            traits = _traits(row["_z"], cfg, int(cfg["max_traits"]) + extra)
+            traits = _traits(row["_z"], cfg, int(cfg["max_traits"]) + extra, strong=True)
             row["name"] = _name(traits, cfg, order)
     for row in _clashing(rows):
         row["name"] = f"{row['name']} (segment {row['segment']})"

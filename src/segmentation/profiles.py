@@ -87,7 +87,9 @@ def profile_records(profile: pd.DataFrame) -> list[dict[str, Any]]:
     return records
 
 
-def write_profile(profile: pd.DataFrame, out_dir: Path, stem: str = "segment_profile") -> list[Path]:
+def write_profile(
+    profile: pd.DataFrame, out_dir: Path, stem: str = "segment_profile"
+) -> list[Path]:
     """The profile as CSV (one column per statistic and feature) and JSON (nested)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / f"{stem}.csv"

@@ -30,16 +30,18 @@ def _e(value: Any) -> str:
 
 def _img(path: Path, caption: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return (f'<figure><img alt="{_e(caption)}" src="data:image/png;base64,{data}">'
-            f"<figcaption class=muted>{_e(caption)}</figcaption></figure>")
+    return (
+        f'<figure><img alt="{_e(caption)}" src="data:image/png;base64,{data}">'
+        f"<figcaption class=muted>{_e(caption)}</figcaption></figure>"
+    )
 
 
 def _table(header: list[str], rows: list[list[Any]], raw_cols: set[int] = frozenset()) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = "".join(
-        "<tr>" + "".join(
-            f"<td>{cell if i in raw_cols else _e(cell)}</td>" for i, cell in enumerate(row)
-        ) + "</tr>"
+        "<tr>"
+        + "".join(f"<td>{cell if i in raw_cols else _e(cell)}</td>" for i, cell in enumerate(row))
+        + "</tr>"
         for row in rows
     )
     return f"<table><tr>{head}</tr>{body}</table>"
@@ -63,39 +65,58 @@ def render_report(parent: Any, best: Any, parent_dir: Path, best_dir: Path) -> s
 
     p, m, t = parent.data.params, parent.data.metrics, parent.data.tags
     title = f"Customer segments: {p.get('dataset', '?')} / {p.get('feature_set', '?')}"
-    out = [f"<!DOCTYPE html><html><head><meta charset=utf-8><title>{_e(title)}</title>"
-           f"<style>{STYLE}</style></head><body><h1>{_e(title)}</h1>"]
+    out = [
+        f"<!DOCTYPE html><html><head><meta charset=utf-8><title>{_e(title)}</title>"
+        f"<style>{STYLE}</style></head><body><h1>{_e(title)}</h1>"
+    ]
     # Data and cleaning.
     cleaning = _json(parent_dir / "data" / "cleaning_report.json") or {}
     out.append("<h2>Data</h2>")
-    out.append(_table(["", ""], [
-        ["source", p.get("data_source", "?")], ["file", p.get("data_path", "?")],
-        ["rows read", int(m.get("rows_raw", 0))], ["rows used", int(m.get("rows_clean", 0))],
-        ["features", p.get("features", "?")], ["scaling", p.get("scaler", "?")],
-    ]))
+    out.append(
+        _table(
+            ["", ""],
+            [
+                ["source", p.get("data_source", "?")],
+                ["file", p.get("data_path", "?")],
+                ["rows read", int(m.get("rows_raw", 0))],
+                ["rows used", int(m.get("rows_clean", 0))],
+                ["features", p.get("features", "?")],
+                ["scaling", p.get("scaler", "?")],
+            ],
+        )
+    )
     steps = cleaning.get("cleaning") or []
     if steps:
         out.append("<h3>Cleaning</h3>")
-        out.append(_table(["rule", "rows in", "rows out", "why"],
-                          [[s.get("rule"), s.get("rows_in"), s.get("rows_out"), s.get("why")]
-                           for s in steps]))
+        out.append(
+            _table(
+                ["rule", "rows in", "rows out", "why"],
+                [[s.get("rule"), s.get("rows_in"), s.get("rows_out"), s.get("why")] for s in steps],
+            )
+        )
     # How k was chosen.
     out.append("<h2>How the number of segments was chosen</h2>")
     curves = _json(parent_dir / "choosing_k" / "k_curves.json")
     best_k = int(best.data.metrics.get("n_clusters", 0)) if best else 0
-    text = (f"An Optuna study of {_e(p.get('n_trials', '?'))} trials over "
-            f"{_e(p.get('algorithms', '?'))} maximised the silhouette in the scaled feature space "
-            f"under constraints (segments between {_e(p.get('constraints.k_min', '?'))} and "
-            f"{_e(p.get('constraints.k_max', '?'))}, noise and smallest-segment limits). "
-            f"The best trial ({_e(t.get('best_algorithm', '?'))}) has {best_k} segments and "
-            f"silhouette {m.get('best_silhouette', float('nan')):.3f}.")
+    text = (
+        f"An Optuna study of {_e(p.get('n_trials', '?'))} trials over "
+        f"{_e(p.get('algorithms', '?'))} maximised the silhouette in the scaled feature space "
+        f"under constraints (segments between {_e(p.get('constraints.k_min', '?'))} and "
+        f"{_e(p.get('constraints.k_max', '?'))}, noise and smallest-segment limits). "
+        f"The best trial ({_e(t.get('best_algorithm', '?'))}) has {best_k} segments and "
+        f"silhouette {m.get('best_silhouette', float('nan')):.3f}."
+    )
     if curves:
-        text += (f" Quick fits for reference: the KMeans elbow is at k={curves['elbow_k']}; "
-                 "see the elbow, silhouette and BIC curves below.")
+        text += (
+            f" Quick fits for reference: the KMeans elbow is at k={curves['elbow_k']}; "
+            "see the elbow, silhouette and BIC curves below."
+        )
     out.append(f"<p>{text}</p>")
-    for name, caption in [("elbow", "Elbow of KMeans inertia"),
-                          ("silhouette_vs_k_fits", "Silhouette against k"),
-                          ("gmm_bic", "GMM BIC against k")]:
+    for name, caption in [
+        ("elbow", "Elbow of KMeans inertia"),
+        ("silhouette_vs_k_fits", "Silhouette against k"),
+        ("gmm_bic", "GMM BIC against k"),
+    ]:
         if (parent_dir / "choosing_k" / f"{name}.png").is_file():
             out.append(_img(parent_dir / "choosing_k" / f"{name}.png", caption))
     # Segments and personas.
@@ -103,18 +124,33 @@ def render_report(parent: Any, best: Any, parent_dir: Path, best_dir: Path) -> s
     out.append("<h2>Segments and personas</h2>")
     rows = []
     for row in personas:
-        swatch = (f'<span class=swatch style="background:{segment_colour(int(row["segment"]))}">'
-                  "</span>")
+        swatch = (
+            f'<span class=swatch style="background:{segment_colour(int(row["segment"]))}"></span>'
+        )
         recs = "<ul>" + "".join(f"<li>{_e(r)}</li>" for r in row["recommendations"]) + "</ul>"
-        rows.append([swatch + _e(row["segment"]), _e(row["name"]), row["size"],
-                     f"{row['share']:.1%}", _e(row["description"]), recs])
-    out.append(_table(["segment", "persona", "customers", "share", "profile", "recommendations"],
-                      rows, raw_cols={0, 1, 5}))
+        rows.append(
+            [
+                swatch + _e(row["segment"]),
+                _e(row["name"]),
+                row["size"],
+                f"{row['share']:.1%}",
+                _e(row["description"]),
+                recs,
+            ]
+        )
+    out.append(
+        _table(
+            ["segment", "persona", "customers", "share", "profile", "recommendations"],
+            rows,
+            raw_cols={0, 1, 5},
+        )
+    )
     profile = _json(parent_dir / "segments" / "segment_profile.json")
     if profile:
         features = profile["features"]
-        header = ["segment", "customers"] + [f"{f} ({s})" for f in features
-                                             for s in ("mean", "median", "centre")]
+        header = ["segment", "customers"] + [
+            f"{f} ({s})" for f in features for s in ("mean", "median", "centre")
+        ]
         body = []
         for seg in profile["segments"]:
             cells: list[Any] = [seg["segment"], seg["size"]]
@@ -123,9 +159,13 @@ def render_report(parent: Any, best: Any, parent_dir: Path, best_dir: Path) -> s
                 cells += [f"{st[s]:.4g}" if s in st else "" for s in ("mean", "median", "center")]
             body.append(cells)
         out.append("<h3>Segment profiles (original units)</h3>" + _table(header, body))
-    for name, caption in [("segment_profile", "Segment profiles (z-scores, means in cells)"),
-                          ("cluster_scatter", "Segments"), ("cluster_scatter_3d", "Segments in 3D"),
-                          ("segment_sizes", "Segment sizes"), ("silhouette", "Silhouette")]:
+    for name, caption in [
+        ("segment_profile", "Segment profiles (z-scores, means in cells)"),
+        ("cluster_scatter", "Segments"),
+        ("cluster_scatter_3d", "Segments in 3D"),
+        ("segment_sizes", "Segment sizes"),
+        ("silhouette", "Silhouette"),
+    ]:
         if (best_dir / "plots" / f"{name}.png").is_file():
             out.append(_img(best_dir / "plots" / f"{name}.png", caption))
     # Stability.
@@ -133,9 +173,11 @@ def render_report(parent: Any, best: Any, parent_dir: Path, best_dir: Path) -> s
     out.append("<h2>Can the segments be trusted?</h2>")
     if ari is not None:
         verdict = "stable" if ari >= 0.8 else "moderately stable" if ari >= 0.6 else "unstable"
-        out.append(f"<p>Stability: mean adjusted Rand index of bootstrap refits against the full "
-                   f"fit <b>stability_ari = {ari:.3f}</b> ({verdict}; 1 means identical "
-                   "segments, 0 chance agreement).</p>")
+        out.append(
+            f"<p>Stability: mean adjusted Rand index of bootstrap refits against the full "
+            f"fit <b>stability_ari = {ari:.3f}</b> ({verdict}; 1 means identical "
+            "segments, 0 chance agreement).</p>"
+        )
     # EDA and the study.
     out.append("<h2>The data</h2>")
     for path in sorted((parent_dir / "eda").glob("*.png")):
@@ -148,11 +190,18 @@ def render_report(parent: Any, best: Any, parent_dir: Path, best_dir: Path) -> s
         out.append(f"<p class=muted>{_e(name)} not drawn: {_e(reason)}</p>")
     # Provenance.
     out.append("<h2>Which run and model</h2>")
-    out.append(_table(["", ""], [
-        ["sweep run", parent.info.run_id], ["best trial", t.get("best_trial", "?")],
-        ["best trial run", t.get("best_run_id", "?")], ["model URI", t.get("best_model_uri", "?")],
-        ["registered version", t.get("registered_version", "not registered")],
-    ]))
+    out.append(
+        _table(
+            ["", ""],
+            [
+                ["sweep run", parent.info.run_id],
+                ["best trial", t.get("best_trial", "?")],
+                ["best trial run", t.get("best_run_id", "?")],
+                ["model URI", t.get("best_model_uri", "?")],
+                ["registered version", t.get("registered_version", "not registered")],
+            ],
+        )
+    )
     out.append("</body></html>")
     return "\n".join(out)
 
@@ -173,9 +222,15 @@ def build_report(client: MlflowClient, parent_id: str) -> str:
 def latest_sweep_run(client: MlflowClient, experiment_name: str) -> str:
     """Id of the experiment's most recent sweep run."""
     experiment = client.get_experiment_by_name(experiment_name)
-    runs = [] if experiment is None else client.search_runs(
-        [experiment.experiment_id], filter_string=f"tags.`{tracking.ROLE_TAG}` = 'sweep'",
-        order_by=["attributes.start_time DESC"], max_results=1,
+    runs = (
+        []
+        if experiment is None
+        else client.search_runs(
+            [experiment.experiment_id],
+            filter_string=f"tags.`{tracking.ROLE_TAG}` = 'sweep'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
     )
     if not runs:
         raise InputError(f"experiment '{experiment_name}': no sweep run; run `make sweep` first")

@@ -64,11 +64,19 @@ def bootstrap_ari(
 
 
 def trial_stability(
-    module: Any, params: dict[str, Any], X: np.ndarray, labels: np.ndarray, bootstraps: int,
+    module: Any,
+    params: dict[str, Any],
+    X: np.ndarray,
+    labels: np.ndarray,
+    bootstraps: int,
     seed: int,
 ) -> float:
     """:func:`bootstrap_ari` for an algorithm module (``segmentation.algorithms``) and params."""
     return bootstrap_ari(
-        lambda: module.build(params, seed, len(X)), X, labels, bootstraps, seed,
+        lambda: module.build(params, seed, len(X)),
+        X,
+        labels,
+        bootstraps,
+        seed,
         on_sample=bool(getattr(module, "STABILITY_ON_SAMPLE", False)),
     )

@@ -213,6 +213,7 @@ class TrialRunner:
                 write_trial_plots(
                     Path(tmp) / "plots", space.X_raw, space.X, labels, space.columns, sil_values,
                     sil_labels, metrics["silhouette"], title, profile=segments.profile,
+                    personas=segments.names,
                 )
             mlflow.log_artifacts(tmp)
         if cfg.tracking.log_models:

@@ -23,21 +23,26 @@ MAX_PANELS = 24
 
 def eda_frame(raw: pd.DataFrame, engineered: pd.DataFrame, id_column: str | None) -> pd.DataFrame:
     """The raw columns plus engineered ones the raw data lacks (e.g. retail ``MntTotal``)."""
-    extra = [c for c in engineered.columns if c not in raw.columns]
-    frame = pd.concat([raw.reset_index(drop=True), engineered[extra].reset_index(drop=True)], axis=1)
+    # Engineered dummies (e.g. Gender_Male) repeat a categorical column already counted.
+    extra = [c for c in engineered.columns if c not in raw.columns and engineered[c].nunique() > 2]
+    frame = pd.concat(
+        [raw.reset_index(drop=True), engineered[extra].reset_index(drop=True)], axis=1
+    )
     return frame.drop(columns=[id_column], errors="ignore") if id_column else frame
 
 
 def numeric_columns(frame: pd.DataFrame) -> list[str]:
     return [
-        c for c in frame.columns
+        c
+        for c in frame.columns
         if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
     ]
 
 
 def categorical_columns(frame: pd.DataFrame) -> list[str]:
     return [
-        c for c in frame.columns
+        c
+        for c in frame.columns
         if not pd.api.types.is_numeric_dtype(frame[c]) and 1 < frame[c].nunique() <= MAX_LEVELS
     ]
 
@@ -70,11 +75,21 @@ def category_counts(frame: pd.DataFrame, columns: Sequence[str], title: str) -> 
     for ax, column in zip(axes, columns, strict=True):
         counts = frame[column].astype(str).value_counts()
         bars = ax.bar(range(len(counts)), counts.to_numpy(), color=PALETTE[2])
-        ax.set_xticks(range(len(counts)), [str(v) for v in counts.index], fontsize=7,
-                      rotation=30 if len(counts) > 3 else 0, ha="right" if len(counts) > 3 else "center")
+        ax.set_xticks(
+            range(len(counts)),
+            [str(v) for v in counts.index],
+            fontsize=7,
+            rotation=30 if len(counts) > 3 else 0,
+            ha="right" if len(counts) > 3 else "center",
+        )
         for bar, count in zip(bars, counts.to_numpy(), strict=True):
-            ax.annotate(str(int(count)), (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                        ha="center", va="bottom", fontsize=7)
+            ax.annotate(
+                str(int(count)),
+                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                ha="center",
+                va="bottom",
+                fontsize=7,
+            )
         ax.set_xlabel(str(column), fontsize=8)
         ax.set_ylabel("customers", fontsize=8)
         ax.margins(y=0.15)
@@ -88,7 +103,9 @@ def box_by_group(frame: pd.DataFrame, value: str, group: str, title: str) -> Fig
     fig = Figure(figsize=(6.4, 4.2))
     ax = fig.add_subplot()
     levels = sorted(frame[group].dropna().astype(str).unique())
-    data = [frame.loc[frame[group].astype(str) == lv, value].dropna().to_numpy(float) for lv in levels]
+    data = [
+        frame.loc[frame[group].astype(str) == lv, value].dropna().to_numpy(float) for lv in levels
+    ]
     parts = ax.boxplot(data, patch_artist=True)
     ax.set_xticks(range(1, len(levels) + 1), levels, fontsize=8)
     for i, patch in enumerate(parts["boxes"]):
@@ -111,8 +128,15 @@ def correlation_heatmap(frame: pd.DataFrame, columns: Sequence[str], title: str)
     if n <= 14:
         for i in range(n):
             for j in range(n):
-                ax.text(j, i, f"{corr[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                        color="white" if abs(corr[i, j]) > 0.6 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{corr[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if abs(corr[i, j]) > 0.6 else "black",
+                )
     ax.set_xticks(range(n), [str(c) for c in columns], rotation=45, ha="right", fontsize=7)
     ax.set_yticks(range(n), [str(c) for c in columns], fontsize=7)
     fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02).set_label("Pearson correlation")
@@ -138,8 +162,9 @@ def pairwise_scatter(X_raw: np.ndarray, names: Sequence[str], title: str) -> Fig
             if i == n - 1:
                 ax.set_xlabel(str(names[j]), fontsize=7)
             if j == 0:
-                ax.set_ylabel(str(names[i]) if i else f"{names[i]}\n(diagonal: customers)",
-                              fontsize=7)
+                ax.set_ylabel(
+                    str(names[i]) if i else f"{names[i]}\n(diagonal: customers)", fontsize=7
+                )
     fig.suptitle(title)
     fig.subplots_adjust(hspace=0.3, wspace=0.3)
     return fig
@@ -159,21 +184,53 @@ def write_eda_plots(
     cats = [c for c in (categories or categorical_columns(frame)) if c in frame.columns]
     paths = []
     if numeric:
-        paths.append(save(histograms(frame, numeric, f"Distributions: {title}"),
-                          out_dir / "histograms.png", left=0.08, bottom=0.08, top=0.9))
+        paths.append(
+            save(
+                histograms(frame, numeric, f"Distributions: {title}"),
+                out_dir / "histograms.png",
+                left=0.08,
+                bottom=0.08,
+                top=0.9,
+            )
+        )
     if cats:
-        paths.append(save(category_counts(frame, cats, f"Customers per category: {title}"),
-                          out_dir / "category_counts.png", left=0.1, bottom=0.18, top=0.88))
+        paths.append(
+            save(
+                category_counts(frame, cats, f"Customers per category: {title}"),
+                out_dir / "category_counts.png",
+                left=0.1,
+                bottom=0.18,
+                top=0.88,
+            )
+        )
     for value, group in box if box is not None else DEFAULT_BOX:
         if value in frame.columns and group in frame.columns:
-            paths.append(save(box_by_group(frame, value, group, f"{value} by {group}: {title}"),
-                              out_dir / f"box_{_slug(value)}_by_{_slug(group)}.png"))
+            paths.append(
+                save(
+                    box_by_group(frame, value, group, f"{value} by {group}: {title}"),
+                    out_dir / f"box_{_slug(value)}_by_{_slug(group)}.png",
+                )
+            )
     if len(numeric) >= 2:
-        paths.append(save(correlation_heatmap(frame, numeric, f"Correlations: {title}"),
-                          out_dir / "correlation.png", left=0.25, bottom=0.25, right=0.95))
+        paths.append(
+            save(
+                correlation_heatmap(frame, numeric, f"Correlations: {title}"),
+                out_dir / "correlation.png",
+                left=0.25,
+                bottom=0.25,
+                right=0.95,
+            )
+        )
     if len(features) >= 2:
-        paths.append(save(pairwise_scatter(X_raw, features, f"Feature set pairwise: {title}"),
-                          out_dir / "pairwise_features.png", left=0.1, bottom=0.1, top=0.93))
+        paths.append(
+            save(
+                pairwise_scatter(X_raw, features, f"Feature set pairwise: {title}"),
+                out_dir / "pairwise_features.png",
+                left=0.1,
+                bottom=0.1,
+                top=0.93,
+            )
+        )
     return paths
 
 

@@ -205,7 +205,8 @@ def write_optuna_plots(out_dir: Path, study: optuna.Study) -> tuple[list[Path], 
         if not completed:
             skipped[name] = "no completed trial"
             continue
-        if name == "param_importances" and len(completed) < 2:
+        # One trial has no spread: importances fail and the slice axes collapse.
+        if name in ("param_importances", "slice") and len(completed) < 2:
             skipped[name] = f"needs at least 2 completed trials, has {len(completed)}"
             continue
         try:
@@ -220,6 +221,8 @@ def write_optuna_plots(out_dir: Path, study: optuna.Study) -> tuple[list[Path], 
         fig = axes.flat[0].figure
         try:
             fig.set_size_inches(max(7.0, 3.0 * len(axes.flat)), 4.5)
+            # Importances put parameter names on the y axis: leave them room.
+            fig.subplots_adjust(left=0.28 if name == "param_importances" else 0.08, bottom=0.15)
             path = out_dir / f"{name}.png"
             fig.savefig(path, dpi=90, format="png", bbox_inches=None)
             paths.append(path)

@@ -129,7 +129,9 @@ def cluster_scatter_3d(
     return fig
 
 
-def profile_heatmap(profile: pd.DataFrame, title: str, names: dict[int, str] | None = None) -> Figure:
+def profile_heatmap(
+    profile: pd.DataFrame, title: str, names: dict[int, str] | None = None
+) -> Figure:
     """Each segment's mean per feature as a z-score against the population (colour), with the
     mean in original units written in the cell."""
     from segmentation.profiles import profile_columns
@@ -175,6 +177,7 @@ def write_trial_plots(
     silhouette: float,
     title: str,
     profile: pd.DataFrame | None = None,
+    personas: dict[int, str] | None = None,
 ) -> list[Path]:
     """Write the trial's PNGs into ``out_dir`` (with ``profile``, also its heatmap)."""
     paths = [
@@ -197,8 +200,8 @@ def write_trial_plots(
                    out_dir / "cluster_scatter_3d.png")
         )
     if profile is not None:
-        fig = profile_heatmap(profile, f"Segment profiles: {title}")
-        paths.append(save(fig, out_dir / "segment_profile.png", left=0.3, bottom=0.2, right=0.92))
+        fig = profile_heatmap(profile, f"Segment profiles: {title}", personas)
+        paths.append(save(fig, out_dir / "segment_profile.png", left=0.36, bottom=0.16, right=0.86))
     return paths
 
 

@@ -1,0 +1,93 @@
+"""Personas from handmade profiles, unique names, noise, and bootstrap stability."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.datasets import make_blobs
+
+from segmentation.algorithms import dbscan, kmeans
+from segmentation.config import compose
+from segmentation.personas import build_personas, persona_names
+from segmentation.profiles import segment_profile
+from segmentation.stability import bootstrap_ari, trial_stability
+
+INCOME, SPENDING = "Annual Income (k$)", "Spending Score (1-100)"
+
+
+def _profile(groups: list[tuple[int, float, float]], columns=(INCOME, SPENDING)):
+    """Rows per segment: (segment id, income, spending), 30 customers each, a little spread."""
+    rng = np.random.default_rng(0)
+    X, labels = [], []
+    for segment, income, spending in groups:
+        X.append(np.column_stack([rng.normal(income, 2, 30), rng.normal(spending, 2, 30)]))
+        labels += [segment] * 30
+    return segment_profile(np.vstack(X), np.array(labels), list(columns))
+
+
+def mall_personas():
+    return compose(["dataset=mall"]).personas
+
+
+def test_high_income_low_spending_named_and_recommended():
+    profile = _profile([(0, 90, 15), (1, 25, 80), (2, 55, 50), (3, 90, 85), (4, 25, 20)])
+    table = build_personas(profile, mall_personas()).set_index("segment")
+    assert table.loc[0, "name"] == "High income, low spending"
+    assert table.loc[1, "name"] == "Low income, high spending"
+    assert table.loc[3, "name"] == "High income, high spending"
+    assert table.loc[2, "name"] == "Average customers"
+    assert any("Engagement" in r for r in table.loc[0, "recommendations"])
+    assert any("Premium" in r for r in table.loc[3, "recommendations"])
+    assert any("Loyalty" in r for r in table.loc[3, "recommendations"])
+    assert any("Flash sales" in r for r in table.loc[1, "recommendations"])
+    assert any("Value bundles" in r for r in table.loc[4, "recommendations"])
+    assert table.loc[0, "profile"][INCOME]["level"] == "high"
+    assert "90" in table.loc[0, "description"] or "89" in table.loc[0, "description"]
+
+
+def test_age_words_and_names_unique():
+    # Two segments low on both income and spending, one far lower: names must differ.
+    profile = _profile([(0, 20, 10), (1, 30, 35), (2, 80, 60), (3, 85, 70), (4, 60, 55)])
+    table = build_personas(profile, mall_personas())
+    assert table["name"].is_unique, table["name"].tolist()
+    young = segment_profile(
+        np.array([[20, 90], [22, 85], [60, 20], [65, 25], [40, 50], [42, 55]], dtype=float),
+        np.array([0, 0, 1, 1, 2, 2]),
+        ["Age", SPENDING],
+    )
+    names = build_personas(young, mall_personas()).set_index("segment")["name"]
+    assert names[0] == "Young, high spending"
+    assert names[1] == "Older, low spending"
+
+
+def test_identical_segments_get_deterministic_unique_names_and_noise_row():
+    profile = _profile([(-1, 55, 50), (0, 90, 15), (1, 90, 15), (2, 20, 80)])
+    first = build_personas(profile, mall_personas())
+    second = build_personas(profile, mall_personas())
+    assert first["name"].tolist() == second["name"].tolist()
+    assert first["name"].is_unique
+    noise = first.set_index("segment").loc[-1]
+    assert noise["name"] == "Unassigned"
+    assert -1 not in persona_names(first)
+    # Without a persona config names come from the column names.
+    generic = build_personas(_profile([(0, 90, 15), (1, 20, 80)]))
+    assert generic["name"].tolist()[0] == f"High {INCOME}, low {SPENDING}"
+
+
+def test_stability_high_on_blobs_lower_on_noise():
+    X, _ = make_blobs(300, centers=4, cluster_std=0.4, center_box=(-10, 10), random_state=1)
+    labels = KMeans(4, n_init=4, random_state=0).fit_predict(X)
+    params = {"n_clusters": 4, "n_init": 4}
+    blobs = trial_stability(kmeans, params, X, labels, bootstraps=5, seed=0)
+    noise_X = np.random.default_rng(0).uniform(size=(300, 2))
+    noise_labels = KMeans(4, n_init=4, random_state=0).fit_predict(noise_X)
+    noise = trial_stability(kmeans, params, noise_X, noise_labels, bootstraps=5, seed=0)
+    assert blobs > 0.95
+    assert noise < blobs - 0.1
+    # DBSCAN compares on the bootstrap's own points.
+    db_params = {"eps": 0.8, "min_samples": 5}
+    db_labels = dbscan.build(db_params, 0, len(X)).fit_predict(X)
+    assert trial_stability(dbscan, db_params, X, db_labels, 3, 0) > 0.9
+    # Seeded: the same number twice.
+    again = bootstrap_ari(lambda: KMeans(4, n_init=4, random_state=0), noise_X, noise_labels, 5, 0)
+    assert again == noise

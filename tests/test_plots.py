@@ -1,0 +1,112 @@
+"""Plots are written as valid PNGs of sane size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+from sklearn.datasets import make_blobs
+
+from segmentation.plots.eda import write_eda_plots
+from segmentation.plots.study import elbow, k_curves, write_k_plots, write_optuna_plots
+from segmentation.plots.trial import write_trial_plots
+from segmentation.profiles import segment_profile, write_profile
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_png(path: Path) -> None:
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC, path
+    assert 5_000 < len(data) < 2_000_000, (path, len(data))
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert 300 <= width <= 3000 and 200 <= height <= 3000, (path, width, height)
+
+
+def test_trial_plots_with_3d_and_profile(tmp_path):
+    X, labels = make_blobs(400, n_features=3, centers=3, random_state=0)
+    X_raw = X * 10 + 50
+    labels[:5] = -1  # noise keeps its own grey row
+    names = ["Age", "Annual Income (k$)", "Spending Score (1-100)"]
+    profile = segment_profile(X_raw, labels, names, centers=np.zeros((3, 3)))
+    paths = write_trial_plots(
+        tmp_path,
+        X_raw,
+        X,
+        labels,
+        names,
+        np.linspace(-0.1, 0.9, 400),
+        labels,
+        0.5,
+        "test",
+        profile=profile,
+        personas={0: "Young, high spending", 1: "<b>bold</b>"},
+    )
+    written = {p.name for p in paths}
+    assert {
+        "cluster_scatter.png",
+        "cluster_scatter_3d.png",
+        "segment_profile.png",
+        "segment_sizes.png",
+        "silhouette.png",
+    } <= written
+    for path in paths:
+        assert_png(path)
+    csv, js = write_profile(profile, tmp_path / "segments")
+    table = pd.read_csv(csv)
+    assert table["size"].sum() == 400
+    assert {"mean:Age", "median:Age", "center:Age", "z:Age"} <= set(table.columns)
+    assert abs(table["share"].sum() - 1) < 1e-9
+    assert '"segments"' in js.read_text()
+
+
+def test_eda_and_choosing_k(tmp_path):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "Gender": rng.choice(["Female", "Male"], 200),
+            "Education": rng.choice(["Basic", "Graduation", "PhD"], 200),
+            "Age": rng.integers(18, 70, 200),
+            "Spending Score (1-100)": rng.integers(1, 100, 200),
+            "MntTotal": rng.integers(0, 2000, 200),
+        }
+    )
+    X_raw = frame[["Age", "Spending Score (1-100)", "MntTotal"]].to_numpy(float)
+    paths = write_eda_plots(
+        tmp_path, frame, X_raw, ["Age", "Spending Score (1-100)", "MntTotal"], "test"
+    )
+    names = {p.name for p in paths}
+    assert {
+        "histograms.png",
+        "category_counts.png",
+        "correlation.png",
+        "pairwise_features.png",
+        "box_spending_score__1_100_by_gender.png",
+        "box_mnttotal_by_education.png",
+    } <= names
+    for path in paths:
+        assert_png(path)
+    X, _ = make_blobs(
+        300, centers=[[0, 0], [10, 0], [0, 10], [10, 10]], cluster_std=0.8, random_state=2
+    )
+    curves = k_curves(X, range(2, 9), seed=0)
+    assert curves["elbow_k"] == 4
+    assert int(np.argmin(curves["gmm_bic"])) + 2 == 4
+    for path in write_k_plots(tmp_path / "k", curves, "blobs"):
+        assert_png(path)
+    assert elbow([2, 3, 4, 5, 6], [100, 40, 10, 8, 7]) == 4
+
+
+def test_optuna_plots_skip_importances_with_one_trial(tmp_path):
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(0))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1) + t.suggest_int("k", 2, 5), n_trials=1)
+    paths, skipped = write_optuna_plots(tmp_path, study)
+    assert "param_importances" in skipped and "2 completed" in skipped["param_importances"]
+    assert {p.name for p in paths} == {"optuna_history.png"}
+    study.optimize(lambda t: t.suggest_float("x", 0, 1) + t.suggest_int("k", 2, 5), n_trials=4)
+    paths, skipped = write_optuna_plots(tmp_path, study)
+    assert not skipped
+    for path in paths:
+        assert_png(path)
