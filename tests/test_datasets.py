@@ -99,7 +99,9 @@ def _snake(header: str) -> str:
     """MntWines -> mnt_wines, Year_Birth -> YEAR BIRTH: case, spacing, underscores vary."""
     if "_" in header:
         return header.replace("_", " ").upper()
-    return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(header))
+    return "".join(
+        f"_{c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(header)
+    )
 
 
 @pytest.mark.parametrize("variant", sorted(RETAIL_VARIANTS))
@@ -128,16 +130,20 @@ def test_ambiguous_dates_need_date_format(retail_canonical, tmp_path):
     written = _write(tmp_path / "v.csv", rows, delimiter="\t")
     with pytest.raises(InputError, match=r"column 'Dt_Customer' has ambiguous dates.*date_format"):
         retail_marketing.load(written, _cfg("retail_marketing"))
-    loaded = retail_marketing.load(written, _cfg("retail_marketing", "dataset.date_format=dayfirst"))
+    loaded = retail_marketing.load(
+        written, _cfg("retail_marketing", "dataset.date_format=dayfirst")
+    )
     assert loaded.detected["dates"]["decided_by"] == "config"
     strict = retail_marketing.load(
         written, _cfg("retail_marketing", "dataset.date_format=%d-%m-%Y")
     )
     pd.testing.assert_frame_equal(strict.frame, loaded.frame)
     day_first = loaded.frame["Dt_Customer"].iloc[0]
-    month_first = retail_marketing.load(
-        written, _cfg("retail_marketing", "dataset.date_format=monthfirst")
-    ).frame["Dt_Customer"].iloc[0]
+    month_first = (
+        retail_marketing.load(written, _cfg("retail_marketing", "dataset.date_format=monthfirst"))
+        .frame["Dt_Customer"]
+        .iloc[0]
+    )
     assert day_first != month_first
 
 
@@ -163,8 +169,9 @@ def test_mall_header_variants(variant, delimiter, mall_canonical, tmp_path):
 def test_mall_parquet_and_crlf(mall_canonical, tmp_path):
     path, canonical = mall_canonical
     pd.read_csv(path).to_parquet(tmp_path / "m.parquet")
-    pd.testing.assert_frame_equal(mall.load(tmp_path / "m.parquet", _cfg("mall")).frame,
-                                  canonical.frame)
+    pd.testing.assert_frame_equal(
+        mall.load(tmp_path / "m.parquet", _cfg("mall")).frame, canonical.frame
+    )
     (tmp_path / "m.csv").write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b"\n", b"\r\n"))
     loaded = mall.load(tmp_path / "m.csv", _cfg("mall"))
     pd.testing.assert_frame_equal(loaded.frame, canonical.frame)

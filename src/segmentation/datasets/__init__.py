@@ -36,10 +36,13 @@ class LoadedData:
         """The loud one-line statement of which data a run uses."""
         if self.source == "synthetic":
             return (
-                f"DATA: SYNTHETIC {self.name} customers ({self.rows_clean} rows, seeded generator): "
-                f"{self.path} was not found"
+                f"DATA: SYNTHETIC {self.name} customers ({self.rows_clean} rows, seeded "
+                f"generator): {self.path} was not found"
             )
-        return f"DATA: REAL {self.name} file {self.path} ({self.rows_raw} rows, {self.rows_clean} used)"
+        return (
+            f"DATA: REAL {self.name} file {self.path} ({self.rows_raw} rows, "
+            f"{self.rows_clean} used)"
+        )
 
 
 def dataset_module(cfg_dataset: DictConfig | dict) -> ModuleType:

@@ -319,4 +319,6 @@ def _refuse_unparsed(text: pd.Series, bad: pd.Series, expected: str) -> None:
     if bad.any():
         examples = list(text[bad].head(3))
         shown = ", ".join(repr(v) for v in examples)
-        raise _DateProblem(f"has values that are not dates: {shown} (expected {expected})", examples)
+        raise _DateProblem(
+            f"has values that are not dates: {shown} (expected {expected})", examples
+        )
