@@ -21,7 +21,13 @@ from sklearn.base import TransformerMixin
 from threadpoolctl import threadpool_limits
 
 from segmentation import algorithms, tracking
-from segmentation.datasets import LoadedData, dataset_module, load_dataset
+from segmentation.datasets import (
+    LoadedData,
+    data_profile,
+    load_dataset,
+    make_engineer,
+    model_input_example,
+)
 from segmentation.errors import InputError
 from segmentation.features import feature_matrix
 from segmentation.insights import describe_segments, log_sweep_insights
@@ -84,7 +90,7 @@ def algorithm_specs(cfg: DictConfig) -> dict[str, dict[str, Any]]:
 def prepare_space(cfg: DictConfig) -> FeatureSpace:
     """Load and validate the data, engineer features and fit the scaling (no side effects)."""
     data = load_dataset(cfg.dataset)
-    engineer = dataset_module(cfg.dataset).engineer().fit(data.frame)
+    engineer = make_engineer(cfg.dataset, data).fit(data.frame)
     engineered = engineer.transform(data.frame)
     columns = list(cfg.features.columns)
     X_raw = feature_matrix(engineered, columns)
@@ -97,7 +103,7 @@ def prepare_space(cfg: DictConfig) -> FeatureSpace:
         )
     scaler = make_scaler(cfg.scaling.name).fit(X_raw)
     X = np.ascontiguousarray(scaler.transform(X_raw), dtype=np.float64)
-    example = data.frame.head(int(cfg.tracking.input_example_rows)).reset_index(drop=True)
+    example = model_input_example(data, cfg.dataset, int(cfg.tracking.input_example_rows))
     return FeatureSpace(data, engineer, columns, X_raw, scaler, X, example)
 
 
@@ -400,6 +406,7 @@ def _log_parent_start(client, cfg, parent_id, space: FeatureSpace, specs, source
          "cleaning": space.data.cleaning},
         "data/cleaning_report.json",
     )
+    client.log_dict(parent_id, data_profile(space.data), "data/profile.json")
     tracking.log_dataset(client, parent_id, source_input)
 
 

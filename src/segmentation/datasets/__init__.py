@@ -36,10 +36,13 @@ class LoadedData:
         """The loud one-line statement of which data a run uses."""
         if self.source == "synthetic":
             return (
-                f"DATA: SYNTHETIC {self.name} customers ({self.rows_clean} rows, seeded generator): "
-                f"{self.path} was not found"
+                f"DATA: SYNTHETIC {self.name} customers ({self.rows_clean} rows, seeded "
+                f"generator): {self.path} was not found"
             )
-        return f"DATA: REAL {self.name} file {self.path} ({self.rows_raw} rows, {self.rows_clean} used)"
+        return (
+            f"DATA: REAL {self.name} file {self.path} ({self.rows_raw} rows, "
+            f"{self.rows_clean} used)"
+        )
 
 
 def dataset_module(cfg_dataset: DictConfig | dict) -> ModuleType:
@@ -61,3 +64,44 @@ def load_dataset(cfg_dataset: DictConfig) -> LoadedData:
         loaded.source = "synthetic"
         return loaded
     return module.load(path, cfg_dataset)
+
+
+def make_engineer(cfg_dataset: DictConfig, data: LoadedData) -> Any:
+    """The dataset's (unfitted) feature engineering step, set up from its config and data."""
+    return dataset_module(cfg_dataset).engineer(cfg_dataset, data)
+
+
+def model_input_example(data: LoadedData, cfg_dataset: DictConfig, rows: int) -> pd.DataFrame:
+    """The first rows as the logged model's input example, without the id column.
+
+    The id is not a model input: leaving it out of the signature lets files whose ids are
+    numbers (or text) score alike.
+    """
+    id_column = cfg_dataset.get("id_column")
+    example = data.frame.head(rows).reset_index(drop=True)
+    return example.drop(columns=[id_column]) if id_column in example.columns else example
+
+
+def data_profile(data: LoadedData) -> dict[str, Any]:
+    """Per column of the cleaned frame: dtype, missing values, range (or distinct values)."""
+    frame = data.frame
+    columns: dict[str, dict[str, Any]] = {}
+    for name in frame.columns:
+        values = frame[name]
+        entry: dict[str, Any] = {"dtype": str(values.dtype), "missing": int(values.isna().sum())}
+        present = values.dropna()
+        if pd.api.types.is_numeric_dtype(values):
+            if len(present):
+                entry["min"], entry["max"] = float(present.min()), float(present.max())
+        else:
+            entry["distinct"] = int(present.nunique())
+            if len(present):
+                text = present.astype(str)
+                entry["min"], entry["max"] = str(text.min()), str(text.max())
+        columns[str(name)] = entry
+    return {
+        "rows_raw": data.rows_raw,
+        "rows_clean": data.rows_clean,
+        "source": data.source,
+        "columns": columns,
+    }

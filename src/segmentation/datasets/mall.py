@@ -52,7 +52,7 @@ def load(path: Path, cfg: DictConfig) -> LoadedData:
     """Read and validate a Mall customers file (CSV or Parquet, header variants accepted)."""
     raw, detected = read_table(path)
     loaded = prepare(raw, cfg, str(path))
-    loaded.detected = detected
+    loaded.detected = {**detected, **loaded.detected}
     return loaded
 
 
@@ -114,6 +114,6 @@ class MallFeatures(TransformerMixin, BaseEstimator):
         return out
 
 
-def engineer() -> MallFeatures:
-    """The feature engineering step of this dataset's pipelines."""
+def engineer(cfg: DictConfig | None = None, data: LoadedData | None = None) -> MallFeatures:
+    """The feature engineering step of this dataset's pipelines (stateless: no settings)."""
     return MallFeatures()

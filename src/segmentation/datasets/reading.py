@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from segmentation.errors import InputError
@@ -169,7 +170,14 @@ def typed_frame(
                     f"{path}: column '{column}' is entirely empty (expected {kind} values)"
                 )
             out[column] = out[column].map(str, na_action="ignore").astype(object)
+            if kind == "id":
+                # An older export zero-pads ids (0001): the same customer, the same id.
+                out[column] = out[column].map(_strip_zeros, na_action="ignore")
     return out
+
+
+def _strip_zeros(value: str) -> str:
+    return value.lstrip("0") or "0" if value.isdigit() else value
 
 
 def content_hash(frame: pd.DataFrame) -> str:
@@ -177,3 +185,140 @@ def content_hash(frame: pd.DataFrame) -> str:
     digest = hashlib.sha256("\x1f".join(map(str, frame.columns)).encode())
     digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+# Date forms seen in exports of the same file: 2012-09-04, 04-09-2012, 04/09/2012, 9/4/2012
+# (month first), 4-Sep-12. Each value is parsed by the explicit rule of its form: never a
+# guessing parser, which silently swaps day and month.
+DATE_ORDERS = ("dayfirst", "monthfirst")
+_ISO = r"(?P<y>\d{4})[-/.](?P<m>\d{1,2})[-/.](?P<d>\d{1,2})"
+_NUMERIC = r"(?P<a>\d{1,2})[-/.](?P<b>\d{1,2})[-/.](?P<y>\d{4}|\d{2})"
+_NAMED = r"(?P<d>\d{1,2})[- ](?P<mon>[A-Za-z]{3,9})[- ](?P<y>\d{4}|\d{2})"
+_MONTHS = {
+    name: i + 1
+    for i, name in enumerate(
+        ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+    )
+}
+
+
+def _year(text: pd.Series) -> pd.Series:
+    year = text.astype(int)
+    # Two-digit years follow strptime's %y: 00-68 -> 2000s, 69-99 -> 1900s.
+    short = text.str.len() == 2
+    return year.where(~short, year + np.where(year < 69, 2000, 1900))
+
+
+def _assemble(year: pd.Series, month: pd.Series, day: pd.Series) -> pd.Series:
+    parts = pd.DataFrame({"year": year, "month": month, "day": day}).astype(float)
+    return pd.to_datetime(parts, errors="coerce")
+
+
+class _DateProblem(Exception):
+    """A date column problem; ``values`` are the offending texts (their lines are added)."""
+
+    def __init__(self, message: str, values: list[str]):
+        super().__init__(message)
+        self.values = values
+
+
+def parse_dates(
+    values: pd.Series,
+    column: str,
+    path: str | Path,
+    date_format: str | None = None,
+    fallback_order: str | None = None,
+) -> tuple[pd.Series, dict[str, Any]]:
+    """Parse a date column written in any of the common forms, refusing a silent misparse.
+
+    Day/month order of numeric dates (04-09-2012) is decided from the whole column: a first
+    field above 12 means day first, a second field above 12 month first. ``date_format`` (a
+    strptime format, or ``dayfirst``/``monthfirst``) decides instead; ``fallback_order``
+    settles a column that does not decide (used when scoring a few rows with the order learned
+    at fit). Returns the dates (``datetime64[ns]``, NaT where missing) and what was detected.
+    """
+    text = values.astype("string").str.strip()
+    text = text.where(text != "", pd.NA)
+    # Customers share few distinct dates: parse each distinct text once (a million rows in
+    # well under a second), then spread the result back.
+    codes, uniques = pd.factorize(text)
+    unique_text = pd.Series(uniques, dtype="string")
+    try:
+        parsed, detected = _parse_unique(unique_text, date_format, fallback_order)
+    except _DateProblem as problem:
+        lines = _rows(text.index[text.isin(problem.values).to_numpy()])
+        raise InputError(
+            f"{path}: column '{column}' {problem} (line(s) {lines}); set dataset.date_format "
+            "(dayfirst, monthfirst or a strptime format such as '%d-%m-%Y')"
+        ) from None
+    out = pd.Series(parsed.to_numpy()[codes], index=values.index, dtype="datetime64[ns]")
+    out[codes < 0] = pd.NaT
+    return out, detected
+
+
+def _parse_unique(
+    text: pd.Series, date_format: str | None, fallback_order: str | None
+) -> tuple[pd.Series, dict[str, Any]]:
+    """Parse distinct, non-missing date texts (see ``parse_dates``)."""
+    if date_format and date_format not in DATE_ORDERS:
+        parsed = pd.to_datetime(text, format=date_format, errors="coerce")
+        _refuse_unparsed(text, parsed.isna(), f"date_format '{date_format}'")
+        return parsed.astype("datetime64[ns]"), {"date_format": date_format, "decided_by": "config"}
+    out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
+    forms: list[str] = []
+    order: str | None = None
+    decided_by: str | None = None
+    iso = text.str.extract(f"^{_ISO}$")
+    is_iso = iso["y"].notna()
+    if is_iso.any():
+        forms.append("yyyy-mm-dd")
+        rows = iso[is_iso]
+        out[is_iso] = _assemble(rows["y"].astype(int), rows["m"].astype(int), rows["d"].astype(int))
+    named = text.str.extract(f"^{_NAMED}$")
+    is_named = ~is_iso & named["d"].notna()
+    if is_named.any():
+        forms.append("d-Mon-yy")
+        rows = named[is_named]
+        month = rows["mon"].str[:3].str.lower().map(_MONTHS)
+        out[is_named] = _assemble(_year(rows["y"]), month, rows["d"].astype(int))
+    numeric = text.str.extract(f"^{_NUMERIC}$")
+    is_numeric = ~is_iso & ~is_named & numeric["a"].notna()
+    if is_numeric.any():
+        rows = numeric[is_numeric]
+        first, second = rows["a"].astype(int), rows["b"].astype(int)
+        day_first, month_first = bool((first > 12).any()), bool((second > 12).any())
+        shown = text[is_numeric]
+        if day_first and month_first:
+            a, b = shown[first > 12].iloc[0], shown[second > 12].iloc[0]
+            raise _DateProblem(f"mixes day-first and month-first dates ({a!r}, {b!r})", [a, b])
+        if day_first or month_first:
+            order, decided_by = ("dayfirst" if day_first else "monthfirst"), "data"
+            if date_format in DATE_ORDERS and date_format != order:
+                example = shown[(first > 12) if day_first else (second > 12)].iloc[0]
+                raise _DateProblem(
+                    f"has {order} dates such as {example!r}, not {date_format}", [example]
+                )
+        elif date_format in DATE_ORDERS:
+            order, decided_by = date_format, "config"
+        elif fallback_order in DATE_ORDERS:
+            order, decided_by = fallback_order, "fitted"
+        else:
+            raise _DateProblem(
+                f"has ambiguous dates: day and month are 12 or below in every value, e.g. "
+                f"{shown.iloc[0]!r}",
+                list(shown.head(3)),
+            )
+        day, month = (first, second) if order == "dayfirst" else (second, first)
+        forms.append("dd-mm-yyyy" if order == "dayfirst" else "mm-dd-yyyy")
+        out[is_numeric] = _assemble(_year(rows["y"]), month, day)
+    _refuse_unparsed(text, out.isna(), "a date such as 2012-09-04")
+    return out, {"forms": forms, "order": order, "decided_by": decided_by}
+
+
+def _refuse_unparsed(text: pd.Series, bad: pd.Series, expected: str) -> None:
+    if bad.any():
+        examples = list(text[bad].head(3))
+        shown = ", ".join(repr(v) for v in examples)
+        raise _DateProblem(
+            f"has values that are not dates: {shown} (expected {expected})", examples
+        )

@@ -1,0 +1,145 @@
+"""Bad input is refused with one line, before any MLflow run or Optuna study exists."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from segmentation.errors import InputError
+from segmentation.sweep import run_sweep
+from tests.conftest import make_cfg, real_file
+
+FILE = "marketing_campaign.csv"
+
+
+@pytest.fixture(scope="module")
+def canonical() -> pd.DataFrame:
+    """The real retail file as text, as a user would edit it."""
+    return pd.read_csv(real_file(FILE), sep="\t", dtype=str, keep_default_na=False)
+
+
+def _write(frame: pd.DataFrame, folder: Path) -> Path:
+    folder.mkdir(exist_ok=True)
+    frame.to_csv(folder / FILE, sep="\t", index=False)
+    return folder
+
+
+def _refused(store: Path, data_dir: Path, pattern: str, *overrides: str) -> str:
+    cfg = make_cfg(store, "experiments=retail_rfm", *overrides, data_dir=data_dir)
+    with pytest.raises(InputError, match=pattern) as info:
+        run_sweep(cfg)
+    message = str(info.value)
+    assert "\n" not in message
+    # Nothing written: no tracking database, no artifacts, no study journal.
+    assert list(store.iterdir()) == []
+    return message
+
+
+def _edit(frame: pd.DataFrame, column: str, rows: list[int], value: str) -> pd.DataFrame:
+    out = frame.copy()
+    out.loc[rows, column] = value
+    return out
+
+
+def test_missing_file_without_fallback(store, tmp_path):
+    message = _refused(
+        store, tmp_path / "nowhere", "file not found", "dataset.synthetic_fallback=false"
+    )
+    assert FILE in message
+
+
+def test_empty_file(store, tmp_path):
+    (tmp_path / FILE).write_bytes(b"")
+    _refused(store, tmp_path, r"marketing_campaign.csv: file is empty")
+
+
+def test_required_column_missing(store, tmp_path, canonical):
+    message = _refused(
+        store, _write(canonical.drop(columns=["MntWines"]), tmp_path),
+        r"required column 'MntWines' \(tried: MntWines, wines, amount_wines\) not found",
+    )  # fmt: skip
+    assert "columns found: 'ID', 'Year_Birth'" in message
+
+
+def test_text_in_numeric_column(store, tmp_path, canonical):
+    bad = _edit(_edit(canonical, "Income", [3], "n/a?"), "Income", [10], "55,000 EUR")
+    _refused(
+        store, _write(bad, tmp_path),
+        r"column 'Income' has text where numbers are expected: 'n/a\?', '55,000 EUR' "
+        r"at line\(s\) 5, 12",
+    )  # fmt: skip
+
+
+def test_column_entirely_empty(store, tmp_path, canonical):
+    bad = _edit(canonical, "Recency", list(canonical.index), "")
+    _refused(store, _write(bad, tmp_path), r"column 'Recency' is entirely empty")
+
+
+def test_negative_amounts(store, tmp_path, canonical):
+    bad = _edit(canonical, "MntMeatProducts", [0], "-546")
+    _refused(
+        store, _write(bad, tmp_path),
+        r"column 'MntMeatProducts' has values below 0 .*: -546 at line\(s\) 2",
+    )  # fmt: skip
+
+
+def test_negative_ages(store, tmp_path, canonical):
+    bad = _edit(canonical, "Year_Birth", [1], "2031")
+    _refused(
+        store, _write(bad, tmp_path),
+        r"'Year_Birth' has birth years after the latest Dt_Customer year 2014 \(negative ages\): "
+        r"2031 at line\(s\) 3",
+    )  # fmt: skip
+
+
+def test_ambiguous_dates(store, tmp_path, canonical):
+    early = canonical[canonical["Dt_Customer"].str[:2].astype(int) <= 12]
+    _refused(store, _write(early, tmp_path), r"'Dt_Customer' has ambiguous dates.*date_format")
+
+
+def test_fewer_rows_than_the_k_range_needs(store, tmp_path, canonical):
+    _refused(
+        store, _write(canonical.head(11), tmp_path),
+        r"11 usable rows, fewer than the 12 that the k range up to 6 needs",
+    )  # fmt: skip
+
+
+def test_cleaning_handles_what_it_can(store, tmp_path, canonical):
+    """A few missing incomes are imputed and reported, not refused (no sweep needed)."""
+    from segmentation.datasets import load_dataset
+
+    cfg = make_cfg(store, "experiments=retail_rfm", data_dir=_write(canonical, tmp_path))
+    data = load_dataset(cfg.dataset)
+    assert next(e for e in data.cleaning if e["rule"] == "missing_income")["rows"] == 24
+
+
+def test_cli_refuses_with_one_line_and_exit_code_2(tmp_path, canonical):
+    root = Path(__file__).resolve().parents[1]
+    data = _write(canonical.drop(columns=["Dt_Customer"]), tmp_path / "data")
+    store = tmp_path / "mlruns"
+    env = {
+        **os.environ,
+        "SEGMENTATION_ROOT": str(root),
+        "PYTHONPATH": str(root / "src"),
+        "DATA_DIR": str(data),
+    }
+    env.pop("MLFLOW_TRACKING_URI", None)
+    proc = subprocess.run(
+        [
+            sys.executable, "-c", "from segmentation.cli import sweep_main; sweep_main()",
+            "experiments=retail_rfm", f"paths.mlruns_dir={store}",
+            f"hydra.run.dir={tmp_path / 'outputs'}", "hydra.output_subdir=null",
+        ],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ") and "Traceback" not in proc.stderr
+    assert "required column 'Dt_Customer'" in lines[0]
+    assert not store.exists() or not any(store.iterdir())

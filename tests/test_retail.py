@@ -1,0 +1,162 @@
+"""Retail marketing dataset: cleaning counts and engineered values on the real file, the
+synthetic generator, and a small retail sweep end to end."""
+
+from __future__ import annotations
+
+import time
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from segmentation.config import compose
+from segmentation.datasets import data_profile, load_dataset, make_engineer
+from segmentation.datasets import retail_marketing as retail
+from segmentation.sweep import run_sweep
+from tests.conftest import make_cfg, real_file
+
+FILE = "marketing_campaign.csv"
+
+
+def _cfg(*overrides: str, data_dir=None):
+    path = data_dir or real_file(FILE).parent
+    return compose(["dataset=retail_marketing", f"paths.data_dir={path}", *overrides])
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    return load_dataset(_cfg().dataset)
+
+
+def _rule(data, name: str) -> dict:
+    return next(entry for entry in data.cleaning if entry["rule"] == name)
+
+
+def test_cleaning_counts_each_rule_on_the_real_file(loaded):
+    assert loaded.source == "real"
+    assert loaded.rows_raw == 2240
+    steps = [(e["rule"], e["rows_in"], e["rows_out"]) for e in loaded.cleaning]
+    assert steps == [
+        ("constant_columns", 2240, 2240),
+        ("implausible", 2240, 2236),
+        ("missing_income", 2236, 2236),
+        ("missing_values", 2236, 2236),
+        ("duplicates", 2236, 2236),
+        ("marital_groups", 2236, 2236),
+    ]
+    assert _rule(loaded, "constant_columns")["dropped"] == {"Z_CostContact": 3, "Z_Revenue": 11}
+    implausible = _rule(loaded, "implausible")
+    assert (implausible["income_above_max"], implausible["year_birth_below_min"]) == (1, 3)
+    income = _rule(loaded, "missing_income")
+    assert income["rows"] == 24 and income["action"] == "median"
+    assert _rule(loaded, "duplicates")["duplicates"] == 182
+    assert _rule(loaded, "marital_groups")["folded"] == {"Alone": 3, "Absurd": 2, "YOLO": 2}
+    frame = loaded.frame
+    assert loaded.rows_clean == 2236
+    assert "Z_CostContact" not in frame and "Z_Revenue" not in frame
+    assert frame["Income"].notna().all() and frame["Income"].max() < 200000
+    assert frame["Year_Birth"].min() >= 1901
+    assert set(frame["Marital_Status"]) == {
+        "Married", "Together", "Single", "Divorced", "Widow", "Other"
+    }  # fmt: skip
+    assert loaded.detected["delimiter"] == "tab"
+    assert loaded.detected["dates"] == {
+        "forms": ["dd-mm-yyyy"], "order": "dayfirst", "decided_by": "data"
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("override", "rows"),
+    [
+        ("dataset.cleaning.missing_income=drop", 2212),
+        ("dataset.cleaning.implausible.action=keep", 2240),
+        ("dataset.cleaning.duplicates=drop", 2236 - 182),
+    ],
+)
+def test_cleaning_choices_from_config(override, rows):
+    assert load_dataset(_cfg(override).dataset).rows_clean == rows
+
+
+def test_engineered_values_of_a_known_customer(loaded):
+    cfg = _cfg()
+    engineer = make_engineer(cfg.dataset, loaded).fit(loaded.frame)
+    assert engineer.reference_year_ == 2014
+    assert engineer.reference_date_ == pd.Timestamp("2014-06-29")
+    row = engineer.transform(loaded.frame)[loaded.frame["ID"] == "5524"].iloc[0]
+    assert row["MntTotal"] == 1617 and row["Monetary"] == 1617
+    assert row["Children"] == 0 and row["IsParent"] == 0
+    assert row["Age"] == 57
+    assert row["Frequency"] == row["TotalPurchases"] == 8 + 10 + 4
+    assert row["Customer_Days"] == (pd.Timestamp("2014-06-29") - pd.Timestamp("2012-09-04")).days
+    assert row["Education_Level"] == 2  # Graduation
+    shares = row[[c for c in row.index if c.startswith("Share_")]]
+    assert shares.sum() == pytest.approx(1.0)
+    assert row["Share_Wines"] == pytest.approx(635 / 1617)
+    # A raw row alone is ambiguous (04-09-2012): the order learned at fit decides, and the
+    # reference date stays frozen, whatever the day the model scores.
+    raw = pd.read_csv(real_file(FILE), sep="\t", nrows=1)
+    one = engineer.transform(raw).iloc[0]
+    assert one["Customer_Days"] == row["Customer_Days"] and one["Age"] == 57
+
+
+def test_synthetic_generator_is_seeded_fast_and_cleanable():
+    a, b = retail.generate(3000, 7), retail.generate(3000, 7)
+    pd.testing.assert_frame_equal(a, b)
+    assert not a.equals(retail.generate(3000, 8))
+    assert len(a.columns) == 29
+    start = time.perf_counter()
+    big = retail.generate(1_000_000, 1)
+    assert time.perf_counter() - start < 10
+    assert len(big) == 1_000_000 and big["ID"].is_unique
+    data = retail.prepare(a, _cfg(data_dir="/nonexistent").dataset, "synthetic")
+    assert 0 < _rule(data, "missing_income")["rows"] < 100
+    assert sum(_rule(data, "marital_groups")["folded"].values()) >= 0
+
+
+def test_missing_file_falls_back_to_synthetic(tmp_path):
+    data = load_dataset(_cfg(data_dir=tmp_path).dataset)
+    assert data.source == "synthetic" and data.rows_raw == 2240
+    assert "SYNTHETIC" in data.describe()
+
+
+def test_data_profile(loaded):
+    profile = data_profile(loaded)
+    assert (profile["rows_raw"], profile["rows_clean"]) == (2240, 2236)
+    income = profile["columns"]["Income"]
+    assert income["dtype"] == "float64" and income["missing"] == 0
+    assert (income["min"], income["max"]) == (1730.0, 162397.0)
+    dates = profile["columns"]["Dt_Customer"]
+    assert (dates["min"], dates["max"]) == ("2012-07-30", "2014-06-29")
+
+
+def test_retail_sweep_end_to_end(store):
+    path = real_file(FILE)
+    cfg = make_cfg(
+        store, "experiments=retail_rfm", "algorithm=kmeans", "sweep.n_trials=3",
+        "tracking.log_plots=false",
+        data_dir=path.parent,
+    )  # fmt: skip
+    assert (cfg.sweep.constraints.k_min, cfg.sweep.constraints.k_max) == (4, 6)
+    result = run_sweep(cfg)
+    client = MlflowClient(str(cfg.paths.tracking_uri))
+    parent = client.get_run(result.parent_run_id)
+    assert parent.data.metrics["rows_raw"] == 2240
+    assert parent.data.metrics["rows_clean"] == 2236
+    assert 4 <= parent.data.metrics["best_n_clusters"] <= 6
+    paths = {a.path for a in client.list_artifacts(result.parent_run_id, "data")}
+    assert paths == {"data/cleaning_report.json", "data/profile.json"}
+    uri = f"runs:/{result.parent_run_id}"
+    report = mlflow.artifacts.load_dict(f"{uri}/data/cleaning_report.json")
+    assert [e["rule"] for e in report["cleaning"]][0] == "constant_columns"
+    profile = mlflow.artifacts.load_dict(f"{uri}/data/profile.json")
+    assert profile["columns"]["Recency"]["max"] == 99
+    # Raw rows of the file score: missing Income, 666666, 1893, Alone, the constant columns.
+    name = cfg.tracking.registered_model_name
+    model = mlflow.pyfunc.load_model(f"models:/{name}/{result.registered_version}")
+    raw = pd.read_csv(path, sep="\t")
+    rows = raw.astype({c: "float64" for c in raw.select_dtypes("number").columns})
+    out = model.predict(rows)
+    assert len(out) == 2240 and out["segment"].dtype == np.int64
+    assert out["segment"].nunique() == parent.data.metrics["best_n_clusters"]
