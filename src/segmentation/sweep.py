@@ -291,6 +291,7 @@ def run_sweep(cfg: DictConfig) -> SweepResult:
     space = prepare_space(cfg)  # bad input is refused here, before anything is written
     specs = algorithm_specs(cfg)
     n_workers = workers.worker_count(cfg)
+    workers.check_shared_tracking(cfg)
     print(space.data.describe(), flush=True)
     client = tracking.connect(str(cfg.paths.tracking_uri))
     storage = study_storage(cfg)

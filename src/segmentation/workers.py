@@ -102,6 +102,16 @@ def worker_count(cfg: DictConfig) -> int:
     return n
 
 
+def check_shared_tracking(cfg: DictConfig) -> None:
+    """A study shared through a database needs a shared MLflow store as well."""
+    uri = str(cfg.paths.tracking_uri)
+    if cfg.storage.kind == "rdb" and uri.startswith(("sqlite:", "file:", "/")):
+        raise InputError(
+            f"storage={cfg.storage.name}: the MLflow store is local ({uri.split(':')[0]}); set "
+            "MLFLOW_TRACKING_URI to the shared one (postgresql://... or http://mlflow-server:5000)"
+        )
+
+
 class StudyLock:
     """An advisory lock beside the local journal, held shared by every sweep process.
 
