@@ -96,7 +96,9 @@ def worker_count(cfg: DictConfig) -> int:
     try:
         n = int(cfg.sweep.workers)
     except (TypeError, ValueError):
-        raise InputError(f"sweep.workers={cfg.sweep.workers!r}: expected a whole number >= 1") from None
+        raise InputError(
+            f"sweep.workers={cfg.sweep.workers!r}: expected a whole number >= 1"
+        ) from None
     if n < 1:
         raise InputError(f"sweep.workers={n}: expected a whole number >= 1")
     return n
@@ -217,7 +219,12 @@ def run_worker(cfg: DictConfig, index: int, experiment_id: str, parent_run_id: s
     from segmentation import tracking
     from segmentation.storage import study_storage
     from segmentation.sweep import (
-        Progress, TrialRunner, dataset_input, make_sampler, prepare_space, study_name,
+        Progress,
+        TrialRunner,
+        dataset_input,
+        make_sampler,
+        prepare_space,
+        study_name,
     )
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
