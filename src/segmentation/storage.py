@@ -22,9 +22,9 @@ def study_storage(cfg: DictConfig) -> optuna.storages.BaseStorage:
     """The storage the config names; refuses with one line when it cannot be used."""
     kind = cfg.storage.kind
     if kind == "journal":
-        path = Path(cfg.paths.study_dir) / f"{cfg.experiment_name}.journal"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = journal_path(cfg)
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             return JournalStorage(JournalFileBackend(str(path)))
         except OSError as exc:
             raise TrackingError(f"study storage {path} is unusable: {exc}") from None
@@ -48,6 +48,11 @@ def study_storage(cfg: DictConfig) -> optuna.storages.BaseStorage:
     raise InputError(f"storage kind '{kind}' unknown; expected journal or rdb")
 
 
+def journal_path(cfg: DictConfig) -> Path:
+    """The journal file of the local study storage."""
+    return Path(cfg.paths.study_dir) / f"{cfg.experiment_name}.journal"
+
+
 def mark_worker(trial: optuna.Trial) -> None:
     """Record which process runs a trial, so a restart can tell a dead one from a live one."""
     trial.set_user_attr(HOST_ATTR, socket.gethostname())
@@ -64,22 +69,27 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def fail_dead_trials(study: optuna.Study) -> list[int]:
-    """Mark as FAIL the RUNNING trials whose worker process is gone.
+def fail_dead_trials(study: optuna.Study, all_dead: bool = False) -> list[int]:
+    """Mark as FAIL the RUNNING trials whose worker process is gone; return their numbers.
 
-    Trials of this host are checked by process id (exact and immediate); trials of other hosts
-    are left to the storage's heartbeat (PostgreSQL) where there is one.
+    ``all_dead`` says no process uses the study any more (the caller holds the study's lock
+    alone), so every RUNNING trial is dead, even one killed before it recorded its worker.
+    Otherwise trials of this host are checked by process id (exact and immediate); trials of
+    other hosts are left to the storage's heartbeat (PostgreSQL) where there is one.
     """
-    failed = optuna.storages.fail_stale_trials(study) if _has_heartbeat(study) else []
+    before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    if getattr(study._storage, "get_heartbeat_interval", lambda: None)() is not None:
+        optuna.storages.fail_stale_trials(study)
     host = socket.gethostname()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         attrs = trial.user_attrs
-        if attrs.get(HOST_ATTR) == host and PID_ATTR in attrs and not _alive(int(attrs[PID_ATTR])):
-            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-            failed.append(trial.number)
-    return sorted(set(failed))
-
-
-def _has_heartbeat(study: optuna.Study) -> bool:
-    storage = study._storage
-    return isinstance(storage, RDBStorage) and storage.get_heartbeat_interval() is not None
+        dead = all_dead or (
+            attrs.get(HOST_ATTR) == host and PID_ATTR in attrs and not _alive(int(attrs[PID_ATTR]))
+        )
+        if dead:
+            try:
+                study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # it finished meanwhile
+    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    return sorted(t.number for t in failed if t.number in before)

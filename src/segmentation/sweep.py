@@ -20,7 +20,7 @@ from optuna.trial import TrialState
 from sklearn.base import TransformerMixin
 from threadpoolctl import threadpool_limits
 
-from segmentation import algorithms, tracking
+from segmentation import algorithms, tracking, workers
 from segmentation.datasets import (
     LoadedData,
     data_profile,
@@ -28,7 +28,7 @@ from segmentation.datasets import (
     make_engineer,
     model_input_example,
 )
-from segmentation.errors import InputError
+from segmentation.errors import InputError, TrackingError
 from segmentation.features import feature_matrix
 from segmentation.insights import describe_segments, log_sweep_insights
 from segmentation.metrics import cluster_metrics, constraint_violation
@@ -233,8 +233,8 @@ class TrialRunner:
         return float(metrics["silhouette"])
 
 
-def make_sampler(cfg: DictConfig) -> optuna.samplers.BaseSampler:
-    seed = int(cfg.sweep.seed)
+def make_sampler(cfg: DictConfig, worker: int = 0) -> optuna.samplers.BaseSampler:
+    seed = int(cfg.sweep.seed) + worker
     if cfg.sweep.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if cfg.sweep.sampler == "tpe":
@@ -296,9 +296,20 @@ def run_sweep(cfg: DictConfig) -> SweepResult:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = prepare_space(cfg)  # bad input is refused here, before anything is written
     specs = algorithm_specs(cfg)
+    n_workers = workers.worker_count(cfg)
+    workers.check_shared_tracking(cfg)
     print(space.data.describe(), flush=True)
     client = tracking.connect(str(cfg.paths.tracking_uri))
     storage = study_storage(cfg)
+    lock = workers.StudyLock.for_config(cfg)
+    try:
+        return _run_locked(cfg, space, specs, client, storage, lock, n_workers)
+    finally:
+        lock.release()
+
+
+def _run_locked(cfg, space, specs, client, storage, lock, n_workers: int) -> SweepResult:
+    alone = lock.claim()
     name = study_name(cfg)
     study = optuna.create_study(
         study_name=name,
@@ -308,7 +319,7 @@ def run_sweep(cfg: DictConfig) -> SweepResult:
         sampler=make_sampler(cfg),
     )
     exp_id = tracking.experiment_id(client, str(cfg.experiment_name), cfg.paths.artifact_root)
-    revived = fail_dead_trials(study)
+    revived = fail_dead_trials(study, all_dead=alone)
     parent = tracking.find_sweep_run(client, exp_id, name)
     source_input = dataset_input(space.data)
     if parent is None:
@@ -344,26 +355,26 @@ def run_sweep(cfg: DictConfig) -> SweepResult:
     before = finished_trials(study)
     try:
         if remaining > 0:
-            run_trials(cfg, study, runner, n_trials, parent_id)
+            run_trials(cfg, study, runner, n_trials, parent_id, n_workers)
     except KeyboardInterrupt:
         client.set_terminated(parent_id, status="KILLED")
         print("Interrupted: open runs closed; run the same command again to resume.", flush=True)
+        raise
+    except TrackingError:
+        client.set_terminated(parent_id, status="FAILED")
         raise
     result = finish_sweep(cfg, client, study, space, exp_id, parent_id)
     result.ran = finished_trials(study) - before
     return result
 
 
-def run_trials(cfg, study, runner, n_trials: int, parent_id: str) -> None:
-    """Run the remaining budget in this process."""
+def run_trials(cfg, study, runner, n_trials: int, parent_id: str, n_workers: int = 1) -> None:
+    """Run the remaining budget in this process, or in ``n_workers`` worker processes."""
+    if n_workers > 1:
+        workers.run_workers(cfg, n_workers, runner.experiment_id, parent_id)
+        return
     progress = Progress(n_trials, bool(cfg.sweep.progress))
-    budget = optuna.study.MaxTrialsCallback(n_trials, states=FINISHED_STATES)
-    study.optimize(
-        runner,
-        n_trials=n_trials - finished_trials(study),
-        callbacks=[budget, progress],
-        gc_after_trial=False,
-    )
+    workers.run_budget(study, runner, n_trials, [progress])
 
 
 def close_orphan_child_runs(client: MlflowClient, exp_id: str, parent_id: str, study) -> None:

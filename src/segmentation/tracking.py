@@ -44,13 +44,29 @@ def connect(tracking_uri: str) -> MlflowClient:
     if match:
         Path(match.group(1)).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(tracking_uri)
-    client = MlflowClient(tracking_uri)
     try:
+        _probe_database(tracking_uri)
+        # A database store connects (and may fail) as soon as the client is made.
+        client = MlflowClient(tracking_uri)
         client.search_experiments(max_results=1)
     except Exception as exc:  # any driver or HTTP error means the same thing to the user
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TrackingError(f"tracking store {redact(tracking_uri)} is unreachable: {first}") from None
     return client
+
+
+def _probe_database(uri: str) -> None:
+    """Connect once to a database store: MLflow itself retries for about two minutes."""
+    if not re.match(r"(postgresql|mysql|mssql)(\+\w+)?://", uri):
+        return
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(uri)
+    try:
+        with engine.connect():
+            pass
+    finally:
+        engine.dispose()
 
 
 def redact(uri: str) -> str:

@@ -1,0 +1,254 @@
+"""Sweeps beyond one process (``sweep.workers``): worker processes on one study, an exact
+trial budget shared by all of them, and the study lock that tells a restart which trials died."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+from omegaconf import DictConfig, OmegaConf
+from optuna.trial import FrozenTrial, TrialState
+
+from segmentation.errors import InputError, TrackingError
+from segmentation.storage import journal_path
+
+BUDGET_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+OVER_BUDGET_ATTR = "over_budget"
+# Each worker fits on one core: n workers on n cores must not oversubscribe them.
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+# How long an interrupted worker gets to close its runs before it is killed.
+STOP_TIMEOUT = 60.0
+
+
+class OverBudget(Exception):
+    """A trial asked for when the budget was already taken by other workers."""
+
+
+def budget_used(study: optuna.Study, below: int | None = None) -> int:
+    """Trials that count against the budget: finished (COMPLETE, PRUNED) or running.
+
+    With ``below``, only trials numbered lower than it.
+    """
+    trials = study.get_trials(deepcopy=False, states=BUDGET_STATES)
+    if below is None:
+        return len(trials)
+    return sum(1 for t in trials if t.number < below)
+
+
+class BudgetedObjective:
+    """Runs the objective only when this trial is within the study's budget.
+
+    Storages number trials in the order they create them, and a worker reads the study after
+    its own trial exists: counting only the lower-numbered trials that are finished or running
+    therefore lets exactly one of several simultaneous asks take the last slot. The others are
+    told FAIL with ``over_budget`` set (Optuna cannot delete a trial) and have no MLflow run.
+    """
+
+    def __init__(self, objective: Callable[[optuna.Trial], float], n_trials: int):
+        self.objective = objective
+        self.n_trials = n_trials
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        study = trial.study
+        if budget_used(study, below=trial.number) >= self.n_trials:
+            trial.set_user_attr(OVER_BUDGET_ATTR, True)
+            study.stop()
+            raise OverBudget(f"trial {trial.number}: the {self.n_trials} trials are taken")
+        return self.objective(trial)
+
+
+def _stop_when_spent(n_trials: int) -> Callable[[optuna.Study, FrozenTrial], None]:
+    def callback(study: optuna.Study, trial: FrozenTrial) -> None:
+        if budget_used(study) >= n_trials:
+            study.stop()
+
+    return callback
+
+
+def run_budget(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], float],
+    n_trials: int,
+    callbacks: Iterable[Callable[[optuna.Study, FrozenTrial], None]] = (),
+) -> None:
+    """Run trials in this process until the study has ``n_trials`` finished or running ones."""
+    if budget_used(study) >= n_trials:
+        return
+    # study.optimize (not a bare ask/tell loop) keeps the RDB heartbeat of each trial alive.
+    study.optimize(
+        BudgetedObjective(objective, n_trials),
+        n_trials=None,
+        catch=(OverBudget,),
+        callbacks=[_stop_when_spent(n_trials), *callbacks],
+        gc_after_trial=False,
+    )
+
+
+def worker_count(cfg: DictConfig) -> int:
+    """``sweep.workers``, validated."""
+    try:
+        n = int(cfg.sweep.workers)
+    except (TypeError, ValueError):
+        raise InputError(
+            f"sweep.workers={cfg.sweep.workers!r}: expected a whole number >= 1"
+        ) from None
+    if n < 1:
+        raise InputError(f"sweep.workers={n}: expected a whole number >= 1")
+    return n
+
+
+def check_shared_tracking(cfg: DictConfig) -> None:
+    """A study shared through a database needs a shared MLflow store as well."""
+    uri = str(cfg.paths.tracking_uri)
+    if cfg.storage.kind == "rdb" and uri.startswith(("sqlite:", "file:", "/")):
+        raise InputError(
+            f"storage={cfg.storage.name}: the MLflow store is local ({uri.split(':')[0]}); set "
+            "MLFLOW_TRACKING_URI to the shared one (postgresql://... or http://mlflow-server:5000)"
+        )
+
+
+class StudyLock:
+    """An advisory lock beside the local journal, held shared by every sweep process.
+
+    A starting sweep that can take it exclusively knows no other process uses the study, so
+    every RUNNING trial in the journal is dead, even one killed before it recorded its process.
+    The kernel drops the lock when a process dies, SIGKILL included. RDB studies (several
+    hosts) have no such lock and rely on process ids and the heartbeat.
+    """
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self._fd: int | None = None
+
+    @classmethod
+    def for_config(cls, cfg: DictConfig) -> StudyLock:
+        if cfg.storage.kind != "journal":
+            return cls(None)
+        path = journal_path(cfg)
+        return cls(path.with_name(path.name + ".sweep-lock"))
+
+    def claim(self) -> bool:
+        """Hold the lock shared; return whether no other process held it."""
+        if self.path is None:
+            return False
+        try:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise TrackingError(f"study lock {self.path} is unusable: {exc}") from None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            alone = True
+        except BlockingIOError:
+            alone = False
+        fcntl.flock(self._fd, fcntl.LOCK_SH)
+        return alone
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def worker_env() -> dict[str, str]:
+    """The environment of a worker process: this one, with one thread per numeric pool."""
+    env = os.environ.copy()
+    env.update({name: "1" for name in THREAD_VARS})
+    return env
+
+
+def worker_command(index: int, experiment_id: str, parent_run_id: str) -> list[str]:
+    return [
+        sys.executable, "-m", "segmentation.worker",
+        "--index", str(index),
+        "--experiment-id", experiment_id,
+        "--parent-run-id", parent_run_id,
+        "--parent-pid", str(os.getpid()),
+    ]
+
+
+def run_workers(cfg: DictConfig, n: int, experiment_id: str, parent_run_id: str) -> None:
+    """Run the study's remaining budget in ``n`` worker processes and wait for them.
+
+    The resolved config goes to each worker on its standard input (it may hold database URLs,
+    so it is never written to disk). Ctrl-C reaches every worker; each closes its open runs.
+    """
+    text = OmegaConf.to_yaml(cfg, resolve=True)
+    procs: list[subprocess.Popen] = []
+    try:
+        for index in range(n):
+            proc = subprocess.Popen(
+                worker_command(index, experiment_id, parent_run_id),
+                stdin=subprocess.PIPE, env=worker_env(), text=True,
+            )
+            procs.append(proc)
+            proc.stdin.write(text)
+            proc.stdin.close()
+        codes = [proc.wait() for proc in procs]
+    except KeyboardInterrupt:
+        _stop(procs)
+        raise
+    failed = [f"worker {i} exit code {code}" for i, code in enumerate(codes) if code != 0]
+    if failed:
+        raise TrackingError(
+            f"{', '.join(failed)} (see its output above); run the same command again to resume"
+        )
+
+
+def _stop(procs: Sequence[subprocess.Popen]) -> None:
+    # A terminal's Ctrl-C already reached them; a SIGINT sent to the parent alone did not.
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    for proc in procs:
+        try:
+            proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def run_worker(cfg: DictConfig, index: int, experiment_id: str, parent_run_id: str) -> None:
+    """One worker: join the prepared study and parent run, run trials while budget remains."""
+    from segmentation import tracking
+    from segmentation.storage import study_storage
+    from segmentation.sweep import (
+        Progress,
+        TrialRunner,
+        dataset_input,
+        make_sampler,
+        prepare_space,
+        study_name,
+    )
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = prepare_space(cfg)
+    tracking.connect(str(cfg.paths.tracking_uri))
+    lock = StudyLock.for_config(cfg)
+    lock.claim()
+    try:
+        # Each worker its own sampler seed: identical seeds would propose identical trials.
+        study = optuna.load_study(
+            study_name=study_name(cfg), storage=study_storage(cfg),
+            sampler=make_sampler(cfg, worker=index),
+        )
+        runner = TrialRunner(cfg, space, experiment_id, parent_run_id, dataset_input(space.data))
+        n_trials = int(cfg.sweep.n_trials)
+        run_budget(study, runner, n_trials, [Progress(n_trials, bool(cfg.sweep.progress))])
+    finally:
+        lock.release()
+
+
+def sweep_counts(study: optuna.Study) -> dict[str, Any]:
+    """Trial states, with over-budget asks apart from real failures."""
+    counts: dict[str, Any] = {}
+    for trial in study.get_trials(deepcopy=False):
+        key = "OVER_BUDGET" if trial.user_attrs.get(OVER_BUDGET_ATTR) else trial.state.name
+        counts[key] = counts.get(key, 0) + 1
+    return counts

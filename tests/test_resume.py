@@ -1,0 +1,163 @@
+"""Crash-safe resume, for real: a sweep process killed with SIGKILL or interrupted with SIGINT,
+then the same command again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from segmentation import tracking
+from segmentation.storage import PID_ATTR, study_storage
+from segmentation.sweep import run_sweep, study_name
+from tests.conftest import make_cfg
+from tests.test_workers import FAST, check_sweep
+
+pytestmark = pytest.mark.slow
+
+
+def sweep_command(store: Path, *overrides: str) -> list[str]:
+    script = Path(sys.executable).with_name("segmentation-sweep")
+    head = [str(script)] if script.exists() else [
+        sys.executable, "-c", "from segmentation.cli import sweep_main; sweep_main()"
+    ]
+    return [*head, f"paths.mlruns_dir={store}", f"paths.data_dir={store / 'no-data'}", *overrides]
+
+
+def start_sweep(store: Path, *overrides: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")])
+    return subprocess.Popen(sweep_command(store, *overrides), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_mid_trial(cfg, proc: subprocess.Popen, finished: int, timeout: float = 120) -> None:
+    """Return once ``finished`` trials are done and another one has its MLflow run open."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read()
+        try:
+            study = optuna.load_study(study_name=study_name(cfg), storage=study_storage(cfg))
+        except KeyError:  # not created yet
+            time.sleep(0.2)
+            continue
+        trials = study.get_trials(deepcopy=False)
+        done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+        open_run = [t for t in trials if t.state == TrialState.RUNNING
+                    and "mlflow_run_id" in t.user_attrs]
+        if len(done) >= finished and open_run:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the sweep did not reach the wanted point in time")
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def interrupted_trials(cfg):
+    study = optuna.load_study(study_name=study_name(cfg), storage=study_storage(cfg))
+    return study, [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.FAIL]
+
+
+def check_killed_runs(cfg, failed) -> None:
+    client = MlflowClient(str(cfg.paths.tracking_uri))
+    for trial in failed:
+        if "mlflow_run_id" in trial.user_attrs:
+            assert client.get_run(trial.user_attrs["mlflow_run_id"]).info.status == "KILLED"
+
+
+def test_sigkill_mid_sweep_then_rerun_finishes_the_remaining_budget(store):
+    overrides = ("sweep.n_trials=7", "sweep.workers=2", *FAST)
+    cfg = make_cfg(store, *overrides)
+    proc = start_sweep(store, *overrides)
+    try:
+        wait_mid_trial(cfg, proc, finished=2)
+        study, _ = interrupted_trials(cfg)
+        before = {t.number for t in study.get_trials(deepcopy=False)
+                  if t.state in (TrialState.COMPLETE, TrialState.PRUNED)}
+        worker_pids = {t.user_attrs[PID_ATTR] for t in study.get_trials(deepcopy=False)
+                       if PID_ATTR in t.user_attrs}
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    # The workers die with their parent.
+    deadline = time.monotonic() + 20
+    while not all(gone(pid) for pid in worker_pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert all(gone(pid) for pid in worker_pids)
+
+    result = run_sweep(cfg)  # the same command again
+    finished = check_sweep_after_crash(cfg, result, 7)
+    assert before <= {t.number for t in finished}, "no completed trial lost"
+    study, failed = interrupted_trials(cfg)
+    killed = [t for t in failed if "mlflow_run_id" in t.user_attrs]
+    assert killed, "the trial running at the kill is marked failed"
+    check_killed_runs(cfg, failed)
+
+
+def check_sweep_after_crash(cfg, result, n_trials: int):
+    """The budget is exact and every child run is either a finished trial's or KILLED."""
+    study, failed = interrupted_trials(cfg)
+    trials = study.get_trials(deepcopy=False)
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == n_trials
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    client = MlflowClient(str(cfg.paths.tracking_uri))
+    runs = client.search_runs([result.experiment_id], max_results=1000)
+    parents = [r for r in runs if r.data.tags.get(tracking.ROLE_TAG) == "sweep"]
+    assert [r.info.run_id for r in parents] == [result.parent_run_id]
+    children = [r for r in runs if r.data.tags.get(tracking.ROLE_TAG) == "trial"]
+    assert all(r.data.tags["mlflow.parentRunId"] == result.parent_run_id for r in children)
+    done = sorted(r.info.run_id for r in children if r.info.status == "FINISHED")
+    assert done == sorted(t.user_attrs["mlflow_run_id"] for t in finished)
+    killed = sorted(r.info.run_id for r in children if r.info.status == "KILLED")
+    assert killed == sorted(t.user_attrs["mlflow_run_id"] for t in failed
+                            if "mlflow_run_id" in t.user_attrs)
+    assert len(children) == len(done) + len(killed), "no duplicate or open child runs"
+    return finished
+
+
+def test_sigint_ends_cleanly_and_a_restart_resumes(store):
+    overrides = ("sweep.n_trials=5", *FAST)
+    cfg = make_cfg(store, *overrides)
+    proc = start_sweep(store, *overrides)
+    try:
+        wait_mid_trial(cfg, proc, finished=2)
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert code == 130, proc.stderr.read()
+    study, failed = interrupted_trials(cfg)
+    assert not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    client = MlflowClient(str(cfg.paths.tracking_uri))
+    assert not client.search_runs(
+        [client.get_experiment_by_name(str(cfg.experiment_name)).experiment_id],
+        "attributes.status = 'RUNNING'",
+    ), "Ctrl-C closes every open run"
+    check_killed_runs(cfg, failed)
+    done_before = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,
+                                                                  TrialState.PRUNED)))
+    result = run_sweep(cfg)
+    check_sweep_after_crash(cfg, result, 5)
+    assert result.ran == 5 - done_before
+
+
+def test_single_worker_sweep_is_checked_like_a_parallel_one(store):
+    cfg = make_cfg(store, "sweep.n_trials=3", *FAST)
+    check_sweep(cfg, run_sweep(cfg), 3)
