@@ -28,6 +28,7 @@ endif
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  Variables: EXPERIMENT=name DATA_DIR=dir ARGS=\"hydra overrides\" WORKERS=n RUN=id"
+	@echo "             INPUT=file OUTPUT=file MODEL=models:/name@alias PORT=n"
 
 # (Re)install when the env is missing or older than pyproject.toml.
 $(STAMP): pyproject.toml
@@ -69,10 +70,11 @@ rollback: $(STAMP) ## Move champion back to the previous version
 predict: $(STAMP) ## Score INPUT=file into OUTPUT=file with MODEL (default: the champion)
 	$(BIN)/segmentation-predict experiments=$(EXPERIMENT) +input=$(INPUT) +output=$(OUTPUT) $(if $(MODEL),+model_uri=$(MODEL)) $(ARGS)
 
-serve: $(STAMP) ## Serve the champion over REST on 127.0.0.1:$(PORT)
+serve: $(STAMP) ## Serve MODEL (default: EXPERIMENT's champion) over REST on 127.0.0.1:$(PORT)
+	@uri="$(MODEL)"; test -n "$$uri" || uri=$$($(BIN)/segmentation-model-uri experiments=$(EXPERIMENT) $(ARGS)) || exit 1; \
+	echo "serving $$uri on http://127.0.0.1:$(PORT)"; \
 	PATH=$(BIN):$$PATH MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlruns/mlflow.db} \
-	  $(BIN)/mlflow models serve -m "$(or $(MODEL),models:/mall-income_spending-segments@champion)" \
-	  --env-manager local --host 127.0.0.1 --port $(PORT)
+	  exec $(BIN)/mlflow models serve -m "$$uri" --env-manager local --host 127.0.0.1 --port $(PORT)
 
 report: $(STAMP) ## Write the HTML report of RUN (default: the latest sweep) to reports/
 	$(BIN)/segmentation-report experiments=$(EXPERIMENT) $(if $(RUN),+run_id=$(RUN)) $(ARGS)

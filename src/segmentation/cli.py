@@ -70,3 +70,45 @@ def report_task(cfg: DictConfig) -> object:
 def report_main() -> None:
     """``segmentation-report``: the HTML report of a sweep (``make report RUN=<run id>``)."""
     run_cli(report_task)
+
+
+def _overrides(cfg: DictConfig, *keys: str) -> dict[str, str | None]:
+    """Values given on the command line with ``+key=value`` (absent: ``None``)."""
+    return {key: (str(cfg[key]) if cfg.get(key) not in (None, "") else None) for key in keys}
+
+
+def promote_main() -> None:
+    """``segmentation-promote``: move ``champion`` to the latest sweep's best (or ``+run_id``)."""
+    from segmentation.promote import describe, promote
+
+    def task(cfg: DictConfig) -> None:
+        print(describe(promote(cfg, _overrides(cfg, "run_id")["run_id"])), flush=True)
+
+    run_cli(task)
+
+
+def rollback_main() -> None:
+    """``segmentation-rollback``: move ``champion`` back to the ``previous`` version."""
+    from segmentation.promote import describe, rollback
+
+    run_cli(lambda cfg: print(describe(rollback(cfg), "rolled back"), flush=True))
+
+
+def predict_main() -> None:
+    """``segmentation-predict``: score ``+input=file`` into ``+output=file``."""
+    from segmentation.predict import report, score_file
+
+    def task(cfg: DictConfig) -> None:
+        given = _overrides(cfg, "input", "output", "model_uri")
+        if not given["input"] or not given["output"]:
+            raise InputError("predict needs +input=<customers file> and +output=<segments file>")
+        report(score_file(cfg, given["input"], given["output"], given["model_uri"]))
+
+    run_cli(task)
+
+
+def model_uri_main() -> None:
+    """``segmentation-model-uri``: print the champion's URI of the config (for ``make serve``)."""
+    from segmentation.promote import champion_uri
+
+    run_cli(lambda cfg: print(champion_uri(cfg), flush=True))

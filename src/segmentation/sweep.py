@@ -28,6 +28,7 @@ from segmentation.datasets import (
     make_engineer,
     model_input_example,
 )
+from segmentation.datasets.reading import content_hash
 from segmentation.errors import InputError, TrackingError
 from segmentation.features import feature_matrix
 from segmentation.insights import describe_segments, log_sweep_insights
@@ -54,6 +55,8 @@ class FeatureSpace:
     scaler: TransformerMixin
     X: np.ndarray
     input_example: pd.DataFrame
+    # Content hash of the loaded frame: tagged on the runs and on a promoted model version.
+    dataset_hash: str = ""
 
     @property
     def n_rows(self) -> int:
@@ -104,7 +107,9 @@ def prepare_space(cfg: DictConfig) -> FeatureSpace:
     scaler = make_scaler(cfg.scaling.name).fit(X_raw)
     X = np.ascontiguousarray(scaler.transform(X_raw), dtype=np.float64)
     example = model_input_example(data, cfg.dataset, int(cfg.tracking.input_example_rows))
-    return FeatureSpace(data, engineer, columns, X_raw, scaler, X, example)
+    return FeatureSpace(
+        data, engineer, columns, X_raw, scaler, X, example, content_hash(data.frame)
+    )
 
 
 class TrialRunner:
@@ -155,6 +160,7 @@ class TrialRunner:
                 tracking.TRIAL_TAG: str(trial.number),
                 "data_source": self.space.data.source,
                 "dataset": self.cfg.dataset.name,
+                tracking.DATASET_HASH_TAG: self.space.dataset_hash,
                 "algorithm": name,
             },
         )
@@ -331,6 +337,7 @@ def _run_locked(cfg, space, specs, client, storage, lock, n_workers: int) -> Swe
                 tracking.STUDY_TAG: name,
                 "data_source": space.data.source,
                 "dataset": cfg.dataset.name,
+                tracking.DATASET_HASH_TAG: space.dataset_hash,
                 "feature_set": cfg.features.name,
             },
         ).info.run_id
@@ -487,19 +494,15 @@ def finish_sweep(cfg, client, study, space, exp_id: str, parent_id: str) -> Swee
 
 def register_best(cfg, client: MlflowClient, best, parent_id: str, space: FeatureSpace) -> str:
     """Register the best trial's model (once: a rerun finds the existing version)."""
-    model_name = str(cfg.tracking.registered_model_name)
     run_id = best.user_attrs["mlflow_run_id"]
-    try:
-        for version in client.search_model_versions(f"name = '{model_name}'"):
-            if version.run_id == run_id:
-                return version.version
-    except mlflow.exceptions.MlflowException:
-        pass
-    version = mlflow.register_model(
+    version = tracking.register_run_model(
+        client,
+        str(cfg.tracking.registered_model_name),
+        run_id,
         best.user_attrs["model_uri"],
-        model_name,
         tags={
             "dataset": cfg.dataset.name,
+            tracking.DATASET_HASH_TAG: space.dataset_hash,
             "data_source": space.data.source,
             "feature_set": cfg.features.name,
             "algorithm": best.user_attrs.get("algorithm"),
@@ -508,5 +511,5 @@ def register_best(cfg, client: MlflowClient, best, parent_id: str, space: Featur
             "sweep_run": parent_id,
         },
     )
-    client.set_tag(parent_id, "registered_version", version.version)
-    return version.version
+    client.set_tag(parent_id, "registered_version", version)
+    return version

@@ -19,6 +19,7 @@ ROLE_TAG = "segmentation.role"
 STUDY_TAG = "segmentation.study"
 TRIAL_TAG = "segmentation.trial"
 MODEL_ID_TAG = "segmentation.model_id"
+DATASET_HASH_TAG = "dataset_hash"
 
 # Passing the requirements skips MLflow's inference, a subprocess of about 2.4 s per model.
 _REQUIREMENTS = ("mlflow", "scikit-learn", "pandas", "numpy", "cloudpickle", "threadpoolctl")
@@ -105,6 +106,28 @@ def find_sweep_run(client: MlflowClient, exp_id: str, study_name: str):
         max_results=1,
     )
     return runs[0] if runs else None
+
+
+def register_run_model(
+    client: MlflowClient,
+    model_name: str,
+    run_id: str,
+    model_uri: str,
+    tags: Mapping[str, Any] | None = None,
+) -> str:
+    """Version of ``model_name`` holding the run's model, registered if it is not yet.
+
+    A run's model is registered once: a rerun (or a promotion of the sweep's best) finds the
+    existing version instead of adding a duplicate.
+    """
+    try:
+        for version in client.search_model_versions(f"name = '{model_name}'"):
+            if version.run_id == run_id:
+                return str(version.version)
+    except mlflow.exceptions.MlflowException:
+        pass  # the registered model does not exist yet
+    clean = {k: str(v) for k, v in (tags or {}).items() if v is not None}
+    return str(mlflow.register_model(model_uri, model_name, tags=clean).version)
 
 
 def log_batch(

@@ -1,0 +1,111 @@
+"""Promotion with a real registry: the champion alias, its tags, the gate and the rollback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from segmentation import tracking
+from segmentation.datasets import load_dataset
+from segmentation.datasets.reading import content_hash
+from segmentation.errors import InputError
+from segmentation.promote import CHAMPION, PREVIOUS, alias_version, promote, rollback
+from segmentation.sweep import run_sweep
+from tests.conftest import make_cfg
+
+FAST = ("sweep.n_trials=3", "algorithm=kmeans", "tracking.log_plots=false")
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """One small sweep in a fresh SQLite registry (its best is registered as version 1)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        store = tmp_path_factory.mktemp("promote") / "mlruns"
+        store.mkdir()
+        cfg = make_cfg(store, *FAST)
+        result = run_sweep(cfg)
+        yield store, cfg, result
+
+
+def aliases(cfg) -> tuple[str | None, str | None]:
+    client = MlflowClient(str(cfg.paths.tracking_uri))
+    name = str(cfg.tracking.registered_model_name)
+    return alias_version(client, name, CHAMPION), alias_version(client, name, PREVIOUS)
+
+
+def test_promote_moves_champion_and_tags_the_version(swept):
+    store, cfg, result = swept
+    done = promote(cfg)
+    assert done.changed and done.previous is None
+    assert done.run_id == result.best_trial.user_attrs["mlflow_run_id"]
+    # The sweep registered the best already: promotion reuses that version.
+    assert done.version == result.registered_version
+    assert aliases(cfg) == (done.version, None)
+    client = MlflowClient(str(cfg.paths.tracking_uri))
+    version = client.get_model_version(cfg.tracking.registered_model_name, done.version)
+    tags = version.tags
+    assert tags["dataset"] == "mall"
+    assert tags["dataset_hash"] == content_hash(load_dataset(cfg.dataset).frame)
+    assert tags["feature_set"] == "income_spending"
+    assert tags["algorithm"] == "kmeans"
+    assert float(tags["silhouette"]) == pytest.approx(result.best_trial.value, abs=1e-4)
+    assert tags["source_run"] == done.run_id
+    assert tags["code_version"] and tags["code_version"] != "unknown"
+    assert tags["promoted_at"].startswith("20")
+    assert version.current_stage in (None, "None")  # aliases only, no registry stages
+    # The runs carry the dataset hash too.
+    run = client.get_run(done.run_id)
+    assert run.data.tags[tracking.DATASET_HASH_TAG] == tags["dataset_hash"]
+    # Promoting the same version again changes nothing; nothing to roll back to yet.
+    assert not promote(cfg).changed
+    with pytest.raises(InputError, match="nothing to roll back to"):
+        rollback(cfg)
+
+
+def test_gate_refusal_names_the_gate_and_exits_non_zero(swept):
+    store, cfg, result = swept
+    promote(cfg)
+    before = aliases(cfg)
+    with pytest.raises(InputError, match=r"silhouette 0\.\d{4} below min_silhouette 0\.99"):
+        promote(make_cfg(store, *FAST, "promotion.min_silhouette=0.99"))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    cli = subprocess.run(
+        [sys.executable, "-c", "from segmentation.cli import promote_main; promote_main()",
+         f"paths.mlruns_dir={store}", f"paths.data_dir={store / 'no-data'}",
+         "promotion.min_silhouette=0.99", f"hydra.run.dir={store.parent / 'hydra'}"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert cli.returncode == 2, cli.stderr
+    assert cli.stderr.startswith("error: promotion of run ")
+    assert "below min_silhouette 0.99" in cli.stderr
+    assert len(cli.stderr.strip().splitlines()) == 1
+    assert aliases(cfg) == before
+
+
+def test_second_model_promoted_then_rolled_back(swept):
+    store, cfg, first = swept
+    promote(cfg)
+    # A second sweep of the same dataset and features registers a new version of the model.
+    cfg2 = make_cfg(store, *FAST, "experiment_name=mall_second", "sweep.seed=7")
+    second = run_sweep(cfg2)
+    assert second.registered_version != first.registered_version
+    done = promote(cfg2)
+    assert (done.version, done.previous) == (second.registered_version, first.registered_version)
+    assert aliases(cfg) == (second.registered_version, first.registered_version)
+    rollback(cfg)
+    assert aliases(cfg) == (first.registered_version, second.registered_version)
+    # Rolling back again swaps back: previous always holds the last champion.
+    rollback(cfg)
+    assert aliases(cfg) == (second.registered_version, first.registered_version)
+    # A run id given explicitly (RUN=) is promoted the same way.
+    done = promote(cfg, first.best_trial.user_attrs["mlflow_run_id"])
+    assert aliases(cfg) == (first.registered_version, second.registered_version)
+    with pytest.raises(InputError, match="not found"):
+        promote(cfg, "0" * 32)
