@@ -77,10 +77,19 @@ def test_gate_refusal_names_the_gate_and_exits_non_zero(swept):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
     env.pop("MLFLOW_TRACKING_URI", None)
     cli = subprocess.run(
-        [sys.executable, "-c", "from segmentation.cli import promote_main; promote_main()",
-         f"paths.mlruns_dir={store}", f"paths.data_dir={store / 'no-data'}",
-         "promotion.min_silhouette=0.99", f"hydra.run.dir={store.parent / 'hydra'}"],
-        capture_output=True, text=True, env=env, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            "from segmentation.cli import promote_main; promote_main()",
+            f"paths.mlruns_dir={store}",
+            f"paths.data_dir={store / 'no-data'}",
+            "promotion.min_silhouette=0.99",
+            f"hydra.run.dir={store.parent / 'hydra'}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert cli.returncode == 2, cli.stderr
     assert cli.stderr.startswith("error: promotion of run ")

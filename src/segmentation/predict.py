@@ -69,7 +69,10 @@ def row_problems(frame: pd.DataFrame, columns: Mapping[str, Mapping[str, Any]]) 
         low = spec.get("min")
         if low is not None:
             below = numbers < low
-            add(below, f"'{column}' below {low:g}: " + numbers.map("{:g}".format, na_action="ignore"))
+            add(
+                below,
+                f"'{column}' below {low:g}: " + numbers.map("{:g}".format, na_action="ignore"),
+            )
     return reasons
 
 
@@ -89,7 +92,7 @@ def load_model(cfg: DictConfig, model_uri: str | None) -> tuple[str, Any]:
 def score_file(
     cfg: DictConfig, input_path: str | Path, output_path: str | Path, model_uri: str | None = None
 ) -> PredictResult:
-    """Score ``input_path`` into ``output_path`` (input columns plus ``segment`` and ``persona``)."""
+    """Score ``input_path`` into ``output_path``: the input's columns, ``segment``, ``persona``."""
     input_path, output_path = Path(input_path), Path(output_path)
     columns = OmegaConf.to_container(cfg.dataset.columns, resolve=True)
     raw, _ = read_table(input_path)
@@ -115,8 +118,10 @@ def score_file(
     kept = pd.Index(prepared[_TRACK].astype(int)) if len(prepared) else pd.Index([], dtype=int)
     dropped = ok & ~lines.isin(kept)
     reasons[dropped] = "removed by the dataset's cleaning rules"
-    rejected = raw.loc[reasons != ""].assign(**{LINE: lines, REASON: reasons})
-    rejected = rejected[[LINE, REASON, *raw.columns]]
+    bad = reasons != ""
+    rejected = raw.loc[bad].copy()
+    rejected.insert(0, LINE, lines[bad])
+    rejected.insert(1, REASON, reasons[bad])
     scored = pd.DataFrame(columns=["segment", "persona"])
     if len(prepared):
         scored = model.predict(prepared[needed].reset_index(drop=True))

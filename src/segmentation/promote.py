@@ -52,7 +52,10 @@ def code_version() -> str:
     try:
         out = subprocess.run(
             ["git", "-C", str(project_root()), "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=10, check=True,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         )
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
@@ -68,12 +71,12 @@ def candidate_run(cfg: DictConfig, client: MlflowClient, run_id: str | None = No
         try:
             return client.get_run(run_id)
         except mlflow.exceptions.MlflowException:
-            raise InputError(f"run {run_id}: not found in {tracking.redact(mlflow.get_tracking_uri())}") from None
+            raise InputError(
+                f"run {run_id}: not found in {tracking.redact(mlflow.get_tracking_uri())}"
+            ) from None
     experiment = client.get_experiment_by_name(str(cfg.experiment_name))
     if experiment is None:
-        raise InputError(
-            f"experiment '{cfg.experiment_name}' has no runs; run `make sweep` first"
-        )
+        raise InputError(f"experiment '{cfg.experiment_name}' has no runs; run `make sweep` first")
     name = study_name(cfg)
     parent = tracking.find_sweep_run(client, experiment.experiment_id, name)
     if parent is None:
@@ -134,8 +137,7 @@ def promote(cfg: DictConfig, run_id: str | None = None) -> Promotion:
     failures = gate_failures(run, cfg.promotion)
     if failures:
         raise InputError(
-            f"promotion of run {rid} ({tags.get('algorithm', '?')}) refused: "
-            + "; ".join(failures)
+            f"promotion of run {rid} ({tags.get('algorithm', '?')}) refused: " + "; ".join(failures)
         )
     model_id = tags.get(tracking.MODEL_ID_TAG)
     if not model_id:
@@ -191,4 +193,5 @@ def describe(result: Promotion, action: str = "promoted") -> str:
     if not result.changed:
         return f"{result.model_name} v{result.version} (run {result.run_id}) is already {CHAMPION}"
     before = f"; {PREVIOUS} is v{result.previous}" if result.previous else ""
-    return f"{action} {result.model_name} v{result.version} (run {result.run_id}) to {CHAMPION}{before}"
+    model = f"{result.model_name} v{result.version} (run {result.run_id})"
+    return f"{action} {model} to {CHAMPION}{before}"

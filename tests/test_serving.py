@@ -1,0 +1,261 @@
+"""Scoring the champion: batch (CLI), REST (a live `mlflow models serve`) and pyfunc agree."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from segmentation.algorithms.dbscan import NearestCoreDBSCAN
+from segmentation.datasets.mall import MallFeatures, generate
+from segmentation.errors import InputError
+from segmentation.model import SegmentModel, build_pipeline
+from segmentation.predict import score_file
+from segmentation.promote import champion_uri, promote
+from segmentation.scaling import make_scaler
+from segmentation.sweep import run_sweep
+from tests.conftest import make_cfg
+
+SRC = Path(__file__).parents[1] / "src"
+SERVER_START_TIMEOUT = 120
+
+
+@pytest.fixture(scope="module")
+def champion(tmp_path_factory):
+    """A small sweep whose best is promoted to champion, in a fresh SQLite registry."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        store = tmp_path_factory.mktemp("serving") / "mlruns"
+        store.mkdir()
+        cfg = make_cfg(store, "sweep.n_trials=3", "algorithm=kmeans", "tracking.log_plots=false")
+        run_sweep(cfg)
+        promote(cfg)
+        yield store, cfg
+
+
+@pytest.fixture(scope="module")
+def customers(tmp_path_factory) -> Path:
+    """New raw customers in the file's own format (header variants, text cells)."""
+    frame = generate(40, seed=123).rename(
+        columns={"Annual Income (k$)": "annual_income", "Spending Score (1-100)": "Spending Score"}
+    )
+    path = tmp_path_factory.mktemp("customers") / "customers.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(champion, tmp_path_factory):
+    """`mlflow models serve` of the champion on a free local port; always stopped."""
+    store, cfg = champion
+    bin_dir = Path(sys.executable).parent
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "MLFLOW_TRACKING_URI": str(cfg.paths.tracking_uri),
+        "PYTHONPATH": str(SRC),
+    }
+    started = time.perf_counter()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [
+                str(bin_dir / "mlflow"),
+                "models",
+                "serve",
+                "-m",
+                champion_uri(cfg),
+                "--env-manager",
+                "local",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/ping", timeout=2) as reply:
+                    if reply.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if proc.poll() is not None or time.perf_counter() - started > SERVER_START_TIMEOUT:
+                pytest.fail(f"model server did not start:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.25)
+        print(f"\nmlflow models serve answered /ping after {time.perf_counter() - started:.1f}s")
+        yield url
+    finally:
+        # The server runs its workers in its own process group: stop the whole group.
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def post(url: str, body: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        f"{url}/invocations",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            return reply.status, json.load(reply)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
+def model_rows(path: Path) -> pd.DataFrame:
+    """The file's rows under the model's column names, as JSON-ready values."""
+    frame = pd.read_csv(path, dtype=str).rename(
+        columns={"annual_income": "Annual Income (k$)", "Spending Score": "Spending Score (1-100)"}
+    )
+    for column in ("Age", "Annual Income (k$)", "Spending Score (1-100)"):
+        frame[column] = frame[column].astype(float)
+    return frame
+
+
+def test_batch_rest_and_pyfunc_agree(champion, customers, server, tmp_path):
+    store, cfg = champion
+    out = tmp_path / "segments.csv"
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from segmentation.cli import predict_main; predict_main()",
+            f"paths.mlruns_dir={store}",
+            f"+input={customers}",
+            f"+output={out}",
+            f"hydra.run.dir={tmp_path / 'hydra'}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert cli.returncode == 0, cli.stderr
+    batch = pd.read_csv(out)
+    raw = pd.read_csv(customers)
+    # The input as given (its own headers) plus segment and persona.
+    assert list(batch.columns) == [*raw.columns, "segment", "persona"]
+    assert len(batch) == len(raw)
+    assert not Path(f"{out}.rejected.csv").exists()
+
+    rows = model_rows(customers)
+    split = json.loads(rows.to_json(orient="split", index=False))
+    status, by_split = post(server, {"dataframe_split": split})
+    assert status == 200, by_split
+    status, by_records = post(server, {"dataframe_records": rows.to_dict(orient="records")})
+    assert status == 200, by_records
+    rest_split = pd.DataFrame(by_split["predictions"])
+    rest_records = pd.DataFrame(by_records["predictions"])
+
+    pyfunc = mlflow.pyfunc.load_model(champion_uri(cfg)).predict(rows)
+
+    assert batch["segment"].nunique() >= 2
+    for other in (rest_split, rest_records, pyfunc):
+        assert other["segment"].tolist() == batch["segment"].tolist()
+        assert other["persona"].tolist() == batch["persona"].tolist()
+
+
+def test_rest_refuses_a_missing_column(champion, customers, server):
+    rows = model_rows(customers).drop(columns=["Spending Score (1-100)"]).head(2)
+    status, reply = post(server, {"dataframe_records": rows.to_dict(orient="records")})
+    assert status == 400
+    assert "missing inputs ['Spending Score (1-100)']" in reply["message"]
+
+
+def test_batch_lists_rejected_rows_and_refuses_a_missing_column(champion, tmp_path, capsys):
+    store, cfg = champion
+    frame = generate(12, seed=5).astype(object)
+    frame.loc[2, "Age"] = None
+    frame.loc[4, "Annual Income (k$)"] = "n/a"
+    frame.loc[6, "Spending Score (1-100)"] = -3
+    path = tmp_path / "new.csv"
+    frame.to_csv(path, index=False)
+    out = tmp_path / "out" / "segments.csv"
+    result = score_file(cfg, path, out)
+    assert result.scored == 9
+    rejected = pd.read_csv(f"{out}.rejected.csv")
+    assert rejected["line"].tolist() == [4, 6, 8]  # file lines: the header is line 1
+    assert rejected["reason"].tolist() == [
+        "'Age' is missing",
+        "'Annual Income (k$)' is not a number: 'n/a'",
+        "'Spending Score (1-100)' below 0: -3",
+    ]
+    scored = pd.read_csv(out)
+    assert scored["CustomerID"].tolist() == [1, 2, 4, 6, 8, 9, 10, 11, 12]
+
+    missing = tmp_path / "missing.csv"
+    frame.drop(columns=["Spending Score (1-100)"]).to_csv(missing, index=False)
+    target = tmp_path / "never.csv"
+    with pytest.raises(InputError, match=r"required column 'Spending Score \(1-100\)'") as err:
+        score_file(cfg, missing, target)
+    assert "\n" not in str(err.value)
+    assert not target.exists()
+
+
+def test_dbscan_core_samples_get_their_training_label_back():
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(c, 0.3, size=(60, 2)) for c in ((0, 0), (4, 4), (0, 5))])
+    X = np.vstack([X, [[10.0, -10.0]]])  # an outlier: noise in training
+    model = NearestCoreDBSCAN(eps=0.5, min_samples=5).fit(X)
+    core = model.core_sample_indices_
+    assert len(set(model.labels_[core])) == 3
+    predicted = model.predict(X)
+    np.testing.assert_array_equal(predicted[core], model.labels_[core])
+    assert predicted[-1] == -1
+    # New customers: near a core sample -> its segment; far from all -> noise.
+    new = np.array([[4.05, 3.95], [20.0, 20.0]])
+    assert model.predict(new)[0] == model.labels_[core][np.argmin(((X[core] - new[0]) ** 2).sum(1))]
+    assert model.predict(new)[1] == -1
+    np.testing.assert_array_equal(model.predict(X), model.predict(X))
+
+
+def test_dbscan_pipeline_scores_raw_rows_with_noise_unassigned():
+    raw = generate(200, seed=42)
+    features = MallFeatures().fit(raw)
+    columns = ["Annual Income (k$)", "Spending Score (1-100)"]
+    X_raw = features.transform(raw)[columns].to_numpy()
+    scaler = make_scaler("standard").fit(X_raw)
+    clusterer = NearestCoreDBSCAN(eps=0.3, min_samples=5)
+    labels = clusterer.fit_predict(scaler.transform(X_raw))
+    model = SegmentModel(build_pipeline(features, columns, scaler, clusterer), {0: "Core"})
+    out = model.predict(None, raw)
+    core = clusterer.core_sample_indices_
+    assert len(set(labels[core])) >= 2
+    np.testing.assert_array_equal(out["segment"].to_numpy()[core], labels[core])
+    assert set(out.loc[out["segment"] == 0, "persona"]) == {"Core"}
+    far = raw.head(1).assign(**{"Annual Income (k$)": 1000, "Spending Score (1-100)": 1000})
+    assert model.predict(None, far).to_dict("records") == [{"segment": -1, "persona": "Unassigned"}]
