@@ -25,7 +25,7 @@ from segmentation.promote import champion_uri
 
 LINE = "line"
 REASON = "reason"
-# Carries each row's file line through the dataset's cleaning, which may drop or reorder rows.
+# Carries each row's file line through the dataset's cleaning when the file has no id column.
 _TRACK = "__segmentation_line__"
 SHOWN_REJECTIONS = 20
 
@@ -76,6 +76,36 @@ def row_problems(frame: pd.DataFrame, columns: Mapping[str, Mapping[str, Any]]) 
     return reasons
 
 
+def clean_rows(
+    cfg: DictConfig, rows: pd.DataFrame, lines: pd.Series, path: Path
+) -> tuple[pd.DataFrame, pd.Index, list[str]]:
+    """The dataset's own typing and cleaning, exactly as in training, on rows that passed.
+
+    Returns the cleaned rows, the file line of each and the rules that removed rows. Cleaning
+    may drop rows and keep only the dataset's columns, so the id column carries the line number
+    through it (the rules never read ids) and gets its values back afterwards.
+    """
+    if rows.empty:
+        return rows, pd.Index([], dtype=int), []
+    id_column = cfg.dataset.get("id_column")
+    carrier = str(id_column) if id_column and id_column in rows.columns else _TRACK
+    tracked = rows.copy()
+    tracked[carrier] = lines.astype(str)
+    loaded = dataset_module(cfg.dataset).prepare(tracked, cfg.dataset, str(path))
+    frame = loaded.frame
+    rules = [c["rule"] for c in loaded.cleaning if c.get("rows_out", 0) < c.get("rows_in", 0)]
+    if carrier not in frame.columns:
+        raise InputError(
+            f"{path}: dataset '{cfg.dataset.name}' cleaning drops column '{carrier}', so scored "
+            "rows cannot be matched to file lines (give the file its id column)"
+        )
+    kept = pd.Index(frame[carrier].astype(int))
+    frame = frame.copy()
+    if carrier == id_column:
+        frame[carrier] = rows.set_axis(lines)[carrier].loc[kept].to_numpy()
+    return frame, kept, rules
+
+
 def load_model(cfg: DictConfig, model_uri: str | None) -> tuple[str, Any]:
     """Load a pyfunc model (default: the config's champion), refusing an unknown one in a line."""
     uri = model_uri or champion_uri(cfg)
@@ -109,15 +139,9 @@ def score_file(
     reasons = row_problems(mapped, columns)
     ok = reasons == ""
     # The dataset's own typing and cleaning, exactly as in training, on the rows that passed.
-    tracked = raw.loc[ok].assign(**{_TRACK: lines[ok]})
-    prepared = (
-        dataset_module(cfg.dataset).prepare(tracked, cfg.dataset, str(input_path)).frame
-        if ok.any()
-        else tracked.iloc[:0]
-    )
-    kept = pd.Index(prepared[_TRACK].astype(int)) if len(prepared) else pd.Index([], dtype=int)
+    prepared, kept, rules = clean_rows(cfg, mapped.loc[ok], lines[ok], input_path)
     dropped = ok & ~lines.isin(kept)
-    reasons[dropped] = "removed by the dataset's cleaning rules"
+    reasons[dropped] = f"removed by the dataset's cleaning rule(s): {', '.join(rules) or '?'}"
     bad = reasons != ""
     rejected = raw.loc[bad].copy()
     rejected.insert(0, LINE, lines[bad])
