@@ -39,3 +39,16 @@ def make_cfg(store: Path, *overrides: str, data_dir: Path | None = None):
         "sweep.progress=false",
     ]
     return compose([*base, *overrides])
+
+
+def run_main(main, monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+    """Run a ``segmentation.cli`` entry point in this process; return its exit code."""
+    quiet = [
+        "hydra/job_logging=disabled", "hydra/hydra_logging=disabled", "hydra.output_subdir=null"
+    ]
+    monkeypatch.setattr("sys.argv", ["segmentation", *args, *quiet])
+    try:
+        main()
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    return 0

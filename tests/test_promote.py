@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 from mlflow.tracking import MlflowClient
 
 from segmentation import tracking
+from segmentation.cli import promote_main
 from segmentation.datasets import load_dataset
 from segmentation.datasets.reading import content_hash
 from segmentation.errors import InputError
 from segmentation.promote import CHAMPION, PREVIOUS, alias_version, promote, rollback
 from segmentation.sweep import run_sweep
-from tests.conftest import make_cfg
+from tests.conftest import make_cfg, run_main
 
 FAST = ("sweep.n_trials=3", "algorithm=kmeans", "tracking.log_plots=false")
 
@@ -68,34 +64,47 @@ def test_promote_moves_champion_and_tags_the_version(swept):
         rollback(cfg)
 
 
-def test_gate_refusal_names_the_gate_and_exits_non_zero(swept):
+def test_gate_refusal_names_the_gate_and_exits_non_zero(swept, monkeypatch, capsys):
     store, cfg, result = swept
     promote(cfg)
     before = aliases(cfg)
     with pytest.raises(InputError, match=r"silhouette 0\.\d{4} below min_silhouette 0\.99"):
         promote(make_cfg(store, *FAST, "promotion.min_silhouette=0.99"))
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    cli = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from segmentation.cli import promote_main; promote_main()",
-            f"paths.mlruns_dir={store}",
-            f"paths.data_dir={store / 'no-data'}",
-            "promotion.min_silhouette=0.99",
-            f"hydra.run.dir={store.parent / 'hydra'}",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
+    code = run_main(
+        promote_main,
+        monkeypatch,
+        f"paths.mlruns_dir={store}",
+        f"paths.data_dir={store / 'no-data'}",
+        "promotion.min_silhouette=0.99",
+        f"hydra.run.dir={store.parent / 'hydra'}",
     )
-    assert cli.returncode == 2, cli.stderr
-    assert cli.stderr.startswith("error: promotion of run ")
-    assert "below min_silhouette 0.99" in cli.stderr
-    assert len(cli.stderr.strip().splitlines()) == 1
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("error: promotion of run ")
+    assert "below min_silhouette 0.99" in err
+    assert len(err.strip().splitlines()) == 1
     assert aliases(cfg) == before
+
+
+def test_gate_checks_stability_and_constraints_where_recorded(swept):
+    store, cfg, result = swept
+    client = MlflowClient(str(cfg.paths.tracking_uri))
+    best = result.best_trial.user_attrs["mlflow_run_id"]
+    other = next(
+        r
+        for r in client.search_runs(
+            [result.experiment_id], f"tags.mlflow.parentRunId = '{result.parent_run_id}'"
+        )
+        if r.info.run_id != best
+    )
+    client.log_metric(other.info.run_id, "stability_ari", 0.5)
+    with pytest.raises(InputError) as refused:
+        promote(cfg, other.info.run_id)
+    assert "stability_ari 0.5000 below min_stability_ari 0.7" in str(refused.value)
+    constraints_failed = "sweep constraints not met (trial_state PRUNED: "
+    assert (constraints_failed in str(refused.value)) == (
+        other.data.tags["trial_state"] == "PRUNED"
+    )
 
 
 def test_second_model_promoted_then_rolled_back(swept):

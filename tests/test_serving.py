@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 from segmentation.algorithms.dbscan import NearestCoreDBSCAN
+from segmentation.cli import predict_main
 from segmentation.datasets.mall import MallFeatures, generate
 from segmentation.errors import InputError
 from segmentation.model import SegmentModel, build_pipeline
@@ -26,7 +27,7 @@ from segmentation.predict import score_file
 from segmentation.promote import champion_uri, promote
 from segmentation.scaling import make_scaler
 from segmentation.sweep import run_sweep
-from tests.conftest import make_cfg
+from tests.conftest import make_cfg, run_main
 
 SRC = Path(__file__).parents[1] / "src"
 SERVER_START_TIMEOUT = 120
@@ -144,27 +145,18 @@ def model_rows(path: Path) -> pd.DataFrame:
     return frame
 
 
-def test_batch_rest_and_pyfunc_agree(champion, customers, server, tmp_path):
+def test_batch_rest_and_pyfunc_agree(champion, customers, server, tmp_path, monkeypatch, capsys):
     store, cfg = champion
     out = tmp_path / "segments.csv"
-    env = {**os.environ, "PYTHONPATH": str(SRC)}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    cli = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from segmentation.cli import predict_main; predict_main()",
-            f"paths.mlruns_dir={store}",
-            f"+input={customers}",
-            f"+output={out}",
-            f"hydra.run.dir={tmp_path / 'hydra'}",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
+    code = run_main(
+        predict_main,
+        monkeypatch,
+        f"paths.mlruns_dir={store}",
+        f"+input={customers}",
+        f"+output={out}",
+        f"hydra.run.dir={tmp_path / 'hydra'}",
     )
-    assert cli.returncode == 0, cli.stderr
+    assert code == 0, capsys.readouterr().err
     batch = pd.read_csv(out)
     raw = pd.read_csv(customers)
     # The input as given (its own headers) plus segment and persona.
