@@ -27,7 +27,7 @@ from segmentation.predict import score_file
 from segmentation.promote import champion_uri, promote
 from segmentation.scaling import make_scaler
 from segmentation.sweep import run_sweep
-from tests.conftest import make_cfg, run_main
+from tests.conftest import make_cfg, real_file, run_main
 
 SRC = Path(__file__).parents[1] / "src"
 SERVER_START_TIMEOUT = 120
@@ -251,3 +251,34 @@ def test_dbscan_pipeline_scores_raw_rows_with_noise_unassigned():
     assert set(out.loc[out["segment"] == 0, "persona"]) == {"Core"}
     far = raw.head(1).assign(**{"Annual Income (k$)": 1000, "Spending Score (1-100)": 1000})
     assert model.predict(None, far).to_dict("records") == [{"segment": -1, "persona": "Unassigned"}]
+
+
+def test_retail_champion_scores_the_raw_marketing_file(tmp_path, monkeypatch):
+    path = real_file("marketing_campaign.csv")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    store = tmp_path / "mlruns"
+    store.mkdir()
+    # Trained on synthetic customers, then scoring the real file as it comes (tab-separated).
+    cfg = make_cfg(
+        store,
+        "experiments=retail_rfm",
+        "sweep.n_trials=2",
+        "algorithm=kmeans",
+        "tracking.log_plots=false",
+        "dataset.synthetic_rows=400",
+    )
+    run_sweep(cfg)
+    promote(cfg)
+    out = tmp_path / "segments.csv"
+    result = score_file(cfg, path, out)
+    raw = pd.read_csv(path, sep="\t")
+    assert result.scored + len(result.rejected) == len(raw) == 2240
+    scored = pd.read_csv(out, sep=",")
+    assert list(scored.columns) == [*raw.columns, "segment", "persona"]
+    assert scored["segment"].nunique() >= 2 and scored["persona"].notna().all()
+    reasons = result.rejected["reason"].value_counts().to_dict()
+    implausible = int(((raw["Income"] > 200000) | (raw["Year_Birth"] < 1901)).sum())
+    assert reasons == {
+        "'Income' is missing": int(raw["Income"].isna().sum()),
+        "removed by the dataset's cleaning rule(s): implausible": implausible,
+    }
