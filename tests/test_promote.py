@@ -122,8 +122,12 @@ def test_second_model_promoted_then_rolled_back(swept):
     # Rolling back again swaps back: previous always holds the last champion.
     rollback(cfg)
     assert aliases(cfg) == (second.registered_version, first.registered_version)
-    # A run id given explicitly (RUN=) is promoted the same way.
+    # A run id given explicitly (RUN=) is promoted the same way; a sweep's id means its best.
     done = promote(cfg, first.best_trial.user_attrs["mlflow_run_id"])
+    assert done.changed
     assert aliases(cfg) == (first.registered_version, second.registered_version)
+    done = promote(cfg, second.parent_run_id)
+    assert done.run_id == second.best_trial.user_attrs["mlflow_run_id"]
+    assert aliases(cfg) == (second.registered_version, first.registered_version)
     with pytest.raises(InputError, match="not found"):
         promote(cfg, "0" * 32)

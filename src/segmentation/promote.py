@@ -69,11 +69,18 @@ def candidate_run(cfg: DictConfig, client: MlflowClient, run_id: str | None = No
     """The run to promote: ``run_id`` if given, else the best trial of the latest sweep."""
     if run_id:
         try:
-            return client.get_run(run_id)
+            run = client.get_run(run_id)
         except mlflow.exceptions.MlflowException:
             raise InputError(
                 f"run {run_id}: not found in {tracking.redact(mlflow.get_tracking_uri())}"
             ) from None
+        if run.data.tags.get(tracking.ROLE_TAG) != "sweep":
+            return run
+        # A sweep's parent run stands for its best trial.
+        best = run.data.tags.get("best_run_id")
+        if not best:
+            raise InputError(f"sweep run {run_id} has no finished best trial yet")
+        return client.get_run(best)
     experiment = client.get_experiment_by_name(str(cfg.experiment_name))
     if experiment is None:
         raise InputError(f"experiment '{cfg.experiment_name}' has no runs; run `make sweep` first")
@@ -157,11 +164,11 @@ def promote(cfg: DictConfig, run_id: str | None = None) -> Promotion:
     }
     if "stability_ari" in run.data.metrics:
         version_tags["stability_ari"] = f"{run.data.metrics['stability_ari']:.4f}"
-    for key, value in version_tags.items():
-        client.set_model_version_tag(name, version, key, value)
     current = alias_version(client, name, CHAMPION)
     if current == version:
         return Promotion(name, version, rid, alias_version(client, name, PREVIOUS), False)
+    for key, value in version_tags.items():
+        client.set_model_version_tag(name, version, key, value)
     if current is not None:
         client.set_registered_model_alias(name, PREVIOUS, current)
     client.set_registered_model_alias(name, CHAMPION, version)
