@@ -187,6 +187,12 @@ def test_rest_refuses_a_missing_column(champion, customers, server):
     status, reply = post(server, {"dataframe_records": rows.to_dict(orient="records")})
     assert status == 400
     assert "missing inputs ['Spending Score (1-100)']" in reply["message"]
+    # A missing value in a feature the model uses is a 400 naming the feature and the row.
+    rows = model_rows(customers).head(3)
+    rows.loc[1, "Annual Income (k$)"] = None
+    status, reply = post(server, {"dataframe_records": rows.to_dict(orient="records")})
+    assert status == 400
+    assert "feature(s) ['Annual Income (k$)'] at row(s) [1]" in reply["message"]
 
 
 def test_batch_lists_rejected_rows_and_refuses_a_missing_column(champion, tmp_path, capsys):

@@ -77,10 +77,34 @@ class SegmentModel(mlflow.pyfunc.PythonModel):
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        self._refuse_missing_features(frame)
         segments = np.asarray(self.pipeline.predict(frame), dtype=np.int64)
         return pd.DataFrame(
             {"segment": segments, "persona": persona_names(segments, self.personas)}
         )
+
+
+    def _refuse_missing_features(self, frame: pd.DataFrame) -> None:
+        """Name the rows and features left missing (a REST client then gets a 400 that says
+        what to fix, instead of the clusterer's bare NaN error)."""
+        if "select" not in self.pipeline.named_steps:
+            return
+        features: Any = frame
+        # Step by step: the sweep assembles the pipeline from fitted parts without fitting it.
+        for name, step in self.pipeline.steps:
+            features = step.transform(features)
+            if name == "select":
+                break
+        features = np.asarray(features, dtype=float)
+        missing = np.isnan(features)
+        if missing.any():
+            rows = np.flatnonzero(missing.any(axis=1))
+            names = np.asarray(self.pipeline.named_steps["select"].columns)
+            cols = names[missing.any(axis=0)].tolist()
+            raise mlflow.exceptions.MlflowException.invalid_parameter_value(
+                f"missing or non-numeric values in feature(s) {cols} at row(s) "
+                f"{rows[:10].tolist()} (0-based) of {len(frame)}"
+            )
 
 
 OUTPUT_SCHEMA = Schema([ColSpec("long", "segment"), ColSpec("string", "persona")])
