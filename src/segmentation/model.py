@@ -125,8 +125,10 @@ def log_segment_model(
     example: pd.DataFrame,
     personas: Mapping[int, str] | None = None,
     name: str = "model",
+    model_id: str | None = None,
 ) -> mlflow.models.model.ModelInfo:
-    """Log the model to the active run with a signature and a few-row input example."""
+    """Log the model to the active run (or into the already created LoggedModel ``model_id``)
+    with a signature and a few-row input example (never the training data)."""
     with tempfile.TemporaryDirectory() as tmp:
         pipeline_path = Path(tmp) / "pipeline.joblib"
         personas_path = Path(tmp) / "personas.json"
@@ -141,4 +143,5 @@ def log_segment_model(
             signature=model_signature(example),
             input_example=example,
             pip_requirements=pip_requirements(),
+            model_id=model_id,
         )

@@ -14,13 +14,14 @@ import mlflow
 import numpy as np
 import optuna
 import pandas as pd
+from mlflow.entities import LoggedModelOutput
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 from sklearn.base import TransformerMixin
 from threadpoolctl import threadpool_limits
 
-from segmentation import algorithms, tracking, workers
+from segmentation import algorithms, background, scale, tracking, workers
 from segmentation.datasets import (
     LoadedData,
     data_profile,
@@ -33,9 +34,8 @@ from segmentation.errors import InputError, TrackingError
 from segmentation.features import feature_matrix
 from segmentation.insights import describe_segments, log_sweep_insights
 from segmentation.metrics import cluster_metrics, constraint_violation
-from segmentation.model import build_pipeline, log_segment_model
+from segmentation.model import build_pipeline
 from segmentation.plots.study import write_study_plots
-from segmentation.plots.trial import write_trial_plots
 from segmentation.scaling import make_scaler
 from segmentation.stability import trial_stability
 from segmentation.storage import fail_dead_trials, mark_worker, study_storage
@@ -132,6 +132,8 @@ class TrialRunner:
         self.constraints = OmegaConf.to_container(cfg.sweep.constraints, resolve=True)
         self.seed = int(cfg.sweep.seed)
         self.client = MlflowClient()
+        # Plots and models are drawn and logged by a worker, overlapping the next fit.
+        self.artifacts = background.ArtifactWriter(int(cfg.tracking.get("artifact_workers", 0)))
 
     def common_params(self) -> dict[str, Any]:
         space = self.space
@@ -185,11 +187,13 @@ class TrialRunner:
         base_params = {**self.common_params(), "algorithm": name, "trial": trial.number, **flat}
         try:
             estimator = module.build(params, self.seed, space.n_rows)
+            base_params["estimator"] = type(estimator).__name__
             start = time.perf_counter()
             # One thread: small fits are faster, and workers must not oversubscribe the cores.
             with threadpool_limits(1):
                 labels = np.asarray(estimator.fit_predict(space.X))
             fit_seconds = time.perf_counter() - start
+            start = time.perf_counter()
             metrics, sil_values, sil_labels = cluster_metrics(
                 space.X,
                 labels,
@@ -198,6 +202,7 @@ class TrialRunner:
                 seed=self.seed,
             )
             metrics.update(module.extra_metrics(estimator, space.X))
+            metrics["metrics_seconds"] = time.perf_counter() - start
         except Exception as exc:  # any fit error is recorded and the sweep goes on
             reason = f"fit error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             tracking.log_batch(self.client, run_id, params=base_params,
@@ -211,28 +216,41 @@ class TrialRunner:
         tags = {"trial_state": "PRUNED" if reason else "COMPLETE"}
         if reason:
             tags["rejected_reason"] = reason
+        start = time.perf_counter()
         if cfg.sweep.stability.every_trial:
             metrics["stability_ari"] = trial_stability(
                 module, params, space.X, labels, int(cfg.sweep.stability.bootstraps), self.seed
             )
+        segments = describe_segments(cfg, space, labels, module, estimator)
+        metrics["metrics_seconds"] += time.perf_counter() - start
+        start = time.perf_counter()
+        title = (
+            f"{name}, {int(metrics['n_clusters'])} segments, "
+            f"silhouette {metrics['silhouette']:.3f}"
+        )
+        job = background.trial_artifacts(
+            str(cfg.paths.tracking_uri), run_id, space.X_raw, space.X, labels, space.columns,
+            sil_values, sil_labels, metrics["silhouette"], title, bool(cfg.tracking.log_plots),
+            seed=self.seed, profile=segments.profile, personas=segments.names,
+        )
+        if cfg.tracking.log_models:
+            # The LoggedModel is created here so its URI is known now; the worker fills it.
+            model = mlflow.initialize_logged_model(
+                name="model", source_run_id=run_id, experiment_id=self.experiment_id,
+                params={k: str(v) for k, v in base_params.items()},
+            )
+            self.client.log_outputs(run_id, models=[LoggedModelOutput(model.model_id, step=0)])
+            job.pipeline = build_pipeline(space.engineer, space.columns, space.scaler, estimator)
+            job.input_example, job.model_id = space.input_example, model.model_id
+            trial.set_user_attr("model_uri", f"models:/{model.model_id}")
+            tags[tracking.MODEL_ID_TAG] = model.model_id
         tracking.log_batch(self.client, run_id, params=base_params, metrics=metrics, tags=tags)
         tracking.log_dataset(self.client, run_id, self.dataset_input)
-        title = f"{name}, {int(metrics['n_clusters'])} segments, silhouette {metrics['silhouette']:.3f}"
-        segments = describe_segments(cfg, space, labels, module, estimator)
         with tempfile.TemporaryDirectory() as tmp:
             segments.write(Path(tmp) / "segments", personas=False)
-            if cfg.tracking.log_plots:
-                write_trial_plots(
-                    Path(tmp) / "plots", space.X_raw, space.X, labels, space.columns, sil_values,
-                    sil_labels, metrics["silhouette"], title, profile=segments.profile,
-                    personas=segments.names,
-                )
-            mlflow.log_artifacts(tmp)
-        if cfg.tracking.log_models:
-            pipeline = build_pipeline(space.engineer, space.columns, space.scaler, estimator)
-            info = log_segment_model(pipeline, space.input_example, personas=segments.names)
-            trial.set_user_attr("model_uri", info.model_uri)
-            self.client.set_tag(run_id, tracking.MODEL_ID_TAG, info.model_id)
+            self.client.log_artifacts(run_id, tmp)
+        job.main_logging_seconds = time.perf_counter() - start
+        self.artifacts.submit(job)
         if reason:
             trial.set_user_attr("reason", reason)
             raise optuna.TrialPruned(reason)
@@ -304,6 +322,7 @@ def run_sweep(cfg: DictConfig) -> SweepResult:
     specs = algorithm_specs(cfg)
     n_workers = workers.worker_count(cfg)
     workers.check_shared_tracking(cfg)
+    scale.check_algorithm_limits(specs, space.n_rows)
     print(space.data.describe(), flush=True)
     client = tracking.connect(str(cfg.paths.tracking_uri))
     storage = study_storage(cfg)
@@ -381,7 +400,11 @@ def run_trials(cfg, study, runner, n_trials: int, parent_id: str, n_workers: int
         workers.run_workers(cfg, n_workers, runner.experiment_id, parent_id)
         return
     progress = Progress(n_trials, bool(cfg.sweep.progress))
-    workers.run_budget(study, runner, n_trials, [progress])
+    runner.artifacts.start()
+    try:
+        workers.run_budget(study, runner, n_trials, [progress])
+    finally:
+        runner.artifacts.close()  # every plot and model is logged before the sweep goes on
 
 
 def close_orphan_child_runs(client: MlflowClient, exp_id: str, parent_id: str, study) -> None:

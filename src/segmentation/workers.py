@@ -240,7 +240,11 @@ def run_worker(cfg: DictConfig, index: int, experiment_id: str, parent_run_id: s
         )
         runner = TrialRunner(cfg, space, experiment_id, parent_run_id, dataset_input(space.data))
         n_trials = int(cfg.sweep.n_trials)
-        run_budget(study, runner, n_trials, [Progress(n_trials, bool(cfg.sweep.progress))])
+        runner.artifacts.start()
+        try:
+            run_budget(study, runner, n_trials, [Progress(n_trials, bool(cfg.sweep.progress))])
+        finally:
+            runner.artifacts.close()  # this worker's plots and models are all logged
     finally:
         lock.release()
 

@@ -34,6 +34,12 @@ class NearestCoreDBSCAN(ClusterMixin, BaseEstimator):
         Leaf size of the neighbour trees.
     n_jobs : int, default=None
         Parallel jobs for the neighbour searches.
+    max_samples : int, default=None
+        Fit DBSCAN on a seeded sample of at most this many rows (its cost grows with
+        neighbour counts); every row then gets its segment from :meth:`predict`.
+        ``None`` fits on all rows.
+    random_state : int, default=None
+        Seed of that sample.
 
     Attributes
     ----------
@@ -56,12 +62,16 @@ class NearestCoreDBSCAN(ClusterMixin, BaseEstimator):
         metric: str = "euclidean",
         leaf_size: int = 30,
         n_jobs: int | None = None,
+        max_samples: int | None = None,
+        random_state: int | None = None,
     ):
         self.eps = eps
         self.min_samples = min_samples
         self.metric = metric
         self.leaf_size = leaf_size
         self.n_jobs = n_jobs
+        self.max_samples = max_samples
+        self.random_state = random_state
 
     def fit(self, X: Any, y: object = None) -> NearestCoreDBSCAN:
         """Cluster ``X`` with DBSCAN and index its core samples.
@@ -76,21 +86,28 @@ class NearestCoreDBSCAN(ClusterMixin, BaseEstimator):
         self : NearestCoreDBSCAN
         """
         X = validate_data(self, X, dtype=np.float64)
+        sample = None
+        if self.max_samples is not None and len(X) > int(self.max_samples):
+            rng = np.random.default_rng(self.random_state)
+            sample = np.sort(rng.choice(len(X), size=int(self.max_samples), replace=False))
+        fitted = X if sample is None else X[sample]
         dbscan = DBSCAN(
             eps=self.eps,
             min_samples=self.min_samples,
             metric=self.metric,
             leaf_size=self.leaf_size,
             n_jobs=self.n_jobs,
-        ).fit(X)
-        self.labels_ = dbscan.labels_
-        self.core_sample_indices_ = dbscan.core_sample_indices_
-        self.components_ = X[self.core_sample_indices_].copy()
-        self.core_labels_ = self.labels_[self.core_sample_indices_]
+        ).fit(fitted)
+        core = dbscan.core_sample_indices_
+        self.core_sample_indices_ = core if sample is None else sample[core]
+        self.components_ = fitted[core].copy()
+        self.core_labels_ = dbscan.labels_[core]
         if len(self.components_):
             self._neighbours = NearestNeighbors(
                 n_neighbors=1, metric=self.metric, leaf_size=self.leaf_size, n_jobs=self.n_jobs
             ).fit(self.components_)
+        # On a sample, the rows left out join their nearest core sample like new customers.
+        self.labels_ = dbscan.labels_ if sample is None else self._assign(X)
         return self
 
     def predict(self, X: Any) -> np.ndarray:
@@ -106,6 +123,9 @@ class NearestCoreDBSCAN(ClusterMixin, BaseEstimator):
         """
         check_is_fitted(self, "labels_")
         X = validate_data(self, X, dtype=np.float64, reset=False)
+        return self._assign(X)
+
+    def _assign(self, X: np.ndarray) -> np.ndarray:
         labels = np.full(X.shape[0], -1, dtype=np.int64)
         if not len(self.components_):
             return labels
@@ -116,7 +136,12 @@ class NearestCoreDBSCAN(ClusterMixin, BaseEstimator):
 
 
 def build(params: dict[str, Any], seed: int, n_rows: int) -> NearestCoreDBSCAN:
-    return NearestCoreDBSCAN(**params)
+    params = dict(params)
+    # max_rows is checked once at sweep start (segmentation.scale); sample_rows opts in to
+    # fitting on a seeded sample instead.
+    params.pop("max_rows", None)
+    sample_rows = params.pop("sample_rows", None)
+    return NearestCoreDBSCAN(max_samples=sample_rows, random_state=seed, **params)
 
 
 def extra_metrics(estimator: NearestCoreDBSCAN, X: np.ndarray) -> dict[str, float]:

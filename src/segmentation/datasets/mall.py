@@ -111,6 +111,12 @@ class MallFeatures(TransformerMixin, BaseEstimator):
                 out[column] = pd.to_numeric(X[column], errors="coerce").astype(float)
         if "Gender" in X.columns:
             out["Gender_Male"] = (X["Gender"].map(_gender) == "Male").astype(float)
+        # Ratios for the `engineered` feature set: spending relative to income, income per
+        # year of age (a proxy for career stage).
+        if {INCOME, SPENDING} <= set(out.columns):
+            out["Spending to Income"] = out[SPENDING] / out[INCOME].clip(lower=1.0)
+        if {INCOME, "Age"} <= set(out.columns):
+            out["Income per Year of Age"] = out[INCOME] / out["Age"].clip(lower=1.0)
         return out
 
 

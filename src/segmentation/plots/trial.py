@@ -3,7 +3,7 @@ the segment profile heatmap."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +14,19 @@ from segmentation.plots import save, segment_colour, segment_label, subsample
 
 
 def cluster_scatter(
-    X_raw: np.ndarray, X_scaled: np.ndarray, labels: np.ndarray, names: Sequence[str], title: str
+    X_raw: np.ndarray,
+    X_scaled: np.ndarray,
+    labels: np.ndarray,
+    names: Sequence[str],
+    title: str,
+    sizes: Mapping[int, int] | None = None,
 ) -> Figure:
     """2D scatter of the segments: the two features in original units, or the first two
-    principal components of the scaled space (explained variance in the axis labels)."""
+    principal components of the scaled space (explained variance in the axis labels).
+
+    ``sizes`` gives the full segment sizes when ``labels`` is already a sample."""
     idx = subsample(len(labels))
+    sizes = sizes or {int(s): int((labels == s).sum()) for s in np.unique(labels)}
     fig = Figure(figsize=(6.4, 4.8))
     ax = fig.add_subplot()
     if X_raw.shape[1] == 2:
@@ -38,7 +46,7 @@ def cluster_scatter(
         mask = sub == segment
         ax.scatter(
             xy[mask, 0], xy[mask, 1], s=14, alpha=0.75, color=segment_colour(segment),
-            label=f"{segment_label(segment)} (n={int((labels == segment).sum())})",
+            label=f"{segment_label(segment)} (n={sizes.get(int(segment), 0)})",
             edgecolors="none",
         )
     ax.set_title(title)
@@ -46,9 +54,13 @@ def cluster_scatter(
     return fig
 
 
-def segment_sizes(labels: np.ndarray, title: str) -> Figure:
-    """Bar chart of customers per segment, with counts and shares."""
-    values, counts = np.unique(labels, return_counts=True)
+def segment_sizes(labels: np.ndarray, title: str, sizes: Mapping[int, int] | None = None) -> Figure:
+    """Bar chart of customers per segment, with counts and shares (``sizes`` wins over
+    counting ``labels``, which may be a sample)."""
+    if sizes:
+        values, counts = np.array(sorted(sizes)), np.array([sizes[k] for k in sorted(sizes)])
+    else:
+        values, counts = np.unique(labels, return_counts=True)
     fig = Figure(figsize=(6.4, 4.0))
     ax = fig.add_subplot()
     bars = ax.bar(
@@ -72,6 +84,8 @@ def silhouette_plot(
     sample_values: np.ndarray, sample_labels: np.ndarray, mean: float, title: str
 ) -> Figure:
     """Per-customer silhouette values, grouped by segment, with the mean marked."""
+    keep = subsample(len(sample_values))
+    sample_values, sample_labels = sample_values[keep], sample_labels[keep]
     fig = Figure(figsize=(6.4, 4.8))
     ax = fig.add_subplot()
     y = 0
@@ -178,12 +192,15 @@ def write_trial_plots(
     title: str,
     profile: pd.DataFrame | None = None,
     personas: dict[int, str] | None = None,
+    sizes: Mapping[int, int] | None = None,
 ) -> list[Path]:
-    """Write the trial's PNGs into ``out_dir`` (with ``profile``, also its heatmap)."""
+    """Write the trial's PNGs into ``out_dir`` (with ``profile``, also its heatmap; ``sizes``:
+    full segment sizes, when the arrays are a sample)."""
     paths = [
-        save(cluster_scatter(X_raw, X_scaled, labels, names, f"Segments: {title}"),
+        save(cluster_scatter(X_raw, X_scaled, labels, names, f"Segments: {title}", sizes),
              out_dir / "cluster_scatter.png"),
-        save(segment_sizes(labels, f"Segment sizes: {title}"), out_dir / "segment_sizes.png"),
+        save(segment_sizes(labels, f"Segment sizes: {title}", sizes),
+             out_dir / "segment_sizes.png"),
     ]
     if silhouette_values is not None and len(silhouette_values):
         paths.append(

@@ -1,0 +1,196 @@
+"""A trial's plots and model, rendered and logged off the sweep's main process.
+
+Drawing three figures and logging a pyfunc model (which loads it back to validate the input
+example) cost several times a small fit. Spawned worker processes do that work for trial n
+while the main process fits trial n+1. The main process creates the
+trial's LoggedModel first, so the model URI is known at once; :meth:`ArtifactWriter.close`
+waits until every job is logged, so a sweep never returns with work outstanding. Two workers
+(the default) keep up with small fits, where drawing and logging outlast the fit.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import tempfile
+import time
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from segmentation.plots import MAX_POINTS, subsample
+
+# Jobs waiting per worker at most; beyond that the main process waits (bounded memory).
+PENDING_PER_WORKER = 2
+
+
+@dataclass
+class TrialArtifacts:
+    """What the worker needs for one trial: plot inputs capped at ``MAX_POINTS`` rows."""
+
+    tracking_uri: str
+    run_id: str
+    X_raw: np.ndarray
+    X_scaled: np.ndarray
+    labels: np.ndarray
+    sizes: dict[int, int]
+    names: list[str]
+    silhouette_values: np.ndarray
+    silhouette_labels: np.ndarray
+    silhouette: float
+    title: str
+    log_plots: bool
+    profile: pd.DataFrame | None = None
+    personas: dict[int, str] | None = None
+    pipeline: Any = None
+    input_example: pd.DataFrame | None = None
+    model_id: str | None = None
+    main_logging_seconds: float = 0.0
+
+
+def trial_artifacts(
+    tracking_uri: str,
+    run_id: str,
+    X_raw: np.ndarray,
+    X_scaled: np.ndarray,
+    labels: np.ndarray,
+    names: list[str],
+    silhouette_values: np.ndarray,
+    silhouette_labels: np.ndarray,
+    silhouette: float,
+    title: str,
+    log_plots: bool,
+    seed: int = 0,
+    profile: pd.DataFrame | None = None,
+    personas: dict[int, str] | None = None,
+) -> TrialArtifacts:
+    """A job with every per-row input subsampled, so its cost is flat in the number of rows."""
+    idx = subsample(len(labels), MAX_POINTS, seed)
+    values, counts = np.unique(labels, return_counts=True)
+    sil_idx = subsample(len(silhouette_values), MAX_POINTS, seed)
+    return TrialArtifacts(
+        tracking_uri=tracking_uri,
+        run_id=run_id,
+        X_raw=X_raw[idx],
+        X_scaled=X_scaled[idx],
+        labels=labels[idx],
+        sizes={int(v): int(c) for v, c in zip(values, counts, strict=True)},
+        names=list(names),
+        silhouette_values=silhouette_values[sil_idx],
+        silhouette_labels=silhouette_labels[sil_idx],
+        silhouette=silhouette,
+        title=title,
+        log_plots=log_plots,
+        profile=profile,
+        personas=personas,
+    )
+
+
+def write_trial_artifacts(job: TrialArtifacts) -> dict[str, float]:
+    """Draw and log the plots, log the model, then log how long that took to the run."""
+    import mlflow
+
+    from segmentation import tracking
+    from segmentation.model import log_segment_model
+    from segmentation.plots.trial import write_trial_plots
+
+    client = mlflow.MlflowClient(job.tracking_uri)
+    timings = {"plots_seconds": 0.0, "logging_seconds": job.main_logging_seconds}
+    if job.log_plots:
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            write_trial_plots(
+                Path(tmp),
+                job.X_raw,
+                job.X_scaled,
+                job.labels,
+                job.names,
+                job.silhouette_values,
+                job.silhouette_labels,
+                job.silhouette,
+                job.title,
+                profile=job.profile,
+                personas=job.personas,
+                sizes=job.sizes,
+            )
+            timings["plots_seconds"] = time.perf_counter() - start
+            start = time.perf_counter()
+            client.log_artifacts(job.run_id, tmp, "plots")
+            timings["logging_seconds"] += time.perf_counter() - start
+    if job.model_id is not None:
+        start = time.perf_counter()
+        mlflow.set_tracking_uri(job.tracking_uri)
+        log_segment_model(
+            job.pipeline, job.input_example, personas=job.personas, model_id=job.model_id
+        )
+        timings["logging_seconds"] += time.perf_counter() - start
+    tracking.log_batch(client, job.run_id, metrics=timings)
+    return timings
+
+
+def _init_worker() -> None:
+    # Import the heavy modules while the main process loads data and fits the first trial.
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import mlflow  # noqa: F401
+
+    import segmentation.model  # noqa: F401
+    import segmentation.plots.trial  # noqa: F401
+
+
+class ArtifactWriter:
+    """Runs :func:`write_trial_artifacts` in spawned worker processes, or inline.
+
+    Parameters
+    ----------
+    workers : int
+        Worker processes (0: run each job at once, in this process).
+    """
+
+    def __init__(self, workers: int):
+        self.workers = max(0, int(workers))
+        self.background = self.workers > 0
+        self._pool: ProcessPoolExecutor | None = None
+        self._pending: deque[Future] = deque()
+
+    def start(self) -> None:
+        """Start the worker early, so its imports overlap with the main process's work."""
+        if self.background and self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+            )
+            for _ in range(self.workers):  # makes the pool spawn its workers now
+                self._pool.submit(int)
+
+    def submit(self, job: TrialArtifacts) -> None:
+        if not self.background:
+            write_trial_artifacts(job)
+            return
+        self.start()
+        self._reap()
+        while len(self._pending) >= PENDING_PER_WORKER * self.workers + 1:
+            self._pending.popleft().result()
+        self._pending.append(self._pool.submit(write_trial_artifacts, job))
+
+    def _reap(self) -> None:
+        """Surface a worker error early (a failed job stops the sweep, as inline it would)."""
+        while self._pending and self._pending[0].done():
+            self._pending.popleft().result()
+
+    def close(self) -> None:
+        """Wait for every job, then stop the worker. Raises the first job error, if any."""
+        try:
+            while self._pending:
+                self._pending.popleft().result()
+        finally:
+            self._pending.clear()
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
