@@ -79,6 +79,7 @@ def big_sweep(tmp_path_factory):
         "dataset.synthetic_rows=200000",
         "algorithm.kmeans.fixed.minibatch_above=100000",
         "algorithm.gmm.fixed.max_iter=50",
+        "sweep.stability.bootstraps=2",
     )
     return cfg, run_sweep(cfg)
 

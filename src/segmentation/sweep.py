@@ -239,7 +239,8 @@ class TrialRunner:
                 name="model", source_run_id=run_id, experiment_id=self.experiment_id,
                 params={k: str(v) for k, v in base_params.items()},
             )
-            self.client.log_outputs(run_id, models=[LoggedModelOutput(model.model_id, step=0)])
+            if self.artifacts.background:  # inline, log_model links it to the active run
+                self.client.log_outputs(run_id, models=[LoggedModelOutput(model.model_id, step=0)])
             job.pipeline = build_pipeline(space.engineer, space.columns, space.scaler, estimator)
             job.input_example, job.model_id = space.input_example, model.model_id
             trial.set_user_attr("model_uri", f"models:/{model.model_id}")
