@@ -44,7 +44,9 @@ def make_cfg(store: Path, *overrides: str, data_dir: Path | None = None):
 def run_main(main, monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
     """Run a ``segmentation.cli`` entry point in this process; return its exit code."""
     quiet = [
-        "hydra/job_logging=disabled", "hydra/hydra_logging=disabled", "hydra.output_subdir=null"
+        "hydra/job_logging=disabled",
+        "hydra/hydra_logging=disabled",
+        "hydra.output_subdir=null",
     ]
     monkeypatch.setattr("sys.argv", ["segmentation", *args, *quiet])
     try:

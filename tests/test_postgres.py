@@ -50,16 +50,29 @@ def postgres_url() -> Iterator[str]:
     if os.geteuid() == 0:
         shutil.chown(root, "postgres")
     data, port = root / "data", _free_port()
-    _as_postgres([str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-                  "-E", "UTF8"])
+    _as_postgres(
+        [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]
+    )
     opts = f"-p {port} -c listen_addresses=127.0.0.1 -k {root}"
-    _as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-o", opts, "-l",
-                  str(root / "log"), "-w", "start"])
+    _as_postgres(
+        [
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            opts,
+            "-l",
+            str(root / "log"),
+            "-w",
+            "start",
+        ]
+    )
     try:
         import psycopg
 
-        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres",
-                             autocommit=True) as conn:
+        with psycopg.connect(
+            f"postgresql://postgres@127.0.0.1:{port}/postgres", autocommit=True
+        ) as conn:
             # Two databases: Optuna and MLflow both keep an alembic_version table.
             conn.execute("CREATE DATABASE optuna")
             conn.execute("CREATE DATABASE mlflow")

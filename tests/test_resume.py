@@ -26,9 +26,11 @@ pytestmark = pytest.mark.slow
 
 def sweep_command(store: Path, *overrides: str) -> list[str]:
     script = Path(sys.executable).with_name("segmentation-sweep")
-    head = [str(script)] if script.exists() else [
-        sys.executable, "-c", "from segmentation.cli import sweep_main; sweep_main()"
-    ]
+    head = (
+        [str(script)]
+        if script.exists()
+        else [sys.executable, "-c", "from segmentation.cli import sweep_main; sweep_main()"]
+    )
     return [*head, f"paths.mlruns_dir={store}", f"paths.data_dir={store / 'no-data'}", *overrides]
 
 
@@ -36,8 +38,13 @@ def start_sweep(store: Path, *overrides: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     src = str(Path(__file__).resolve().parents[1] / "src")
     env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")])
-    return subprocess.Popen(sweep_command(store, *overrides), env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        sweep_command(store, *overrides),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_mid_trial(cfg, proc: subprocess.Popen, finished: int, timeout: float = 120) -> None:
@@ -52,8 +59,9 @@ def wait_mid_trial(cfg, proc: subprocess.Popen, finished: int, timeout: float = 
             continue
         trials = study.get_trials(deepcopy=False)
         done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-        open_run = [t for t in trials if t.state == TrialState.RUNNING
-                    and "mlflow_run_id" in t.user_attrs]
+        open_run = [
+            t for t in trials if t.state == TrialState.RUNNING and "mlflow_run_id" in t.user_attrs
+        ]
         if len(done) >= finished and open_run:
             return
         time.sleep(0.05)
@@ -87,10 +95,16 @@ def test_sigkill_mid_sweep_then_rerun_finishes_the_remaining_budget(store):
     try:
         wait_mid_trial(cfg, proc, finished=2)
         study, _ = interrupted_trials(cfg)
-        before = {t.number for t in study.get_trials(deepcopy=False)
-                  if t.state in (TrialState.COMPLETE, TrialState.PRUNED)}
-        worker_pids = {t.user_attrs[PID_ATTR] for t in study.get_trials(deepcopy=False)
-                       if PID_ATTR in t.user_attrs}
+        before = {
+            t.number
+            for t in study.get_trials(deepcopy=False)
+            if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+        }
+        worker_pids = {
+            t.user_attrs[PID_ATTR]
+            for t in study.get_trials(deepcopy=False)
+            if PID_ATTR in t.user_attrs
+        }
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait(timeout=60)
@@ -125,8 +139,9 @@ def check_sweep_after_crash(cfg, result, n_trials: int):
     done = sorted(r.info.run_id for r in children if r.info.status == "FINISHED")
     assert done == sorted(t.user_attrs["mlflow_run_id"] for t in finished)
     killed = sorted(r.info.run_id for r in children if r.info.status == "KILLED")
-    assert killed == sorted(t.user_attrs["mlflow_run_id"] for t in failed
-                            if "mlflow_run_id" in t.user_attrs)
+    assert killed == sorted(
+        t.user_attrs["mlflow_run_id"] for t in failed if "mlflow_run_id" in t.user_attrs
+    )
     assert len(children) == len(done) + len(killed), "no duplicate or open child runs"
     return finished
 
@@ -151,8 +166,9 @@ def test_sigint_ends_cleanly_and_a_restart_resumes(store):
         "attributes.status = 'RUNNING'",
     ), "Ctrl-C closes every open run"
     check_killed_runs(cfg, failed)
-    done_before = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,
-                                                                  TrialState.PRUNED)))
+    done_before = len(
+        study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    )
     result = run_sweep(cfg)
     check_sweep_after_crash(cfg, result, 5)
     assert result.ran == 5 - done_before

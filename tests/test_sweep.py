@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import mlflow
 import numpy as np
 import pandas as pd
@@ -28,23 +30,46 @@ def test_sweep_logs_runs_models_and_registers(store):
         assert key in run.data.params
     assert run.data.params["data_source"] == "synthetic"
     assert run.data.tags["data_source"] == "synthetic"
-    for key in ("silhouette", "davies_bouldin", "calinski_harabasz", "n_clusters",
-                "noise_fraction", "min_segment_fraction", "max_segment_fraction", "fit_seconds"):
+    for key in (
+        "silhouette",
+        "davies_bouldin",
+        "calinski_harabasz",
+        "n_clusters",
+        "noise_fraction",
+        "min_segment_fraction",
+        "max_segment_fraction",
+        "fit_seconds",
+    ):
         assert key in run.data.metrics, key
     algo = run.data.params["algorithm"]
     assert ("inertia" if algo == "kmeans" else "bic") in run.data.metrics
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
-    assert {"plots/cluster_scatter.png", "plots/segment_sizes.png", "plots/silhouette.png"} <= artifacts
+    assert {
+        "plots/cluster_scatter.png",
+        "plots/segment_sizes.png",
+        "plots/silhouette.png",
+    } <= artifacts
     assert run.inputs.dataset_inputs, "dataset logged as the run's input"
     parent = client.get_run(result.parent_run_id)
     assert parent.data.tags[tracking.ROLE_TAG] == "sweep"
     assert "best_silhouette" in parent.data.metrics
     assert {a.path for a in client.list_artifacts(result.parent_run_id)} >= {"config.yaml", "study"}
     # The registered model scores raw rows.
-    version = client.get_model_version(cfg.tracking.registered_model_name, result.registered_version)
-    model = mlflow.pyfunc.load_model(f"models:/{cfg.tracking.registered_model_name}/{version.version}")
-    rows = pd.DataFrame({"CustomerID": ["1", "2"], "Gender": ["Male", "Female"], "Age": [30.0, 40.0],
-                         "Annual Income (k$)": [20.0, 90.0], "Spending Score (1-100)": [80.0, 15.0]})
+    version = client.get_model_version(
+        cfg.tracking.registered_model_name, result.registered_version
+    )
+    model = mlflow.pyfunc.load_model(
+        f"models:/{cfg.tracking.registered_model_name}/{version.version}"
+    )
+    rows = pd.DataFrame(
+        {
+            "CustomerID": ["1", "2"],
+            "Gender": ["Male", "Female"],
+            "Age": [30.0, 40.0],
+            "Annual Income (k$)": [20.0, 90.0],
+            "Spending Score (1-100)": [80.0, 15.0],
+        }
+    )
     out = model.predict(rows)
     assert list(out.columns) == ["segment", "persona"]
     assert out["segment"].dtype == np.int64
@@ -60,8 +85,13 @@ def test_rerun_resumes_same_parent_and_finishes_budget(store):
     assert second.ran == 2
     third = run_sweep(cfg)
     assert third.ran == 0
+    # MLflow exports the URI it is given; the next composed config must not read it as the
+    # user's choice of store.
+    assert "MLFLOW_TRACKING_URI" not in os.environ
     client = MlflowClient(str(cfg.paths.tracking_uri))
-    children = client.search_runs([first.experiment_id], f"tags.mlflow.parentRunId = '{first.parent_run_id}'")
+    children = client.search_runs(
+        [first.experiment_id], f"tags.mlflow.parentRunId = '{first.parent_run_id}'"
+    )
     assert len(children) == 5
 
 
@@ -77,7 +107,10 @@ def test_real_mall_kmeans_k5_published_silhouette(store):
     path = real_file("Mall_Customers.csv")
     # The search is what is tested here: plots are covered by the other tests.
     cfg = make_cfg(
-        store, "algorithm=kmeans", "sweep.n_trials=50", "tracking.log_plots=false",
+        store,
+        "algorithm=kmeans",
+        "sweep.n_trials=50",
+        "tracking.log_plots=false",
         data_dir=path.parent,
     )
     result = run_sweep(cfg)

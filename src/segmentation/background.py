@@ -123,7 +123,7 @@ def write_trial_artifacts(job: TrialArtifacts) -> dict[str, float]:
             timings["logging_seconds"] += time.perf_counter() - start
     if job.model_id is not None:
         start = time.perf_counter()
-        mlflow.set_tracking_uri(job.tracking_uri)
+        tracking.set_tracking_uri(job.tracking_uri)
         log_segment_model(
             job.pipeline, job.input_example, personas=job.personas, model_id=job.model_id
         )

@@ -30,18 +30,20 @@ def bench_workers(n_trials: int = 12, rows: int = 100_000) -> dict:
     figures: dict = {"rows": rows, "n_trials": n_trials}
     for workers in (1, 2):
         with tempfile.TemporaryDirectory() as tmp:
-            cfg = compose([
-                f"paths.mlruns_dir={Path(tmp)}",
-                f"paths.data_dir={Path(tmp) / 'no-data'}",
-                f"paths.tracking_uri=sqlite:///{Path(tmp)}/mlflow.db",
-                f"dataset.synthetic_rows={rows}",
-                "algorithm=[kmeans,gmm]",
-                f"sweep.n_trials={n_trials}",
-                f"sweep.workers={workers}",
-                "sweep.progress=false",
-                "tracking.log_plots=false",
-                "tracking.log_models=false",
-            ])
+            cfg = compose(
+                [
+                    f"paths.mlruns_dir={Path(tmp)}",
+                    f"paths.data_dir={Path(tmp) / 'no-data'}",
+                    f"paths.tracking_uri=sqlite:///{Path(tmp)}/mlflow.db",
+                    f"dataset.synthetic_rows={rows}",
+                    "algorithm=[kmeans,gmm]",
+                    f"sweep.n_trials={n_trials}",
+                    f"sweep.workers={workers}",
+                    "sweep.progress=false",
+                    "tracking.log_plots=false",
+                    "tracking.log_models=false",
+                ]
+            )
             run_sweep(cfg)
             study = optuna.load_study(study_name=study_name(cfg), storage=study_storage(cfg))
             figures[f"tpm_{workers}"] = round(_trials_per_minute(study), 2)

@@ -70,7 +70,9 @@ def cluster_metrics(
     return metrics, values, ls
 
 
-def constraint_violation(metrics: Mapping[str, float], constraints: Mapping[str, Any]) -> str | None:
+def constraint_violation(
+    metrics: Mapping[str, float], constraints: Mapping[str, Any]
+) -> str | None:
     """The reason a trial may not win, or ``None`` when it meets every constraint."""
     k = int(metrics["n_clusters"])
     if k < 2:

@@ -8,10 +8,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import joblib
 import mlflow
 import numpy as np
 import pandas as pd
-import joblib
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.types import ColSpec, Schema
 from sklearn.base import TransformerMixin
@@ -47,9 +47,7 @@ def build_pipeline(
 def persona_names(labels: np.ndarray, personas: Mapping[int, str] | None) -> list[str]:
     """Persona name per segment id; ``Segment k`` where none is known, noise unassigned."""
     personas = personas or {}
-    return [
-        NOISE_PERSONA if s == -1 else personas.get(int(s), f"Segment {int(s)}") for s in labels
-    ]
+    return [NOISE_PERSONA if s == -1 else personas.get(int(s), f"Segment {int(s)}") for s in labels]
 
 
 class SegmentModel(mlflow.pyfunc.PythonModel):
@@ -82,7 +80,6 @@ class SegmentModel(mlflow.pyfunc.PythonModel):
         return pd.DataFrame(
             {"segment": segments, "persona": persona_names(segments, self.personas)}
         )
-
 
     def _refuse_missing_features(self, frame: pd.DataFrame) -> None:
         """Name the rows and features left missing (a REST client then gets a 400 that says

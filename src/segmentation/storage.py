@@ -32,8 +32,8 @@ def study_storage(cfg: DictConfig) -> optuna.storages.BaseStorage:
         url = os.environ.get(cfg.storage.url_env)
         if not url:
             raise InputError(
-                f"storage={cfg.storage.name}: environment variable {cfg.storage.url_env} is not set "
-                "(expected a database URL such as postgresql://user:pass@host:5432/db)"
+                f"storage={cfg.storage.name}: environment variable {cfg.storage.url_env} is not "
+                "set (expected a database URL such as postgresql://user:pass@host:5432/db)"
             )
         try:
             return RDBStorage(
@@ -44,7 +44,9 @@ def study_storage(cfg: DictConfig) -> optuna.storages.BaseStorage:
             )
         except Exception as exc:  # driver errors vary; the user needs the one line
             first = str(exc).strip().splitlines()[0]
-            raise TrackingError(f"study storage ({cfg.storage.url_env}) is unreachable: {first}") from None
+            raise TrackingError(
+                f"study storage ({cfg.storage.url_env}) is unreachable: {first}"
+            ) from None
     raise InputError(f"storage kind '{kind}' unknown; expected journal or rdb")
 
 

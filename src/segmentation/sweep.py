@@ -204,9 +204,15 @@ class TrialRunner:
             metrics.update(module.extra_metrics(estimator, space.X))
             metrics["metrics_seconds"] = time.perf_counter() - start
         except Exception as exc:  # any fit error is recorded and the sweep goes on
-            reason = f"fit error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            tracking.log_batch(self.client, run_id, params=base_params,
-                               tags={"trial_state": "PRUNED", "rejected_reason": reason})
+            reason = (
+                f"fit error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            )
+            tracking.log_batch(
+                self.client,
+                run_id,
+                params=base_params,
+                tags={"trial_state": "PRUNED", "rejected_reason": reason},
+            )
             trial.set_user_attr("reason", reason)
             raise optuna.TrialPruned(reason) from None
         metrics["fit_seconds"] = fit_seconds
@@ -225,18 +231,30 @@ class TrialRunner:
         metrics["metrics_seconds"] += time.perf_counter() - start
         start = time.perf_counter()
         title = (
-            f"{name}, {int(metrics['n_clusters'])} segments, "
-            f"silhouette {metrics['silhouette']:.3f}"
+            f"{name}, {int(metrics['n_clusters'])} segments, silhouette {metrics['silhouette']:.3f}"
         )
         job = background.trial_artifacts(
-            str(cfg.paths.tracking_uri), run_id, space.X_raw, space.X, labels, space.columns,
-            sil_values, sil_labels, metrics["silhouette"], title, bool(cfg.tracking.log_plots),
-            seed=self.seed, profile=segments.profile, personas=segments.names,
+            str(cfg.paths.tracking_uri),
+            run_id,
+            space.X_raw,
+            space.X,
+            labels,
+            space.columns,
+            sil_values,
+            sil_labels,
+            metrics["silhouette"],
+            title,
+            bool(cfg.tracking.log_plots),
+            seed=self.seed,
+            profile=segments.profile,
+            personas=segments.names,
         )
         if cfg.tracking.log_models:
             # The LoggedModel is created here so its URI is known now; the worker fills it.
             model = mlflow.initialize_logged_model(
-                name="model", source_run_id=run_id, experiment_id=self.experiment_id,
+                name="model",
+                source_run_id=run_id,
+                experiment_id=self.experiment_id,
                 params={k: str(v) for k, v in base_params.items()},
             )
             if self.artifacts.background:  # inline, log_model links it to the active run
@@ -299,7 +317,8 @@ class Progress:
         except ValueError:
             best_text = "no valid trial yet"
         this = (
-            f"{trial.value:.4f}" if trial.state == TrialState.COMPLETE
+            f"{trial.value:.4f}"
+            if trial.state == TrialState.COMPLETE
             else f"rejected: {trial.user_attrs.get('reason', trial.state.name)}"
         )
         print(
@@ -438,14 +457,20 @@ def _log_parent_start(client, cfg, parent_id, space: FeatureSpace, specs, source
         **tracking.flatten("constraints", resolved["sweep"]["constraints"]),
     }
     tracking.log_batch(
-        client, parent_id, params=params,
+        client,
+        parent_id,
+        params=params,
         metrics={"rows_raw": space.data.rows_raw, "rows_clean": space.data.rows_clean},
     )
     client.log_dict(parent_id, resolved, "config.yaml")
     client.log_dict(
         parent_id,
-        {"source": space.data.source, "path": space.data.path, "detected": space.data.detected,
-         "cleaning": space.data.cleaning},
+        {
+            "source": space.data.source,
+            "path": space.data.path,
+            "detected": space.data.detected,
+            "cleaning": space.data.cleaning,
+        },
         "data/cleaning_report.json",
     )
     client.log_dict(parent_id, data_profile(space.data), "data/profile.json")
@@ -458,8 +483,13 @@ def finish_sweep(cfg, client, study, space, exp_id: str, parent_id: str) -> Swee
     trials = study.get_trials(deepcopy=False)
     counts = count_states(study)
     result = SweepResult(
-        study_name=name, experiment_id=exp_id, parent_run_id=parent_id,
-        n_trials=int(cfg.sweep.n_trials), ran=0, best_trial=None, counts=counts,
+        study_name=name,
+        experiment_id=exp_id,
+        parent_run_id=parent_id,
+        n_trials=int(cfg.sweep.n_trials),
+        ran=0,
+        best_trial=None,
+        counts=counts,
     )
     reasons: dict[str, int] = {}
     for t in trials:
@@ -485,9 +515,7 @@ def finish_sweep(cfg, client, study, space, exp_id: str, parent_id: str) -> Swee
             }
         )
         existing = client.get_run(parent_id).data.params
-        params = {
-            f"best.{k}": v for k, v in best.params.items() if f"best.{k}" not in existing
-        }
+        params = {f"best.{k}": v for k, v in best.params.items() if f"best.{k}" not in existing}
     tracking.log_batch(client, parent_id, params=params, metrics=metrics, tags=tags)
     if cfg.tracking.log_plots:
         with tempfile.TemporaryDirectory() as tmp:
@@ -509,8 +537,11 @@ def finish_sweep(cfg, client, study, space, exp_id: str, parent_id: str) -> Swee
         f"{best.user_attrs.get('n_clusters')} segments) silhouette {best.value:.4f}, "
         f"davies_bouldin {metrics.get('davies_bouldin', float('nan')):.3f}; run "
         f"{best.user_attrs.get('mlflow_run_id')}"
-        + (f"; registered {cfg.tracking.registered_model_name} v{result.registered_version}"
-           if result.registered_version else ""),
+        + (
+            f"; registered {cfg.tracking.registered_model_name} v{result.registered_version}"
+            if result.registered_version
+            else ""
+        ),
         flush=True,
     )
     return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import re
 import sys
 from collections.abc import Mapping
@@ -36,6 +37,20 @@ def pip_requirements() -> list[str]:
     return out
 
 
+def set_tracking_uri(tracking_uri: str) -> None:
+    """Point this process's MLflow at a store, leaving ``MLFLOW_TRACKING_URI`` as it was.
+
+    ``mlflow.set_tracking_uri`` also exports the URI to the environment, where the next config
+    composed in this process would read it as the user's choice of store.
+    """
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(tracking_uri)
+    if previous is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = previous
+
+
 def connect(tracking_uri: str) -> MlflowClient:
     """Point MLflow at the store and make sure it answers (creating a SQLite schema once).
 
@@ -44,7 +59,7 @@ def connect(tracking_uri: str) -> MlflowClient:
     match = re.match(r"sqlite:///(.+)", tracking_uri)
     if match:
         Path(match.group(1)).parent.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(tracking_uri)
+    set_tracking_uri(tracking_uri)
     try:
         _probe_database(tracking_uri)
         # A database store connects (and may fail) as soon as the client is made.
@@ -52,7 +67,9 @@ def connect(tracking_uri: str) -> MlflowClient:
         client.search_experiments(max_results=1)
     except Exception as exc:  # any driver or HTTP error means the same thing to the user
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TrackingError(f"tracking store {redact(tracking_uri)} is unreachable: {first}") from None
+        raise TrackingError(
+            f"tracking store {redact(tracking_uri)} is unreachable: {first}"
+        ) from None
     return client
 
 
@@ -156,7 +173,9 @@ def log_batch(
 
 def log_dataset(client: MlflowClient, run_id: str, dataset: Any, context: str = "training") -> None:
     """Record the dataset as the run's input (shown in the UI's Datasets column)."""
-    entity = DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)])
+    entity = DatasetInput(
+        dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)]
+    )
     client.log_inputs(run_id, datasets=[entity])
 
 

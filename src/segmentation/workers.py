@@ -165,11 +165,17 @@ def worker_env() -> dict[str, str]:
 
 def worker_command(index: int, experiment_id: str, parent_run_id: str) -> list[str]:
     return [
-        sys.executable, "-m", "segmentation.worker",
-        "--index", str(index),
-        "--experiment-id", experiment_id,
-        "--parent-run-id", parent_run_id,
-        "--parent-pid", str(os.getpid()),
+        sys.executable,
+        "-m",
+        "segmentation.worker",
+        "--index",
+        str(index),
+        "--experiment-id",
+        experiment_id,
+        "--parent-run-id",
+        parent_run_id,
+        "--parent-pid",
+        str(os.getpid()),
     ]
 
 
@@ -185,7 +191,9 @@ def run_workers(cfg: DictConfig, n: int, experiment_id: str, parent_run_id: str)
         for index in range(n):
             proc = subprocess.Popen(
                 worker_command(index, experiment_id, parent_run_id),
-                stdin=subprocess.PIPE, env=worker_env(), text=True,
+                stdin=subprocess.PIPE,
+                env=worker_env(),
+                text=True,
             )
             procs.append(proc)
             proc.stdin.write(text)
@@ -235,7 +243,8 @@ def run_worker(cfg: DictConfig, index: int, experiment_id: str, parent_run_id: s
     try:
         # Each worker its own sampler seed: identical seeds would propose identical trials.
         study = optuna.load_study(
-            study_name=study_name(cfg), storage=study_storage(cfg),
+            study_name=study_name(cfg),
+            storage=study_storage(cfg),
             sampler=make_sampler(cfg, worker=index),
         )
         runner = TrialRunner(cfg, space, experiment_id, parent_run_id, dataset_input(space.data))

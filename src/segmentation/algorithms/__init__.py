@@ -44,7 +44,10 @@ def suggest(trial: optuna.Trial, algorithms: Mapping[str, Mapping[str, Any]]) ->
         kind = space["type"]
         if kind == "int":
             params[param] = trial.suggest_int(
-                key, int(space["low"]), int(space["high"]), step=int(space.get("step", 1)),
+                key,
+                int(space["low"]),
+                int(space["high"]),
+                step=int(space.get("step", 1)),
                 log=bool(space.get("log", False)),
             )
         elif kind == "float":
@@ -68,5 +71,5 @@ def trial_params(trial: optuna.trial.FrozenTrial, algorithms: Mapping[str, Mappi
     name = trial_algorithm(trial)
     params = dict(algorithms[name].get("fixed") or {})
     prefix = f"{name}."
-    params.update({k[len(prefix):]: v for k, v in trial.params.items() if k.startswith(prefix)})
+    params.update({k[len(prefix) :]: v for k, v in trial.params.items() if k.startswith(prefix)})
     return params

@@ -75,7 +75,11 @@ def prepare(raw: pd.DataFrame, cfg: DictConfig, path: str) -> LoadedData:
         }
     ]
     loaded = LoadedData(
-        frame=frame, name=str(cfg.name), source="real", path=path, rows_raw=rows_in,
+        frame=frame,
+        name=str(cfg.name),
+        source="real",
+        path=path,
+        rows_raw=rows_in,
         cleaning=cleaning,
     )
     if renamed:

@@ -10,9 +10,18 @@ from matplotlib.figure import Figure
 
 # Okabe-Ito, a colour-blind-safe palette; noise (-1) is grey.
 PALETTE = [
-    "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9",
-    "#D55E00", "#F0E442", "#000000", "#999933", "#882255",
-    "#44AA99", "#AA4499",
+    "#0072B2",
+    "#E69F00",
+    "#009E73",
+    "#CC79A7",
+    "#56B4E9",
+    "#D55E00",
+    "#F0E442",
+    "#000000",
+    "#999933",
+    "#882255",
+    "#44AA99",
+    "#AA4499",
 ]
 NOISE_COLOUR = "#BBBBBB"
 # Plots draw at most this many points, so their cost does not grow with the data.

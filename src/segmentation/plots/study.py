@@ -25,13 +25,24 @@ def optimisation_history(trials: Sequence[optuna.trial.FrozenTrial], title: str)
         numbers = [t.number for t in done]
         values = [t.value for t in done]
         ax.scatter(numbers, values, s=18, color=PALETTE[0], label="trial silhouette")
-        ax.step(numbers, np.maximum.accumulate(values), where="post", color=PALETTE[5],
-                label="best so far")
+        ax.step(
+            numbers,
+            np.maximum.accumulate(values),
+            where="post",
+            color=PALETTE[5],
+            label="best so far",
+        )
     rejected = [t.number for t in trials if t.state == optuna.trial.TrialState.PRUNED]
     if rejected:
         bottom = min([t.value for t in done], default=0.0) - 0.05
-        ax.scatter(rejected, [bottom] * len(rejected), marker="x", s=18, color="#777777",
-                   label="rejected (constraint or fit error)")
+        ax.scatter(
+            rejected,
+            [bottom] * len(rejected),
+            marker="x",
+            s=18,
+            color="#777777",
+            label="rejected (constraint or fit error)",
+        )
     ax.set_xlabel("trial number")
     ax.set_ylabel("silhouette (scaled feature space)")
     ax.set_title(title)
@@ -51,8 +62,9 @@ def silhouette_vs_k(trials: Sequence[optuna.trial.FrozenTrial], title: str) -> F
         per_k[k] = max(per_k.get(k, -1.0), t.value)
     for i, (algorithm, per_k) in enumerate(sorted(best.items())):
         ks = sorted(per_k)
-        ax.plot(ks, [per_k[k] for k in ks], marker="o", color=PALETTE[i % len(PALETTE)],
-                label=algorithm)
+        ax.plot(
+            ks, [per_k[k] for k in ks], marker="o", color=PALETTE[i % len(PALETTE)], label=algorithm
+        )
     ax.set_xlabel("number of segments (k)")
     ax.set_ylabel("best silhouette (scaled feature space)")
     ax.set_title(title)
@@ -62,12 +74,18 @@ def silhouette_vs_k(trials: Sequence[optuna.trial.FrozenTrial], title: str) -> F
     return fig
 
 
-def write_study_plots(out_dir: Path, trials: Sequence[optuna.trial.FrozenTrial], title: str) -> list[Path]:
+def write_study_plots(
+    out_dir: Path, trials: Sequence[optuna.trial.FrozenTrial], title: str
+) -> list[Path]:
     return [
-        save(optimisation_history(trials, f"Optimisation history: {title}"),
-             out_dir / "optimisation_history.png"),
-        save(silhouette_vs_k(trials, f"Silhouette against k: {title}"),
-             out_dir / "silhouette_vs_k.png"),
+        save(
+            optimisation_history(trials, f"Optimisation history: {title}"),
+            out_dir / "optimisation_history.png",
+        ),
+        save(
+            silhouette_vs_k(trials, f"Silhouette against k: {title}"),
+            out_dir / "silhouette_vs_k.png",
+        ),
     ]
 
 
@@ -86,8 +104,13 @@ def k_curves(
 
     ks = [int(k) for k in ks if 2 <= int(k) < len(X)]
     sample = min(len(X), silhouette_sample)
-    out: dict = {"k": ks, "kmeans_inertia": [], "kmeans_silhouette": [], "gmm_silhouette": [],
-                 "gmm_bic": []}
+    out: dict = {
+        "k": ks,
+        "kmeans_inertia": [],
+        "kmeans_silhouette": [],
+        "gmm_silhouette": [],
+        "gmm_bic": [],
+    }
 
     def silhouette(labels: np.ndarray) -> float:
         if len(np.unique(labels)) < 2:
@@ -125,11 +148,24 @@ def elbow_plot(curves: dict, title: str) -> Figure:
     ax = fig.add_subplot()
     ks, inertia = curves["k"], curves["kmeans_inertia"]
     ax.plot(ks, inertia, marker="o", color=PALETTE[0], label="KMeans inertia")
-    ax.plot([ks[0], ks[-1]], [inertia[0], inertia[-1]], linestyle=":", color="#777777",
-            label="chord (first to last k)")
+    ax.plot(
+        [ks[0], ks[-1]],
+        [inertia[0], inertia[-1]],
+        linestyle=":",
+        color="#777777",
+        label="chord (first to last k)",
+    )
     k = curves["elbow_k"]
-    ax.scatter([k], [inertia[ks.index(k)]], s=140, facecolors="none", edgecolors=PALETTE[5],
-               linewidths=2, label=f"elbow: k={k}", zorder=3)
+    ax.scatter(
+        [k],
+        [inertia[ks.index(k)]],
+        s=140,
+        facecolors="none",
+        edgecolors=PALETTE[5],
+        linewidths=2,
+        label=f"elbow: k={k}",
+        zorder=3,
+    )
     ax.set_xlabel("number of segments (k)")
     ax.set_ylabel("inertia (sum of squared distances, scaled units)")
     ax.set_title(title)
@@ -146,8 +182,14 @@ def silhouette_k_plot(curves: dict, title: str) -> Figure:
         ax.plot(curves["k"], values, marker="o", color=PALETTE[i], label=label)
         if np.isfinite(values).any():
             best = int(np.nanargmax(values))
-            ax.scatter([curves["k"][best]], [values[best]], s=120, facecolors="none",
-                       edgecolors=PALETTE[i], linewidths=2)
+            ax.scatter(
+                [curves["k"][best]],
+                [values[best]],
+                s=120,
+                facecolors="none",
+                edgecolors=PALETTE[i],
+                linewidths=2,
+            )
     ax.set_xlabel("number of segments (k)")
     ax.set_ylabel("silhouette (scaled feature space)")
     ax.set_title(title)
@@ -162,8 +204,16 @@ def bic_plot(curves: dict, title: str) -> Figure:
     bic = curves["gmm_bic"]
     ax.plot(curves["k"], bic, marker="o", color=PALETTE[1], label="GMM BIC (full covariance)")
     best = int(np.argmin(bic))
-    ax.scatter([curves["k"][best]], [bic[best]], s=140, facecolors="none", edgecolors=PALETTE[5],
-               linewidths=2, label=f"lowest BIC: k={curves['k'][best]}", zorder=3)
+    ax.scatter(
+        [curves["k"][best]],
+        [bic[best]],
+        s=140,
+        facecolors="none",
+        edgecolors=PALETTE[5],
+        linewidths=2,
+        label=f"lowest BIC: k={curves['k'][best]}",
+        zorder=3,
+    )
     ax.set_xlabel("number of components (k)")
     ax.set_ylabel("BIC (lower is better)")
     ax.set_title(title)
@@ -178,8 +228,10 @@ def write_k_plots(out_dir: Path, curves: dict, title: str) -> list[Path]:
         return []
     return [
         save(elbow_plot(curves, f"Elbow: {title}"), out_dir / "elbow.png", left=0.14),
-        save(silhouette_k_plot(curves, f"Silhouette against k (quick fits): {title}"),
-             out_dir / "silhouette_vs_k_fits.png"),
+        save(
+            silhouette_k_plot(curves, f"Silhouette against k (quick fits): {title}"),
+            out_dir / "silhouette_vs_k_fits.png",
+        ),
         save(bic_plot(curves, f"GMM BIC against k: {title}"), out_dir / "gmm_bic.png", left=0.14),
     ]
 

@@ -45,7 +45,11 @@ def cluster_scatter(
     for segment in np.unique(sub):
         mask = sub == segment
         ax.scatter(
-            xy[mask, 0], xy[mask, 1], s=14, alpha=0.75, color=segment_colour(segment),
+            xy[mask, 0],
+            xy[mask, 1],
+            s=14,
+            alpha=0.75,
+            color=segment_colour(segment),
             label=f"{segment_label(segment)} (n={sizes.get(int(segment), 0)})",
             edgecolors="none",
         )
@@ -71,7 +75,9 @@ def segment_sizes(labels: np.ndarray, title: str, sizes: Mapping[int, int] | Non
         ax.annotate(
             f"{count} ({count / total:.0%})",
             (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-            ha="center", va="bottom", fontsize=8,
+            ha="center",
+            va="bottom",
+            fontsize=8,
         )
     ax.set_ylabel("customers")
     ax.set_title(title)
@@ -92,7 +98,11 @@ def silhouette_plot(
     for segment in np.unique(sample_labels):
         vals = np.sort(sample_values[sample_labels == segment])
         ax.fill_betweenx(
-            np.arange(y, y + len(vals)), 0, vals, color=segment_colour(segment), alpha=0.85,
+            np.arange(y, y + len(vals)),
+            0,
+            vals,
+            color=segment_colour(segment),
+            alpha=0.85,
             label=segment_label(segment),
         )
         y += len(vals) + 5
@@ -131,8 +141,14 @@ def cluster_scatter_3d(
     for segment in np.unique(sub):
         mask = sub == segment
         ax.scatter(
-            xyz[mask, 0], xyz[mask, 1], xyz[mask, 2], s=10, alpha=0.75,
-            color=segment_colour(segment), label=segment_label(segment), edgecolors="none",
+            xyz[mask, 0],
+            xyz[mask, 1],
+            xyz[mask, 2],
+            s=10,
+            alpha=0.75,
+            color=segment_colour(segment),
+            label=segment_label(segment),
+            edgecolors="none",
         )
     ax.set_xlabel(axis_names[0], fontsize=8)
     ax.set_ylabel(axis_names[1], fontsize=8)
@@ -161,13 +177,17 @@ def profile_heatmap(
     for i in range(z.shape[0]):
         for j in range(z.shape[1]):
             ax.text(
-                j, i, f"{means[i, j]:.3g}", ha="center", va="center", fontsize=8,
+                j,
+                i,
+                f"{means[i, j]:.3g}",
+                ha="center",
+                va="center",
+                fontsize=8,
                 color="white" if abs(z[i, j]) > 0.6 * limit else "black",
             )
     ax.set_xticks(range(len(columns)), [str(c) for c in columns], fontsize=8)
     labels = [
-        f"{segment_label(s)}" + (f": {names[s]}" if names and s in names else "")
-        + f" (n={int(n)})"
+        f"{segment_label(s)}" + (f": {names[s]}" if names and s in names else "") + f" (n={int(n)})"
         for s, n in zip(segments, profile["size"], strict=True)
     ]
     ax.set_yticks(range(len(segments)), labels, fontsize=8)
@@ -197,10 +217,13 @@ def write_trial_plots(
     """Write the trial's PNGs into ``out_dir`` (with ``profile``, also its heatmap; ``sizes``:
     full segment sizes, when the arrays are a sample)."""
     paths = [
-        save(cluster_scatter(X_raw, X_scaled, labels, names, f"Segments: {title}", sizes),
-             out_dir / "cluster_scatter.png"),
-        save(segment_sizes(labels, f"Segment sizes: {title}", sizes),
-             out_dir / "segment_sizes.png"),
+        save(
+            cluster_scatter(X_raw, X_scaled, labels, names, f"Segments: {title}", sizes),
+            out_dir / "cluster_scatter.png",
+        ),
+        save(
+            segment_sizes(labels, f"Segment sizes: {title}", sizes), out_dir / "segment_sizes.png"
+        ),
     ]
     if silhouette_values is not None and len(silhouette_values):
         paths.append(
@@ -213,8 +236,10 @@ def write_trial_plots(
         )
     if X_raw.shape[1] >= 3:
         paths.append(
-            save3d(cluster_scatter_3d(X_raw, X_scaled, labels, names, f"Segments in 3D: {title}"),
-                   out_dir / "cluster_scatter_3d.png")
+            save3d(
+                cluster_scatter_3d(X_raw, X_scaled, labels, names, f"Segments in 3D: {title}"),
+                out_dir / "cluster_scatter_3d.png",
+            )
         )
     if profile is not None:
         fig = profile_heatmap(profile, f"Segment profiles: {title}", personas)
