@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from segmentation.config import compose
-from segmentation.datasets import mall, retail_marketing
+from segmentation.datasets import load_file
 from segmentation.errors import InputError
 from tests.conftest import real_file
 
@@ -46,13 +46,13 @@ def _redate(rows: list[list[str]], form) -> list[list[str]]:
 @pytest.fixture(scope="module")
 def retail_canonical():
     path = real_file(RETAIL)
-    return path, retail_marketing.load(path, _cfg("retail_marketing"))
+    return path, load_file(path, _cfg("retail_marketing"))
 
 
 @pytest.fixture(scope="module")
 def mall_canonical():
     path = real_file(MALL)
-    return path, mall.load(path, _cfg("mall"))
+    return path, load_file(path, _cfg("mall"))
 
 
 RETAIL_VARIANTS = {
@@ -108,7 +108,7 @@ def _snake(header: str) -> str:
 def test_retail_variants_give_the_identical_cleaned_frame(variant, retail_canonical, tmp_path):
     path, canonical = retail_canonical
     written = RETAIL_VARIANTS[variant](_rows(path, "\t"), tmp_path)
-    loaded = retail_marketing.load(written, _cfg("retail_marketing"))
+    loaded = load_file(written, _cfg("retail_marketing"))
     pd.testing.assert_frame_equal(loaded.frame, canonical.frame)
     assert loaded.cleaning == canonical.cleaning
     if variant == "date_month_first":
@@ -129,18 +129,14 @@ def test_ambiguous_dates_need_date_format(retail_canonical, tmp_path):
     rows = [rows[0], *[r for r in rows[1:] if int(r[col][:2]) <= 12]]
     written = _write(tmp_path / "v.csv", rows, delimiter="\t")
     with pytest.raises(InputError, match=r"column 'Dt_Customer' has ambiguous dates.*date_format"):
-        retail_marketing.load(written, _cfg("retail_marketing"))
-    loaded = retail_marketing.load(
-        written, _cfg("retail_marketing", "dataset.date_format=dayfirst")
-    )
+        load_file(written, _cfg("retail_marketing"))
+    loaded = load_file(written, _cfg("retail_marketing", "dataset.date_format=dayfirst"))
     assert loaded.detected["dates"]["decided_by"] == "config"
-    strict = retail_marketing.load(
-        written, _cfg("retail_marketing", "dataset.date_format=%d-%m-%Y")
-    )
+    strict = load_file(written, _cfg("retail_marketing", "dataset.date_format=%d-%m-%Y"))
     pd.testing.assert_frame_equal(strict.frame, loaded.frame)
     day_first = loaded.frame["Dt_Customer"].iloc[0]
     month_first = (
-        retail_marketing.load(written, _cfg("retail_marketing", "dataset.date_format=monthfirst"))
+        load_file(written, _cfg("retail_marketing", "dataset.date_format=monthfirst"))
         .frame["Dt_Customer"]
         .iloc[0]
     )
@@ -160,7 +156,7 @@ def test_mall_header_variants(variant, delimiter, mall_canonical, tmp_path):
     path, canonical = mall_canonical
     rows = MALL_VARIANTS[variant](_rows(path, ","))
     written = _write(tmp_path / "m.csv", rows, delimiter=delimiter)
-    loaded = mall.load(written, _cfg("mall"))
+    loaded = load_file(written, _cfg("mall"))
     pd.testing.assert_frame_equal(loaded.frame, canonical.frame)
     assert loaded.detected["renamed"]
     assert (loaded.frame["Gender"] == "Female").sum() == 112
@@ -170,9 +166,9 @@ def test_mall_parquet_and_crlf(mall_canonical, tmp_path):
     path, canonical = mall_canonical
     pd.read_csv(path).to_parquet(tmp_path / "m.parquet")
     pd.testing.assert_frame_equal(
-        mall.load(tmp_path / "m.parquet", _cfg("mall")).frame, canonical.frame
+        load_file(tmp_path / "m.parquet", _cfg("mall")).frame, canonical.frame
     )
     (tmp_path / "m.csv").write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b"\n", b"\r\n"))
-    loaded = mall.load(tmp_path / "m.csv", _cfg("mall"))
+    loaded = load_file(tmp_path / "m.csv", _cfg("mall"))
     pd.testing.assert_frame_equal(loaded.frame, canonical.frame)
     assert loaded.detected["bom"] and loaded.detected["crlf"]

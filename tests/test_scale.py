@@ -80,6 +80,8 @@ def big_sweep(tmp_path_factory):
         "algorithm.kmeans.fixed.minibatch_above=100000",
         "algorithm.gmm.fixed.max_iter=50",
         "sweep.stability.bootstraps=2",
+        # Fewer k for the parent's choosing-k curves: the scale of the trials is under test.
+        "sweep.constraints.k_max=5",
     )
     return cfg, run_sweep(cfg)
 

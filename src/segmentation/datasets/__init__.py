@@ -63,7 +63,18 @@ def load_dataset(cfg_dataset: DictConfig) -> LoadedData:
         loaded = module.prepare(frame, cfg_dataset, f"{path}")
         loaded.source = "synthetic"
         return loaded
-    return module.load(path, cfg_dataset)
+    return load_file(path, cfg_dataset)
+
+
+def load_file(path: str | Path, cfg_dataset: DictConfig) -> LoadedData:
+    """Read, validate and clean a customer file of the configured dataset (CSV or Parquet,
+    delimiter, encoding and header variants detected)."""
+    from segmentation.datasets.reading import read_table
+
+    raw, detected = read_table(path)
+    loaded = dataset_module(cfg_dataset).prepare(raw, cfg_dataset, str(path))
+    loaded.detected = {**detected, **loaded.detected}
+    return loaded
 
 
 def make_engineer(cfg_dataset: DictConfig, data: LoadedData) -> Any:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from segmentation.datasets import LoadedData
-from segmentation.datasets.reading import map_columns, read_table, typed_frame
+from segmentation.datasets.reading import map_columns, typed_frame
 from segmentation.errors import InputError
 
 INCOME = "Annual Income (k$)"
@@ -46,14 +44,6 @@ def generate(n_rows: int, seed: int) -> pd.DataFrame:
             SPENDING: np.clip(np.round(spending), 1, 99).astype(int),
         }
     )
-
-
-def load(path: Path, cfg: DictConfig) -> LoadedData:
-    """Read and validate a Mall customers file (CSV or Parquet, header variants accepted)."""
-    raw, detected = read_table(path)
-    loaded = prepare(raw, cfg, str(path))
-    loaded.detected = {**detected, **loaded.detected}
-    return loaded
 
 
 def prepare(raw: pd.DataFrame, cfg: DictConfig, path: str) -> LoadedData:

@@ -7,7 +7,6 @@ campaign responses (AcceptedCmp1-5, Response), Complain and two constant columns
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,7 +20,6 @@ from segmentation.datasets.reading import (
     _rows,
     map_columns,
     parse_dates,
-    read_table,
     typed_frame,
 )
 from segmentation.errors import InputError
@@ -119,14 +117,6 @@ def _categorical(rng: np.random.Generator, values: list[str], p: list[float], n:
     slow to build)."""
     weights = np.asarray(p) / np.sum(p)
     return pd.Categorical.from_codes(rng.choice(len(values), size=n, p=weights), values)
-
-
-def load(path: Path, cfg: DictConfig) -> LoadedData:
-    """Read, validate and clean a marketing campaign file (CSV or Parquet, header variants)."""
-    raw, detected = read_table(path)
-    loaded = prepare(raw, cfg, str(path))
-    loaded.detected = {**detected, **loaded.detected}
-    return loaded
 
 
 def prepare(raw: pd.DataFrame, cfg: DictConfig, path: str) -> LoadedData:
