@@ -185,7 +185,10 @@ def profile_heatmap(
                 fontsize=8,
                 color="white" if abs(z[i, j]) > 0.6 * limit else "black",
             )
-    ax.set_xticks(range(len(columns)), [str(c) for c in columns], fontsize=8)
+    # Slanted: long column names such as "Annual Income (k$)" would overlap side by side.
+    ax.set_xticks(
+        range(len(columns)), [str(c) for c in columns], fontsize=8, rotation=20, ha="right"
+    )
     labels = [
         f"{segment_label(s)}" + (f": {names[s]}" if names and s in names else "") + f" (n={int(n)})"
         for s, n in zip(segments, profile["size"], strict=True)
@@ -243,7 +246,7 @@ def write_trial_plots(
         )
     if profile is not None:
         fig = profile_heatmap(profile, f"Segment profiles: {title}", personas)
-        paths.append(save(fig, out_dir / "segment_profile.png", left=0.36, bottom=0.16, right=0.86))
+        paths.append(save(fig, out_dir / "segment_profile.png", left=0.36, bottom=0.22, right=0.86))
     return paths
 
 
