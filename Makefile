@@ -79,5 +79,5 @@ serve: $(STAMP) ## Serve MODEL (default: EXPERIMENT's champion) over REST on 127
 report: $(STAMP) ## Write the HTML report of RUN (default: the latest sweep) to reports/
 	$(BIN)/segmentation-report experiments=$(EXPERIMENT) $(if $(RUN),+run_id=$(RUN)) $(ARGS)
 
-clean: ## Remove the virtual env and Hydra outputs (mlruns/ is kept)
-	rm -rf $(VENV) outputs multirun
+clean: ## Remove the virtual env, caches and Hydra outputs (mlruns/ is kept)
+	rm -rf $(VENV) .cache outputs multirun

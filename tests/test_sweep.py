@@ -117,3 +117,42 @@ def test_real_mall_kmeans_k5_published_silhouette(store):
     best = result.best_trial
     assert best.user_attrs["n_clusters"] == 5
     assert best.value == pytest.approx(0.5547, abs=0.001)
+
+
+def test_repeated_trials_share_plots_and_model(store):
+    # Two parameter sets only: most of the 5 trials repeat an earlier one.
+    cfg = make_cfg(
+        store,
+        "sweep.n_trials=5",
+        "sweep.sampler=random",
+        "algorithm=kmeans",
+        "algorithm.kmeans.search.n_clusters.low=4",
+        "algorithm.kmeans.search.n_clusters.high=5",
+        "algorithm.kmeans.search.init.choices=[k-means++]",
+        "algorithm.kmeans.search.n_init.low=2",
+        "algorithm.kmeans.search.n_init.high=2",
+        "tracking.register_model=false",
+    )
+    result = run_sweep(cfg)
+    client = MlflowClient(str(cfg.paths.tracking_uri))
+    runs = client.search_runs(
+        [result.experiment_id], f"tags.mlflow.parentRunId = '{result.parent_run_id}'"
+    )
+    assert len(runs) == 5
+    by_id = {r.info.run_id: r for r in runs}
+    shared = [r for r in runs if tracking.MODEL_SHARED_TAG in r.data.tags]
+    distinct = {r.data.params["kmeans.n_clusters"] for r in runs}
+    assert len(shared) == 5 - len(distinct)
+    for run in shared:
+        first = by_id[run.data.tags[tracking.MODEL_SHARED_TAG]]
+        assert first.data.params["kmeans.n_clusters"] == run.data.params["kmeans.n_clusters"]
+        model_id = run.data.tags[tracking.MODEL_ID_TAG]
+        assert model_id == first.data.tags[tracking.MODEL_ID_TAG]
+        assert [o.model_id for o in run.outputs.model_outputs] == [model_id]
+        # The same plots, byte for byte, as the run that drew them.
+        for name in ("cluster_scatter.png", "segment_sizes.png", "silhouette.png"):
+            ours = client.download_artifacts(run.info.run_id, f"plots/{name}", str(store / "a"))
+            theirs = client.download_artifacts(first.info.run_id, f"plots/{name}", str(store / "b"))
+            with open(ours, "rb") as a, open(theirs, "rb") as b:
+                assert a.read() == b.read()
+    assert len({r.data.tags[tracking.MODEL_ID_TAG] for r in runs}) == len(distinct)

@@ -96,3 +96,41 @@ def test_postgres_study_needs_a_shared_tracking_store(store, monkeypatch):
         run_sweep(make_cfg(store, "storage=postgres", *FAST))
     with pytest.raises(InputError, match="sweep.workers"):
         run_sweep(make_cfg(store, "sweep.workers=0", *FAST))
+
+
+@pytest.mark.parametrize(
+    ("configured", "workers", "cpus", "expected"),
+    [(2, 2, 2, 0), (2, 4, 2, 0), (2, 1, 2, 1), (2, 2, 8, 2), (1, 2, 8, 1), (0, 2, 8, 0)],
+)
+def test_artifact_processes_only_on_spare_cores(configured, workers, cpus, expected):
+    from segmentation.workers import artifact_workers_per_worker
+
+    assert artifact_workers_per_worker(configured, workers, cpus) == expected
+
+
+def test_journal_lock_of_a_killed_process_is_free_at_once(tmp_path):
+    import os
+    import signal
+    import time
+
+    from segmentation.storage import FlockJournalLock
+
+    journal = tmp_path / "study.journal"
+    pid = os.fork()
+    if pid == 0:  # the child takes the lock and is killed holding it
+        FlockJournalLock(journal).acquire()
+        time.sleep(60)
+        os._exit(0)
+    try:
+        while not (tmp_path / "study.journal.flock").exists():
+            time.sleep(0.01)
+        time.sleep(0.2)
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    lock = FlockJournalLock(journal)
+    start = time.monotonic()
+    assert lock.acquire()
+    lock.release()
+    # Optuna's own symlink lock would wait out its 30 s grace period here.
+    assert time.monotonic() - start < 5

@@ -11,7 +11,10 @@ waits until every job is logged, so a sweep never returns with work outstanding.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import sys
 import tempfile
+import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -50,6 +53,8 @@ class TrialArtifacts:
     input_example: pd.DataFrame | None = None
     model_id: str | None = None
     main_logging_seconds: float = 0.0
+    # A run that has (or will soon have) the very same plots: they are copied from it.
+    plots_from: str | None = None
 
 
 def trial_artifacts(
@@ -98,9 +103,12 @@ def write_trial_artifacts(job: TrialArtifacts) -> dict[str, float]:
     from segmentation.model import log_segment_model
     from segmentation.plots.trial import write_trial_plots
 
+    started = time.perf_counter()
     client = mlflow.MlflowClient(job.tracking_uri)
     timings = {"plots_seconds": 0.0, "logging_seconds": job.main_logging_seconds}
-    if job.log_plots:
+    if job.log_plots and job.plots_from and _copy_plots(client, job.plots_from, job.run_id):
+        timings["logging_seconds"] += time.perf_counter() - started
+    elif job.log_plots:
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
             write_trial_plots(
@@ -132,8 +140,28 @@ def write_trial_artifacts(job: TrialArtifacts) -> dict[str, float]:
     return timings
 
 
-def _init_worker() -> None:
-    # Import the heavy modules while the main process loads data and fits the first trial.
+def _copy_plots(client: Any, source_run: str, run_id: str, timeout: float = 300.0) -> bool:
+    """Log ``source_run``'s plots to ``run_id``; False if they did not appear within
+    ``timeout`` (its job runs in another worker, submitted earlier, so they normally will)."""
+    deadline = time.monotonic() + timeout
+    # The source job logs its timings last: once they are there, its plots are complete.
+    while "plots_seconds" not in client.get_run(source_run).data.metrics:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = client.download_artifacts(source_run, "plots", tmp)
+        client.log_artifacts(run_id, local, "plots")
+    return True
+
+
+def _init_worker(parent_pid: int) -> None:
+    from segmentation.worker import die_with_parent
+
+    # A sweep killed with SIGKILL must not leave its artifact workers behind.
+    die_with_parent(parent_pid)
+    # A spawned worker imports the heavy modules while the main process fits the first trial
+    # (a forked one has them already).
     import matplotlib
 
     matplotlib.use("Agg")
@@ -158,13 +186,25 @@ class ArtifactWriter:
         self._pool: ProcessPoolExecutor | None = None
         self._pending: deque[Future] = deque()
 
-    def start(self) -> None:
-        """Start the worker early, so its imports overlap with the main process's work."""
+    def start(self, fork: bool = False) -> None:
+        """Start the workers.
+
+        With ``fork`` (pass it only before this process opens a database connection or a
+        lock: a forked worker must not share them), on Linux and with no other thread running,
+        the workers are forked: they start at once with everything this process imported.
+        Spawned ones spend about 4 s of CPU importing MLflow, scikit-learn and matplotlib
+        again, which on 2 cores delays the first fits.
+        """
         if self.background and self._pool is None:
+            fork = fork and sys.platform.startswith("linux") and threading.active_count() == 1
+            if fork:
+                sys.stdout.flush()  # or the children would write buffered lines again
+                sys.stderr.flush()
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers,
-                mp_context=multiprocessing.get_context("spawn"),
+                mp_context=multiprocessing.get_context("fork" if fork else "spawn"),
                 initializer=_init_worker,
+                initargs=(os.getpid(),),
             )
             for _ in range(self.workers):  # makes the pool spawn its workers now
                 self._pool.submit(int)

@@ -8,7 +8,8 @@ Sections (``--only small,scale,workers``; all by default):
 - ``scale`` (issue 6): a 20-trial KMeans/GMM sweep on 1,000,000 synthetic customers with six
   features and full tracking (wall time, peak RSS, per-trial split into fit, metrics, plots and
   logging), and tracked against bare at 100,000 rows.
-- ``workers``: ``segmentation.bench_workers.bench_workers()``, when that module exists.
+- ``workers`` (issue 7): trials per minute with 1 and 2 worker processes on 100,000 synthetic
+  customers, with plots and models off and with full tracking.
 
 Figures are medians of ``--repeats`` runs, measured side by side in one invocation; they are
 printed and written into ``bench-results/RESULTS.md`` (only the sections that ran are replaced).
@@ -22,6 +23,7 @@ import datetime as dt
 import importlib
 import importlib.metadata
 import json
+import logging
 import os
 import platform
 import re
@@ -319,14 +321,10 @@ def section_scale(
 
 
 def section_workers() -> str:
-    try:
-        module = importlib.import_module("segmentation.bench_workers")
-    except ModuleNotFoundError:
-        note = "skipped: segmentation.bench_workers is not installed in this checkout."
-        print(f"  workers: {note}", flush=True)
-        return note
-    out = module.bench_workers()
-    return out if isinstance(out, str) else "See the console output of `make bench`."
+    """Issue 7: trials per minute with 1 and 2 workers at 100,000 rows."""
+    from segmentation.bench_workers import bench_workers, workers_table
+
+    return workers_table(bench_workers())
 
 
 # --- the report ------------------------------------------------------------------------------
@@ -361,7 +359,7 @@ def machine() -> str:
 TITLES = {
     "small": "Speed: the default sweep, tracked against bare (issue 2)",
     "scale": "Scale: a million customers (issue 6)",
-    "workers": "Parallel workers",
+    "workers": "Parallel workers (issue 7)",
 }
 
 
@@ -427,6 +425,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     from segmentation.config import ensure_root_env, project_root
 
     ensure_root_env()
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(sections) - set(SECTIONS)
     if unknown:

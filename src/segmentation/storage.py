@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 from pathlib import Path
@@ -25,7 +26,7 @@ def study_storage(cfg: DictConfig) -> optuna.storages.BaseStorage:
         path = journal_path(cfg)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            return JournalStorage(JournalFileBackend(str(path)))
+            return JournalStorage(JournalFileBackend(str(path), lock_obj=FlockJournalLock(path)))
         except OSError as exc:
             raise TrackingError(f"study storage {path} is unusable: {exc}") from None
     if kind == "rdb":
@@ -48,6 +49,33 @@ def study_storage(cfg: DictConfig) -> optuna.storages.BaseStorage:
                 f"study storage ({cfg.storage.url_env}) is unreachable: {first}"
             ) from None
     raise InputError(f"storage kind '{kind}' unknown; expected journal or rdb")
+
+
+class FlockJournalLock:
+    """The journal's write lock as a kernel file lock (``flock``), released when its holder
+    dies.
+
+    Optuna's default lock is a symlink that a killed process leaves behind; every other
+    process then waits out its 30-second grace period. A sweep killed with SIGKILL while a
+    worker was appending (often: the journal is written all the time) made the restart wait
+    those 30 s.
+    """
+
+    def __init__(self, journal: Path):
+        self.path = Path(f"{journal}.flock")
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
 
 def journal_path(cfg: DictConfig) -> Path:

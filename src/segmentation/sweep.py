@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,6 +124,7 @@ class TrialRunner:
         experiment_id: str,
         parent_run_id: str,
         dataset_input: Any,
+        artifacts: background.ArtifactWriter | None = None,
     ):
         self.cfg = cfg
         self.space = space
@@ -132,8 +135,14 @@ class TrialRunner:
         self.constraints = OmegaConf.to_container(cfg.sweep.constraints, resolve=True)
         self.seed = int(cfg.sweep.seed)
         self.client = MlflowClient()
+        # A trial that repeats an earlier one reuses its work: the same labels draw the same
+        # plots (copied from the first run), the same parameters fit the same model (linked,
+        # not logged again). TPE repeats itself: 30 distinct labelings and 37 distinct
+        # parameter sets in the default 50-trial sweep.
+        self.plots_by_key: dict[str, str] = {}
+        self.models_by_key: dict[str, tuple[str, str]] = {}
         # Plots and models are drawn and logged by a worker, overlapping the next fit.
-        self.artifacts = background.ArtifactWriter(int(cfg.tracking.get("artifact_workers", 0)))
+        self.artifacts = artifacts or artifact_writer(cfg)
 
     def common_params(self) -> dict[str, Any]:
         space = self.space
@@ -233,6 +242,7 @@ class TrialRunner:
         title = (
             f"{name}, {int(metrics['n_clusters'])} segments, silhouette {metrics['silhouette']:.3f}"
         )
+        plot_key = content_key(labels, title)
         job = background.trial_artifacts(
             str(cfg.paths.tracking_uri),
             run_id,
@@ -249,7 +259,17 @@ class TrialRunner:
             profile=segments.profile,
             personas=segments.names,
         )
-        if cfg.tracking.log_models:
+        job.plots_from = self.plots_by_key.setdefault(plot_key, run_id)
+        if job.plots_from == run_id:
+            job.plots_from = None
+        model_key = repr((name, sorted(params.items())))
+        if cfg.tracking.log_models and model_key in self.models_by_key:
+            model_id, first_run = self.models_by_key[model_key]
+            self.client.log_outputs(run_id, models=[LoggedModelOutput(model_id, step=0)])
+            trial.set_user_attr("model_uri", f"models:/{model_id}")
+            tags[tracking.MODEL_ID_TAG] = model_id
+            tags[tracking.MODEL_SHARED_TAG] = first_run
+        elif cfg.tracking.log_models:
             # The LoggedModel is created here so its URI is known now; the worker fills it.
             model = mlflow.initialize_logged_model(
                 name="model",
@@ -263,6 +283,7 @@ class TrialRunner:
             job.input_example, job.model_id = space.input_example, model.model_id
             trial.set_user_attr("model_uri", f"models:/{model.model_id}")
             tags[tracking.MODEL_ID_TAG] = model.model_id
+            self.models_by_key[model_key] = (model.model_id, run_id)
         tracking.log_batch(self.client, run_id, params=base_params, metrics=metrics, tags=tags)
         tracking.log_dataset(self.client, run_id, self.dataset_input)
         with tempfile.TemporaryDirectory() as tmp:
@@ -274,6 +295,18 @@ class TrialRunner:
             trial.set_user_attr("reason", reason)
             raise optuna.TrialPruned(reason)
         return float(metrics["silhouette"])
+
+
+def content_key(labels: np.ndarray, title: str) -> str:
+    """What a trial's plots depend on besides the study's data: its labels and its title."""
+    digest = hashlib.sha1(np.ascontiguousarray(labels).tobytes())
+    digest.update(title.encode())
+    return digest.hexdigest()
+
+
+def artifact_writer(cfg: DictConfig) -> background.ArtifactWriter:
+    """The processes that draw plots and log models (``tracking.artifact_workers``)."""
+    return background.ArtifactWriter(int(cfg.tracking.get("artifact_workers", 0)))
 
 
 def make_sampler(cfg: DictConfig, worker: int = 0) -> optuna.samplers.BaseSampler:
@@ -332,7 +365,10 @@ def dataset_input(data: LoadedData):
     """The dataset as an MLflow input (name, digest, schema, source)."""
     # A synthetic frame has no file: MLflow then records the code that made it as the source.
     source = Path(data.path).as_uri() if data.source == "real" else None
-    return mlflow.data.from_pandas(data.frame, source=source, name=f"{data.name}-{data.source}")
+    with warnings.catch_warnings():
+        # MLflow registers its local-file source twice and says so on every file URI.
+        warnings.filterwarnings("ignore", "The specified dataset source can be interpreted")
+        return mlflow.data.from_pandas(data.frame, source=source, name=f"{data.name}-{data.source}")
 
 
 def run_sweep(cfg: DictConfig) -> SweepResult:
@@ -344,16 +380,28 @@ def run_sweep(cfg: DictConfig) -> SweepResult:
     workers.check_shared_tracking(cfg)
     scale.check_algorithm_limits(specs, space.n_rows)
     print(space.data.describe(), flush=True)
-    client = tracking.connect(str(cfg.paths.tracking_uri))
+    # Started before any database connection or lock exists: its workers may be forked.
+    writer = artifact_writer(cfg) if n_workers == 1 else background.ArtifactWriter(0)
+    writer.start(fork=True)
+    try:
+        return _run_sweep(cfg, space, specs, n_workers, writer)
+    finally:
+        writer.close()
+
+
+def _run_sweep(cfg, space: FeatureSpace, specs, n_workers: int, writer) -> SweepResult:
+    client = tracking.connect(
+        str(cfg.paths.tracking_uri), cfg.paths.schema_cache, cfg.paths.artifact_root
+    )
     storage = study_storage(cfg)
     lock = workers.StudyLock.for_config(cfg)
     try:
-        return _run_locked(cfg, space, specs, client, storage, lock, n_workers)
+        return _run_locked(cfg, space, specs, client, storage, lock, n_workers, writer)
     finally:
         lock.release()
 
 
-def _run_locked(cfg, space, specs, client, storage, lock, n_workers: int) -> SweepResult:
+def _run_locked(cfg, space, specs, client, storage, lock, n_workers: int, writer) -> SweepResult:
     alone = lock.claim()
     name = study_name(cfg)
     study = optuna.create_study(
@@ -397,7 +445,7 @@ def _run_locked(cfg, space, specs, client, storage, lock, n_workers: int) -> Swe
             f"{remaining} (MLflow experiment '{cfg.experiment_name}', parent run {parent_id})",
             flush=True,
         )
-    runner = TrialRunner(cfg, space, exp_id, parent_id, source_input)
+    runner = TrialRunner(cfg, space, exp_id, parent_id, source_input, writer)
     before = finished_trials(study)
     try:
         if remaining > 0:
@@ -462,7 +510,8 @@ def _log_parent_start(client, cfg, parent_id, space: FeatureSpace, specs, source
         params=params,
         metrics={"rows_raw": space.data.rows_raw, "rows_clean": space.data.rows_clean},
     )
-    client.log_dict(parent_id, resolved, "config.yaml")
+    # The tracking URI may come from MLFLOW_TRACKING_URI with a password in it.
+    client.log_dict(parent_id, tracking.redact_all(resolved), "config.yaml")
     client.log_dict(
         parent_id,
         {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import os
 import re
@@ -20,6 +21,8 @@ ROLE_TAG = "segmentation.role"
 STUDY_TAG = "segmentation.study"
 TRIAL_TAG = "segmentation.trial"
 MODEL_ID_TAG = "segmentation.model_id"
+# On a trial that repeated an earlier trial's parameters: the run whose model it shares.
+MODEL_SHARED_TAG = "segmentation.model_shared_with"
 DATASET_HASH_TAG = "dataset_hash"
 
 # Passing the requirements skips MLflow's inference, a subprocess of about 2.4 s per model.
@@ -51,14 +54,23 @@ def set_tracking_uri(tracking_uri: str) -> None:
         os.environ["MLFLOW_TRACKING_URI"] = previous
 
 
-def connect(tracking_uri: str) -> MlflowClient:
+def connect(
+    tracking_uri: str,
+    schema_cache: str | Path | None = None,
+    artifact_root: str | Path | None = None,
+) -> MlflowClient:
     """Point MLflow at the store and make sure it answers (creating a SQLite schema once).
 
+    A new SQLite store is copied from the empty schema cached in ``schema_cache`` (see
+    :func:`create_sqlite_store`); without it, MLflow builds the schema itself.
     Raises :class:`TrackingError` with one line when the store cannot be reached.
     """
     match = re.match(r"sqlite:///(.+)", tracking_uri)
     if match:
-        Path(match.group(1)).parent.mkdir(parents=True, exist_ok=True)
+        db_path = Path(match.group(1))
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        if schema_cache is not None and not db_path.exists():
+            create_sqlite_store(db_path, Path(schema_cache), artifact_root)
     set_tracking_uri(tracking_uri)
     try:
         _probe_database(tracking_uri)
@@ -71,6 +83,52 @@ def connect(tracking_uri: str) -> MlflowClient:
             f"tracking store {redact(tracking_uri)} is unreachable: {first}"
         ) from None
     return client
+
+
+def create_sqlite_store(
+    db_path: Path, schema_cache: Path, artifact_root: str | Path | None = None
+) -> None:
+    """Create the SQLite store ``db_path`` as a copy of a cached empty MLflow schema.
+
+    MLflow builds a new store by replaying its whole migration history, about 3 s here; the
+    empty schema of one MLflow version never changes, so it is built once per version into
+    ``schema_cache`` and copied from then on. The copy is moved into place in one step:
+    processes starting together cannot half-create the store (concurrent creation by MLflow
+    itself corrupts it). MLflow's ``Default`` experiment gets its artifacts under
+    ``artifact_root`` (MLflow would use ``./mlruns`` of whatever directory it ran in).
+    """
+    import shutil
+    import sqlite3
+    import tempfile
+
+    template = schema_cache / f"mlflow-{mlflow.__version__}-schema.db"
+    if not template.exists():
+        schema_cache.mkdir(parents=True, exist_ok=True)
+        fd, build = tempfile.mkstemp(suffix=".db", dir=schema_cache)
+        os.close(fd)
+        os.unlink(build)  # MLflow must find no file, or it takes it for a store
+        try:
+            MlflowClient(f"sqlite:///{build}").search_experiments(max_results=1)
+            os.replace(build, template)
+        finally:
+            Path(build).unlink(missing_ok=True)
+    fd, copy = tempfile.mkstemp(suffix=".db", dir=db_path.parent, prefix=".new-store-")
+    os.close(fd)
+    try:
+        shutil.copyfile(template, copy)
+        os.chmod(copy, 0o644)
+        root = str(artifact_root or db_path.parent)
+        location = f"{root.rstrip('/')}/0" if "://" in root else str(Path(root).resolve() / "0")
+        with sqlite3.connect(copy) as conn:
+            conn.execute(
+                "UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0", (location,)
+            )
+        conn.close()
+        # Fails if another process made the store meanwhile: theirs is as good.
+        with contextlib.suppress(FileExistsError):
+            os.link(copy, db_path)
+    finally:
+        Path(copy).unlink(missing_ok=True)
 
 
 def _probe_database(uri: str) -> None:
@@ -90,6 +148,17 @@ def _probe_database(uri: str) -> None:
 def redact(uri: str) -> str:
     """A URI with any password hidden."""
     return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", uri)
+
+
+def redact_all(value: Any) -> Any:
+    """``value`` (nested dicts and lists) with a password hidden in every string."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {k: redact_all(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_all(v) for v in value]
+    return value
 
 
 def experiment_id(client: MlflowClient, name: str, artifact_root: str | Path | None) -> str:

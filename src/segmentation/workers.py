@@ -179,12 +179,23 @@ def worker_command(index: int, experiment_id: str, parent_run_id: str) -> list[s
     ]
 
 
+def artifact_workers_per_worker(configured: int, workers: int, cpus: int) -> int:
+    """Artifact processes each of ``workers`` sweep workers may start on ``cpus`` cores."""
+    return max(0, min(configured, (cpus - workers) // workers))
+
+
 def run_workers(cfg: DictConfig, n: int, experiment_id: str, parent_run_id: str) -> None:
     """Run the study's remaining budget in ``n`` worker processes and wait for them.
 
     The resolved config goes to each worker on its standard input (it may hold database URLs,
     so it is never written to disk). Ctrl-C reaches every worker; each closes its open runs.
     """
+    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    # Artifact processes per worker only where cores are left over: n workers on n cores already
+    # fill them, and 2 more processes each made the fits wait (workers draw inline then).
+    cfg.tracking.artifact_workers = artifact_workers_per_worker(
+        int(cfg.tracking.get("artifact_workers", 0)), n, os.cpu_count() or 1
+    )
     text = OmegaConf.to_yaml(cfg, resolve=True)
     procs: list[subprocess.Popen] = []
     try:
@@ -229,6 +240,7 @@ def run_worker(cfg: DictConfig, index: int, experiment_id: str, parent_run_id: s
     from segmentation.sweep import (
         Progress,
         TrialRunner,
+        artifact_writer,
         dataset_input,
         make_sampler,
         prepare_space,
@@ -237,6 +249,8 @@ def run_worker(cfg: DictConfig, index: int, experiment_id: str, parent_run_id: s
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = prepare_space(cfg)
+    writer = artifact_writer(cfg)
+    writer.start(fork=True)  # before the database and the lock: its workers may be forked
     tracking.connect(str(cfg.paths.tracking_uri))
     lock = StudyLock.for_config(cfg)
     lock.claim()
@@ -247,14 +261,16 @@ def run_worker(cfg: DictConfig, index: int, experiment_id: str, parent_run_id: s
             storage=study_storage(cfg),
             sampler=make_sampler(cfg, worker=index),
         )
-        runner = TrialRunner(cfg, space, experiment_id, parent_run_id, dataset_input(space.data))
+        runner = TrialRunner(
+            cfg, space, experiment_id, parent_run_id, dataset_input(space.data), writer
+        )
         n_trials = int(cfg.sweep.n_trials)
-        runner.artifacts.start()
         try:
             run_budget(study, runner, n_trials, [Progress(n_trials, bool(cfg.sweep.progress))])
         finally:
             runner.artifacts.close()  # this worker's plots and models are all logged
     finally:
+        writer.close()
         lock.release()
 
 

@@ -274,6 +274,10 @@ def write_optuna_plots(out_dir: Path, study: optuna.Study) -> tuple[list[Path], 
             # These functions are marked experimental; the warning says nothing to a user here.
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                # A parameter with one value so far: matplotlib widens the axis itself.
+                warnings.filterwarnings(
+                    "ignore", "Attempting to set identical low and high xlims", UserWarning
+                )
                 result = plot(study)
         except Exception as exc:  # e.g. importances when no parameter varies
             skipped[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
