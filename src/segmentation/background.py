@@ -10,6 +10,7 @@ waits until every job is logged, so a sweep never returns with work outstanding.
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import os
 import sys
@@ -155,24 +156,40 @@ def _copy_plots(client: Any, source_run: str, run_id: str, timeout: float = 300.
     return True
 
 
-def _init_worker(parent_pid: int) -> None:
+# Imported once by the fork server; every worker it forks starts with them.
+PRELOAD = ["matplotlib.figure", "mlflow.pyfunc", "segmentation.model", "segmentation.plots.trial"]
+
+
+def _init_worker(parent_pid: int | None) -> None:
     from segmentation.worker import die_with_parent
 
-    # A sweep killed with SIGKILL must not leave its artifact workers behind.
-    die_with_parent(parent_pid)
+    # A sweep killed with SIGKILL must not leave its artifact workers behind (a fork server's
+    # worker dies with the fork server, which ends with the sweep).
+    die_with_parent(parent_pid if parent_pid is not None else os.getppid())
     # A spawned worker imports the heavy modules while the main process fits the first trial
     # (a forked one has them already).
     import matplotlib
 
     matplotlib.use("Agg")
-    import mlflow  # noqa: F401
+    for name in PRELOAD:
+        importlib.import_module(name)
 
-    import segmentation.model  # noqa: F401
-    import segmentation.plots.trial  # noqa: F401
+
+def start_method(fork: bool) -> str:
+    """How to start artifact workers: fork when it is safe, else a fork server, else spawn.
+
+    Forking copies this process: only safe before it opens a database connection or a lock
+    (``fork``) and while no other thread runs (one could hold a lock the child then waits for
+    forever). A long-lived process with threads (a notebook, a test session) gets a fork server
+    instead: it imports the heavy modules once and forks every later worker from itself.
+    """
+    if not sys.platform.startswith("linux"):
+        return "spawn"
+    return "fork" if fork and threading.active_count() == 1 else "forkserver"
 
 
 class ArtifactWriter:
-    """Runs :func:`write_trial_artifacts` in spawned worker processes, or inline.
+    """Runs :func:`write_trial_artifacts` in worker processes, or inline.
 
     Parameters
     ----------
@@ -189,22 +206,24 @@ class ArtifactWriter:
     def start(self, fork: bool = False) -> None:
         """Start the workers.
 
-        With ``fork`` (pass it only before this process opens a database connection or a
-        lock: a forked worker must not share them), on Linux and with no other thread running,
-        the workers are forked: they start at once with everything this process imported.
-        Spawned ones spend about 4 s of CPU importing MLflow, scikit-learn and matplotlib
-        again, which on 2 cores delays the first fits.
+        Pass ``fork`` only before this process opens a database connection or a lock (see
+        :func:`start_method`): forked workers start at once with everything this process
+        imported, where spawned ones spend about 4 s of CPU importing MLflow, scikit-learn and
+        matplotlib again, which on 2 cores delays the first fits.
         """
         if self.background and self._pool is None:
-            fork = fork and sys.platform.startswith("linux") and threading.active_count() == 1
-            if fork:
+            method = start_method(fork)
+            context = multiprocessing.get_context(method)
+            if method == "fork":
                 sys.stdout.flush()  # or the children would write buffered lines again
                 sys.stderr.flush()
+            elif method == "forkserver":
+                context.set_forkserver_preload(PRELOAD)
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers,
-                mp_context=multiprocessing.get_context("fork" if fork else "spawn"),
+                mp_context=context,
                 initializer=_init_worker,
-                initargs=(os.getpid(),),
+                initargs=(None if method == "forkserver" else os.getpid(),),
             )
             for _ in range(self.workers):  # makes the pool spawn its workers now
                 self._pool.submit(int)
