@@ -50,3 +50,33 @@ def test_config_artifact_hides_passwords():
     assert clean["list"] == ["http://u:***@host/x", 3]
     assert clean["n"] == 5
     assert "s3cret" not in str(clean)
+
+
+def test_dataset_input_schema_matches_mlflows_own_inference():
+    import warnings
+
+    import mlflow
+    import numpy as np
+    import pandas as pd
+
+    from segmentation.datasets import LoadedData
+    from segmentation.sweep import SCHEMA_SAMPLE_ROWS, dataset_input
+
+    n = SCHEMA_SAMPLE_ROWS + 500
+    frame = pd.DataFrame(
+        {
+            "ID": [str(i) for i in range(n)],
+            "Income": np.linspace(1.0, 2.0, n),
+            "Kids": np.arange(n) % 3,
+        }
+    )
+    frame.loc[n - 1, "Income"] = np.nan  # missing only beyond the sample the types come from
+    data = LoadedData(frame, "test", "synthetic", "none", n)
+    entity = dataset_input(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = mlflow.data.from_pandas(frame, name="test-synthetic")._to_mlflow_entity()
+    assert entity.dataset.schema == expected.schema
+    assert '"name": "Income", "required": false' in entity.dataset.schema
+    assert entity.dataset.digest == expected.digest
+    assert entity.dataset.profile == expected.profile

@@ -97,7 +97,7 @@ def log_sweep_insights(
             start = time.perf_counter()
             ks = range(int(cfg.sweep.constraints.k_min), int(cfg.sweep.constraints.k_max) + 1)
             curves = k_curves(
-                space.X, ks, int(cfg.sweep.seed), int(cfg.sweep.silhouette.sample_size)
+                space.X, ks, int(cfg.sweep.seed), int(cfg.sweep.silhouette.curve_sample_size)
             )
             write_k_plots(out / "choosing_k", curves, title)
             (out / "choosing_k" / "k_curves.json").write_text(json.dumps(curves, indent=1))

@@ -16,8 +16,10 @@ import mlflow
 import numpy as np
 import optuna
 import pandas as pd
-from mlflow.entities import LoggedModelOutput
+from mlflow.entities import DatasetInput, LoggedModelOutput
+from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
+from mlflow.types import ColSpec, Schema
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 from sklearn.base import TransformerMixin
@@ -44,6 +46,8 @@ from segmentation.storage import fail_dead_trials, mark_worker, study_storage
 
 log = logging.getLogger(__name__)
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+# Rows from which a dataset input's column types are inferred.
+SCHEMA_SAMPLE_ROWS = 1000
 
 
 @dataclass
@@ -361,14 +365,29 @@ class Progress:
         )
 
 
-def dataset_input(data: LoadedData):
-    """The dataset as an MLflow input (name, digest, schema, source)."""
+def dataset_input(data: LoadedData) -> DatasetInput:
+    """The dataset as an MLflow run input (name, digest, schema, source), built once."""
     # A synthetic frame has no file: MLflow then records the code that made it as the source.
     source = Path(data.path).as_uri() if data.source == "real" else None
     with warnings.catch_warnings():
         # MLflow registers its local-file source twice and says so on every file URI.
         warnings.filterwarnings("ignore", "The specified dataset source can be interpreted")
-        return mlflow.data.from_pandas(data.frame, source=source, name=f"{data.name}-{data.source}")
+        # A hint about serving integer columns; a dataset input is not served.
+        warnings.filterwarnings("ignore", "Hint: Inferred schema contains integer column")
+        dataset = mlflow.data.from_pandas(
+            data.frame, source=source, name=f"{data.name}-{data.source}"
+        )
+        # MLflow infers the schema value by value in Python: 5.6 s at 200,000 rows. The
+        # types come from a sample (the frame is cleaned, one type per column); whether a
+        # column may be missing is checked on every row.
+        sample = data.frame.head(SCHEMA_SAMPLE_ROWS)
+        dataset.schema = Schema(
+            [
+                ColSpec(spec.type, spec.name, required=not bool(data.frame[spec.name].isna().any()))
+                for spec in infer_signature(sample).inputs.inputs
+            ]
+        )
+    return tracking.dataset_input(dataset)
 
 
 def run_sweep(cfg: DictConfig) -> SweepResult:

@@ -240,11 +240,18 @@ def log_batch(
     )
 
 
-def log_dataset(client: MlflowClient, run_id: str, dataset: Any, context: str = "training") -> None:
-    """Record the dataset as the run's input (shown in the UI's Datasets column)."""
-    entity = DatasetInput(
-        dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)]
-    )
+def dataset_input(dataset: Any, context: str = "training") -> DatasetInput:
+    """An MLflow dataset as a run input (shown in the UI's Datasets column).
+
+    Build it once per sweep: its schema and profile are computed from the whole frame (about
+    2.5 s at 200,000 rows), and every trial logs the same input.
+    """
+    tags = [InputTag("mlflow.data.context", context)]
+    return DatasetInput(dataset._to_mlflow_entity(), tags=tags)
+
+
+def log_dataset(client: MlflowClient, run_id: str, entity: DatasetInput) -> None:
+    """Record the dataset (see :func:`dataset_input`) as the run's input."""
     client.log_inputs(run_id, datasets=[entity])
 
 

@@ -101,7 +101,8 @@ def k_curves(
     Quick fits for choosing k (KMeans ``n_init=4``, GMM full covariance), seeded and on one
     thread, on a seeded sample of at most ``fit_rows`` rows (the curves' shape is what
     matters, and 18 full fits of a million rows would cost minutes); the silhouette uses a
-    seeded sample above ``silhouette_sample`` rows. ``fit_rows`` is recorded in the result.
+    seeded sample above ``silhouette_sample`` rows. ``fit_rows`` and ``silhouette_sample`` are
+    recorded in the result.
     """
     if len(X) > fit_rows:
         X = X[np.sort(np.random.default_rng(seed).choice(len(X), size=fit_rows, replace=False))]
@@ -119,6 +120,7 @@ def k_curves(
         "gmm_silhouette": [],
         "gmm_bic": [],
         "fit_rows": len(X),
+        "silhouette_sample": sample,
     }
 
     def silhouette(labels: np.ndarray) -> float:
