@@ -91,3 +91,6 @@ def test_stability_high_on_blobs_lower_on_noise():
     # Seeded: the same number twice.
     again = bootstrap_ari(lambda: KMeans(4, n_init=4, random_state=0), noise_X, noise_labels, 5, 0)
     assert again == noise
+    # Bootstrap samples capped below the data size tell the same story.
+    assert trial_stability(kmeans, params, X, labels, 5, 0, sample_rows=100) > 0.95
+    assert trial_stability(kmeans, params, noise_X, noise_labels, 5, 0, sample_rows=100) < 0.9

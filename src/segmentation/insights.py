@@ -118,6 +118,7 @@ def log_sweep_insights(
             labels,
             int(cfg.sweep.stability.bootstraps),
             int(cfg.sweep.seed),
+            cfg.sweep.stability.get("sample_rows"),
         )
         seconds["personas_stability"] = time.perf_counter() - start
         client.log_artifacts(parent_id, tmp)

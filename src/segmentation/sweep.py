@@ -238,7 +238,13 @@ class TrialRunner:
         start = time.perf_counter()
         if cfg.sweep.stability.every_trial:
             metrics["stability_ari"] = trial_stability(
-                module, params, space.X, labels, int(cfg.sweep.stability.bootstraps), self.seed
+                module,
+                params,
+                space.X,
+                labels,
+                int(cfg.sweep.stability.bootstraps),
+                self.seed,
+                cfg.sweep.stability.get("sample_rows"),
             )
         segments = describe_segments(cfg, space, labels, module, estimator)
         metrics["metrics_seconds"] += time.perf_counter() - start

@@ -70,7 +70,9 @@ def connect(
         db_path = Path(match.group(1))
         db_path.parent.mkdir(parents=True, exist_ok=True)
         if schema_cache is not None and not db_path.exists():
-            create_sqlite_store(db_path, Path(schema_cache), artifact_root)
+            # An unwritable cache only costs time: MLflow then builds the schema itself.
+            with contextlib.suppress(OSError):
+                create_sqlite_store(db_path, Path(schema_cache), artifact_root)
     set_tracking_uri(tracking_uri)
     try:
         _probe_database(tracking_uri)

@@ -94,7 +94,7 @@ def k_curves(
     ks: Sequence[int],
     seed: int,
     silhouette_sample: int = 10000,
-    fit_rows: int = 50000,
+    fit_rows: int = 20000,
 ) -> dict[str, list[float] | list[int] | int]:
     """KMeans inertia and silhouette, GMM silhouette and BIC for each k (scaled space).
 
