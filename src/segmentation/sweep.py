@@ -604,6 +604,11 @@ def finish_sweep(cfg, client, study, space, exp_id: str, parent_id: str) -> Swee
     if cfg.tracking.register_model and best.user_attrs.get("model_uri"):
         result.registered_version = register_best(cfg, client, best, parent_id, space)
     result.insight_seconds = log_sweep_insights(cfg, client, study, space, best, parent_id)
+    tracking.log_batch(
+        client,
+        parent_id,
+        metrics={f"insights_{k}_seconds": v for k, v in result.insight_seconds.items()},
+    )
     client.set_terminated(parent_id, status="FINISHED")
     metrics = best.user_attrs.get("metrics", {})
     print(
