@@ -156,3 +156,30 @@ def test_repeated_trials_share_plots_and_model(store):
             with open(ours, "rb") as a, open(theirs, "rb") as b:
                 assert a.read() == b.read()
     assert len({r.data.tags[tracking.MODEL_ID_TAG] for r in runs}) == len(distinct)
+
+
+def test_cli_sweep_draws_data_insights_while_the_trials_run(store):
+    from segmentation.insights import DATA_INSIGHTS_TAG
+    from tests.test_resume import start_sweep
+
+    overrides = (
+        "sweep.n_trials=2",
+        "algorithm=kmeans",
+        "tracking.log_models=false",
+        f"hydra.run.dir={store / 'hydra'}",
+    )
+    proc = start_sweep(store, *overrides)
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    client = MlflowClient(f"sqlite:///{store}/mlflow.db")
+    parent = client.search_runs(
+        [client.get_experiment_by_name("mall_income_spending").experiment_id],
+        f"tags.`{tracking.ROLE_TAG}` = 'sweep'",
+    )[0]
+    # A fresh process forks the EDA and choosing-k drawing at the start of the sweep.
+    assert parent.data.tags[DATA_INSIGHTS_TAG] == "background"
+    paths = {a.path for a in client.list_artifacts(parent.info.run_id, "eda")}
+    assert "eda/histograms.png" in paths
+    k = {a.path for a in client.list_artifacts(parent.info.run_id, "choosing_k")}
+    assert "choosing_k/k_curves.json" in k
+    for part in ("eda", "choosing_k"):
+        assert parent.data.metrics[f"insights_{part}_seconds"] > 0

@@ -36,7 +36,7 @@ from segmentation.datasets import (
 from segmentation.datasets.reading import content_hash
 from segmentation.errors import InputError, TrackingError
 from segmentation.features import feature_matrix
-from segmentation.insights import describe_segments, log_sweep_insights
+from segmentation.insights import DataInsights, describe_segments, log_sweep_insights
 from segmentation.metrics import cluster_metrics, constraint_violation
 from segmentation.model import build_pipeline
 from segmentation.plots.study import write_study_plots
@@ -405,28 +405,37 @@ def run_sweep(cfg: DictConfig) -> SweepResult:
     workers.check_shared_tracking(cfg)
     scale.check_algorithm_limits(specs, space.n_rows)
     print(space.data.describe(), flush=True)
-    # Started before any database connection or lock exists: its workers may be forked.
+    # Both started before any database connection, lock or thread exists: they may fork.
+    data_insights = DataInsights(cfg, space)
+    data_insights.start()
     writer = artifact_writer(cfg) if n_workers == 1 else background.ArtifactWriter(0)
     writer.start(fork=True)
     try:
-        return _run_sweep(cfg, space, specs, n_workers, writer)
+        return _run_sweep(cfg, space, specs, n_workers, writer, data_insights)
     finally:
         writer.close()
+        data_insights.close()
 
 
-def _run_sweep(cfg, space: FeatureSpace, specs, n_workers: int, writer) -> SweepResult:
+def _run_sweep(
+    cfg, space: FeatureSpace, specs, n_workers: int, writer, data_insights=None
+) -> SweepResult:
     client = tracking.connect(
         str(cfg.paths.tracking_uri), cfg.paths.schema_cache, cfg.paths.artifact_root
     )
     storage = study_storage(cfg)
     lock = workers.StudyLock.for_config(cfg)
     try:
-        return _run_locked(cfg, space, specs, client, storage, lock, n_workers, writer)
+        return _run_locked(
+            cfg, space, specs, client, storage, lock, n_workers, writer, data_insights
+        )
     finally:
         lock.release()
 
 
-def _run_locked(cfg, space, specs, client, storage, lock, n_workers: int, writer) -> SweepResult:
+def _run_locked(
+    cfg, space, specs, client, storage, lock, n_workers: int, writer, data_insights=None
+) -> SweepResult:
     alone = lock.claim()
     name = study_name(cfg)
     study = optuna.create_study(
@@ -482,7 +491,7 @@ def _run_locked(cfg, space, specs, client, storage, lock, n_workers: int, writer
     except TrackingError:
         client.set_terminated(parent_id, status="FAILED")
         raise
-    result = finish_sweep(cfg, client, study, space, exp_id, parent_id)
+    result = finish_sweep(cfg, client, study, space, exp_id, parent_id, data_insights)
     result.ran = finished_trials(study) - before
     return result
 
@@ -551,7 +560,9 @@ def _log_parent_start(client, cfg, parent_id, space: FeatureSpace, specs, source
     tracking.log_dataset(client, parent_id, source_input)
 
 
-def finish_sweep(cfg, client, study, space, exp_id: str, parent_id: str) -> SweepResult:
+def finish_sweep(
+    cfg, client, study, space, exp_id: str, parent_id: str, data_insights=None
+) -> SweepResult:
     """Log the study's summary to the parent run and register the best model."""
     name = study.study_name
     trials = study.get_trials(deepcopy=False)
@@ -603,7 +614,9 @@ def finish_sweep(cfg, client, study, space, exp_id: str, parent_id: str) -> Swee
         )
     if cfg.tracking.register_model and best.user_attrs.get("model_uri"):
         result.registered_version = register_best(cfg, client, best, parent_id, space)
-    result.insight_seconds = log_sweep_insights(cfg, client, study, space, best, parent_id)
+    result.insight_seconds = log_sweep_insights(
+        cfg, client, study, space, best, parent_id, data_insights
+    )
     tracking.log_batch(
         client,
         parent_id,
