@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,16 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "mlruns"
     root.mkdir()
     return root
+
+
+@contextmanager
+def module_store(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Path]:
+    """A fresh store for a module-scoped fixture: what ``store`` gives a single test."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        root = tmp_path_factory.mktemp(name) / "mlruns"
+        root.mkdir()
+        yield root
 
 
 def make_cfg(store: Path, *overrides: str, data_dir: Path | None = None):

@@ -12,7 +12,7 @@ from segmentation.datasets.reading import content_hash
 from segmentation.errors import InputError
 from segmentation.promote import CHAMPION, PREVIOUS, alias_version, promote, rollback
 from segmentation.sweep import run_sweep
-from tests.conftest import make_cfg, run_main
+from tests.conftest import make_cfg, module_store, run_main
 
 FAST = ("sweep.n_trials=3", "algorithm=kmeans", "tracking.log_plots=false")
 
@@ -20,10 +20,7 @@ FAST = ("sweep.n_trials=3", "algorithm=kmeans", "tracking.log_plots=false")
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory):
     """One small sweep in a fresh SQLite registry (its best is registered as version 1)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        store = tmp_path_factory.mktemp("promote") / "mlruns"
-        store.mkdir()
+    with module_store(tmp_path_factory, "promote") as store:
         cfg = make_cfg(store, *FAST)
         result = run_sweep(cfg)
         yield store, cfg, result

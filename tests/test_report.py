@@ -20,14 +20,12 @@ from segmentation.personas import build_personas
 from segmentation.profiles import segment_profile
 from segmentation.report import build_report
 from segmentation.sweep import run_sweep
-from tests.conftest import make_cfg
+from tests.conftest import make_cfg, module_store
 
 
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory):
-    store = tmp_path_factory.mktemp("mlruns")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with module_store(tmp_path_factory, "report") as store:
         cfg = make_cfg(
             store,
             "sweep.n_trials=4",

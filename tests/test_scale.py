@@ -18,7 +18,7 @@ from segmentation.datasets.mall import INCOME, SPENDING, generate
 from segmentation.errors import InputError
 from segmentation.metrics import cluster_metrics
 from segmentation.sweep import run_sweep
-from tests.conftest import make_cfg
+from tests.conftest import make_cfg, module_store
 
 
 def test_sampled_silhouette_within_0005_of_full_on_20k_rows():
@@ -70,20 +70,19 @@ def test_kmeans_switches_to_minibatch_above_the_configured_size():
 
 @pytest.fixture(scope="module")
 def big_sweep(tmp_path_factory):
-    store = tmp_path_factory.mktemp("scale") / "mlruns"
-    store.mkdir()
-    cfg = make_cfg(
-        store,
-        "algorithm=[kmeans,gmm]",
-        "sweep.n_trials=3",
-        "dataset.synthetic_rows=200000",
-        "algorithm.kmeans.fixed.minibatch_above=100000",
-        "algorithm.gmm.fixed.max_iter=50",
-        "sweep.stability.bootstraps=2",
-        # Fewer k for the parent's choosing-k curves: the scale of the trials is under test.
-        "sweep.constraints.k_max=5",
-    )
-    return cfg, run_sweep(cfg)
+    with module_store(tmp_path_factory, "scale") as store:
+        cfg = make_cfg(
+            store,
+            "algorithm=[kmeans,gmm]",
+            "sweep.n_trials=3",
+            "dataset.synthetic_rows=200000",
+            "algorithm.kmeans.fixed.minibatch_above=100000",
+            "algorithm.gmm.fixed.max_iter=50",
+            "sweep.stability.bootstraps=2",
+            # Fewer k for the parent's choosing-k curves: the scale of the trials is under test.
+            "sweep.constraints.k_max=5",
+        )
+        yield cfg, run_sweep(cfg)
 
 
 @pytest.mark.slow

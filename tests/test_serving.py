@@ -27,7 +27,7 @@ from segmentation.predict import score_file
 from segmentation.promote import champion_uri, promote
 from segmentation.scaling import make_scaler
 from segmentation.sweep import run_sweep
-from tests.conftest import make_cfg, real_file, run_main
+from tests.conftest import make_cfg, module_store, real_file, run_main
 
 SRC = Path(__file__).parents[1] / "src"
 SERVER_START_TIMEOUT = 120
@@ -36,10 +36,7 @@ SERVER_START_TIMEOUT = 120
 @pytest.fixture(scope="module")
 def champion(tmp_path_factory):
     """A small sweep whose best is promoted to champion, in a fresh SQLite registry."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        store = tmp_path_factory.mktemp("serving") / "mlruns"
-        store.mkdir()
+    with module_store(tmp_path_factory, "serving") as store:
         cfg = make_cfg(store, "sweep.n_trials=3", "algorithm=kmeans", "tracking.log_plots=false")
         run_sweep(cfg)
         promote(cfg)

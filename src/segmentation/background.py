@@ -175,17 +175,19 @@ def _init_worker(parent_pid: int | None) -> None:
         importlib.import_module(name)
 
 
-def start_method(fork: bool) -> str:
-    """How to start artifact workers: fork when it is safe, else a fork server, else spawn.
+def fork_context() -> Any:
+    """The ``fork`` multiprocessing context if forking is safe now, else ``None``.
 
-    Forking copies this process: only safe before it opens a database connection or a lock
-    (``fork``) and while no other thread runs (one could hold a lock the child then waits for
-    forever). A long-lived process with threads (a notebook, a test session) gets a fork server
-    instead: it imports the heavy modules once and forks every later worker from itself.
+    Forking copies this process: callers use it only before they open a database connection
+    or a lock, and it is refused while another thread runs (one could hold a lock the child
+    would then wait for forever) and off Linux. Standard output is flushed first, or the
+    child would write the buffered lines again.
     """
-    if not sys.platform.startswith("linux"):
-        return "spawn"
-    return "fork" if fork and threading.active_count() == 1 else "forkserver"
+    if not sys.platform.startswith("linux") or threading.active_count() != 1:
+        return None
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return multiprocessing.get_context("fork")
 
 
 class ArtifactWriter:
@@ -207,23 +209,24 @@ class ArtifactWriter:
         """Start the workers.
 
         Pass ``fork`` only before this process opens a database connection or a lock (see
-        :func:`start_method`): forked workers start at once with everything this process
+        :func:`fork_context`): forked workers start at once with everything this process
         imported, where spawned ones spend about 4 s of CPU importing MLflow, scikit-learn and
         matplotlib again, which on 2 cores delays the first fits.
         """
         if self.background and self._pool is None:
-            method = start_method(fork)
-            context = multiprocessing.get_context(method)
-            if method == "fork":
-                sys.stdout.flush()  # or the children would write buffered lines again
-                sys.stderr.flush()
-            elif method == "forkserver":
+            context = fork_context() if fork else None
+            parent_pid: int | None = os.getpid()
+            if context is None and sys.platform.startswith("linux"):
+                # A long-lived process with threads (a notebook, a test session): a fork server
+                # imports the heavy modules once and forks every later worker from itself.
+                context = multiprocessing.get_context("forkserver")
                 context.set_forkserver_preload(PRELOAD)
+                parent_pid = None  # its workers are the fork server's children
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers,
-                mp_context=context,
+                mp_context=context or multiprocessing.get_context("spawn"),
                 initializer=_init_worker,
-                initargs=(None if method == "forkserver" else os.getpid(),),
+                initargs=(parent_pid,),
             )
             for _ in range(self.workers):  # makes the pool spawn its workers now
                 self._pool.submit(int)

@@ -94,6 +94,16 @@ def bare_sweep(cfg: Any) -> dict[str, Any]:
     return {"seconds": seconds, "best_value": study.best_value, "best_params": study.best_params}
 
 
+def trials_seconds(client: Any, runs: Sequence[Any]) -> float:
+    """The trials alone: from the first trial run's start until the last one ends or its plots
+    and model are logged (an artifact process logs ``logging_seconds`` last)."""
+    end = max(r.info.end_time for r in runs)
+    for r in runs:
+        for m in client.get_metric_history(r.info.run_id, "logging_seconds"):
+            end = max(end, m.timestamp)
+    return (end - min(r.info.start_time for r in runs)) / 1000
+
+
 def tracked_summary(cfg: Any, result: Any) -> dict[str, Any]:
     """Sweep wall time (the parent run's duration) and per-trial time splits from the store."""
     from mlflow.tracking import MlflowClient
@@ -109,13 +119,6 @@ def tracked_summary(cfg: Any, result: Any) -> dict[str, Any]:
         if any(key in r.data.metrics for r in children)
     }
     estimators = sorted({r.data.params.get("estimator", "?") for r in children})
-    # The trials alone: first child start until the last trial's run ends or its plots and
-    # model are logged (an artifact process logs ``logging_seconds`` last).
-    trial_end = max(r.info.end_time for r in children)
-    for r in children:
-        for m in client.get_metric_history(r.info.run_id, "logging_seconds"):
-            trial_end = max(trial_end, m.timestamp)
-    trials_seconds = (trial_end - min(r.info.start_time for r in children)) / 1000
     insights = {
         k[len("insights_") : -len("_seconds")]: v
         for k, v in parent.data.metrics.items()
@@ -131,7 +134,7 @@ def tracked_summary(cfg: Any, result: Any) -> dict[str, Any]:
         "registered_version": result.registered_version,
         "splits": splits,
         "estimators": estimators,
-        "trials_seconds": trials_seconds,
+        "trials_seconds": trials_seconds(client, children),
         "insights": insights,
     }
 

@@ -18,19 +18,15 @@ MODES = {
 
 
 def trials_per_minute(study: optuna.Study, tracking_uri: str) -> float:
-    """Finished trials per minute, from the first trial's start to the end of the last one's
-    work: its Optuna end, or later, the moment its plots and model were logged (an artifact
-    process logs ``logging_seconds`` last)."""
+    """Finished trials per minute, over :func:`segmentation.bench.trials_seconds`."""
     from mlflow.tracking import MlflowClient
+
+    from segmentation.bench import trials_seconds
 
     client = MlflowClient(tracking_uri)
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-    start = min(t.datetime_start.timestamp() for t in trials)
-    end = max(t.datetime_complete.timestamp() for t in trials)
-    for t in trials:
-        for m in client.get_metric_history(t.user_attrs["mlflow_run_id"], "logging_seconds"):
-            end = max(end, m.timestamp / 1000)
-    return len(trials) / max(end - start, 1e-9) * 60.0
+    runs = [client.get_run(t.user_attrs["mlflow_run_id"]) for t in trials]
+    return len(trials) / max(trials_seconds(client, runs), 1e-9) * 60.0
 
 
 def sweep_throughput(workers: int, rows: int, n_trials: int, overrides: tuple[str, ...]) -> float:

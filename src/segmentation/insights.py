@@ -116,7 +116,7 @@ class DataInsights:
     They need the data only, and at scale they cost seconds (18 quick fits for the k curves):
     drawn at the end they added about 18 s to a 100,000-row sweep. The process writes files
     only (it never touches the tracking store); :meth:`collect` hands them to the parent run.
-    Where forking is not safe (see :func:`segmentation.background.start_method`) they are
+    Where forking is not safe (see :func:`segmentation.background.fork_context`) they are
     drawn at the end, as before.
     """
 
@@ -130,18 +130,15 @@ class DataInsights:
 
     def start(self) -> None:
         """Fork the drawing process (call it before any database connection or lock)."""
-        import multiprocessing
         import os
-        import sys
 
-        from segmentation.background import start_method
+        from segmentation.background import fork_context
 
-        if not self.cfg.tracking.log_plots or start_method(True) != "fork":
+        context = fork_context() if self.cfg.tracking.log_plots else None
+        if context is None:
             return
         self._dir = tempfile.TemporaryDirectory(prefix="segmentation-insights-")
-        sys.stdout.flush()
-        sys.stderr.flush()
-        self._proc = multiprocessing.get_context("fork").Process(
+        self._proc = context.Process(
             target=_draw_data_insights,
             args=(self.cfg, self.space, self._dir.name, os.getpid()),
             daemon=True,
@@ -197,7 +194,6 @@ def log_sweep_insights(
     best_run = best.user_attrs.get("mlflow_run_id")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        start = time.perf_counter()
         if cfg.tracking.log_plots:
             drawn = data_insights or DataInsights(cfg, space)  # not started: draws now
             seconds.update(drawn.collect(out))

@@ -269,9 +269,8 @@ class TrialRunner:
             profile=segments.profile,
             personas=segments.names,
         )
-        job.plots_from = self.plots_by_key.setdefault(plot_key, run_id)
-        if job.plots_from == run_id:
-            job.plots_from = None
+        first = self.plots_by_key.setdefault(plot_key, run_id)
+        job.plots_from = first if first != run_id else None
         model_key = repr((name, sorted(params.items())))
         if cfg.tracking.log_models and model_key in self.models_by_key:
             model_id, first_run = self.models_by_key[model_key]
@@ -502,7 +501,6 @@ def run_trials(cfg, study, runner, n_trials: int, parent_id: str, n_workers: int
         workers.run_workers(cfg, n_workers, runner.experiment_id, parent_id)
         return
     progress = Progress(n_trials, bool(cfg.sweep.progress))
-    runner.artifacts.start()
     try:
         workers.run_budget(study, runner, n_trials, [progress])
     finally:

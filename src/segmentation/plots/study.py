@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import optuna
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from segmentation.plots import PALETTE, save
@@ -154,6 +155,22 @@ def elbow(ks: Sequence[int], inertia: Sequence[float]) -> int:
     return int(ks[int(np.argmax(distance))])
 
 
+def circle(
+    ax: Axes,
+    x: float,
+    y: float,
+    colour: str,
+    label: str | None = None,
+    size: int = 140,
+    on_top: bool = True,
+) -> None:
+    """Circle the chosen k on a curve (hollow marker in ``colour``)."""
+    extra: dict = {"label": label} if label else {}
+    if on_top:
+        extra["zorder"] = 3
+    ax.scatter([x], [y], s=size, facecolors="none", edgecolors=colour, linewidths=2, **extra)
+
+
 def elbow_plot(curves: dict, title: str) -> Figure:
     fig = Figure(figsize=(6.4, 4.2))
     ax = fig.add_subplot()
@@ -167,16 +184,7 @@ def elbow_plot(curves: dict, title: str) -> Figure:
         label="chord (first to last k)",
     )
     k = curves["elbow_k"]
-    ax.scatter(
-        [k],
-        [inertia[ks.index(k)]],
-        s=140,
-        facecolors="none",
-        edgecolors=PALETTE[5],
-        linewidths=2,
-        label=f"elbow: k={k}",
-        zorder=3,
-    )
+    circle(ax, k, inertia[ks.index(k)], PALETTE[5], label=f"elbow: k={k}")
     ax.set_xlabel("number of segments (k)")
     ax.set_ylabel("inertia (sum of squared distances, scaled units)")
     ax.set_title(title)
@@ -193,14 +201,7 @@ def silhouette_k_plot(curves: dict, title: str) -> Figure:
         ax.plot(curves["k"], values, marker="o", color=PALETTE[i], label=label)
         if np.isfinite(values).any():
             best = int(np.nanargmax(values))
-            ax.scatter(
-                [curves["k"][best]],
-                [values[best]],
-                s=120,
-                facecolors="none",
-                edgecolors=PALETTE[i],
-                linewidths=2,
-            )
+            circle(ax, curves["k"][best], values[best], PALETTE[i], size=120, on_top=False)
     ax.set_xlabel("number of segments (k)")
     ax.set_ylabel("silhouette (scaled feature space)")
     ax.set_title(title)
@@ -215,16 +216,7 @@ def bic_plot(curves: dict, title: str) -> Figure:
     bic = curves["gmm_bic"]
     ax.plot(curves["k"], bic, marker="o", color=PALETTE[1], label="GMM BIC (full covariance)")
     best = int(np.argmin(bic))
-    ax.scatter(
-        [curves["k"][best]],
-        [bic[best]],
-        s=140,
-        facecolors="none",
-        edgecolors=PALETTE[5],
-        linewidths=2,
-        label=f"lowest BIC: k={curves['k'][best]}",
-        zorder=3,
-    )
+    circle(ax, curves["k"][best], bic[best], PALETTE[5], label=f"lowest BIC: k={curves['k'][best]}")
     ax.set_xlabel("number of components (k)")
     ax.set_ylabel("BIC (lower is better)")
     ax.set_title(title)
