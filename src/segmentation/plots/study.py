@@ -171,9 +171,26 @@ def circle(
     ax.scatter([x], [y], s=size, facecolors="none", edgecolors=colour, linewidths=2, **extra)
 
 
-def elbow_plot(curves: dict, title: str) -> Figure:
+def k_figure() -> tuple[Figure, Axes]:
+    """A figure for a curve against k."""
     fig = Figure(figsize=(6.4, 4.2))
-    ax = fig.add_subplot()
+    return fig, fig.add_subplot()
+
+
+def label_k_axes(
+    ax: Axes, xlabel: str, ylabel: str, title: str, legend_title: str | None = None
+) -> None:
+    """Labels, title and legend of a curve against k, with whole-number ticks on k."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    legend = {"title": legend_title, "title_fontsize": 8} if legend_title else {}
+    ax.legend(fontsize=8, **legend)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+
+
+def elbow_plot(curves: dict, title: str) -> Figure:
+    fig, ax = k_figure()
     ks, inertia = curves["k"], curves["kmeans_inertia"]
     ax.plot(ks, inertia, marker="o", color=PALETTE[0], label="KMeans inertia")
     ax.plot(
@@ -185,43 +202,37 @@ def elbow_plot(curves: dict, title: str) -> Figure:
     )
     k = curves["elbow_k"]
     circle(ax, k, inertia[ks.index(k)], PALETTE[5], label=f"elbow: k={k}")
-    ax.set_xlabel("number of segments (k)")
-    ax.set_ylabel("inertia (sum of squared distances, scaled units)")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    label_k_axes(
+        ax, "number of segments (k)", "inertia (sum of squared distances, scaled units)", title
+    )
     return fig
 
 
 def silhouette_k_plot(curves: dict, title: str) -> Figure:
-    fig = Figure(figsize=(6.4, 4.2))
-    ax = fig.add_subplot()
+    fig, ax = k_figure()
     for i, (key, label) in enumerate([("kmeans_silhouette", "KMeans"), ("gmm_silhouette", "GMM")]):
         values = curves[key]
         ax.plot(curves["k"], values, marker="o", color=PALETTE[i], label=label)
         if np.isfinite(values).any():
             best = int(np.nanargmax(values))
             circle(ax, curves["k"][best], values[best], PALETTE[i], size=120, on_top=False)
-    ax.set_xlabel("number of segments (k)")
-    ax.set_ylabel("silhouette (scaled feature space)")
-    ax.set_title(title)
-    ax.legend(fontsize=8, title="circled: best k", title_fontsize=8)
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    label_k_axes(
+        ax,
+        "number of segments (k)",
+        "silhouette (scaled feature space)",
+        title,
+        legend_title="circled: best k",
+    )
     return fig
 
 
 def bic_plot(curves: dict, title: str) -> Figure:
-    fig = Figure(figsize=(6.4, 4.2))
-    ax = fig.add_subplot()
+    fig, ax = k_figure()
     bic = curves["gmm_bic"]
     ax.plot(curves["k"], bic, marker="o", color=PALETTE[1], label="GMM BIC (full covariance)")
     best = int(np.argmin(bic))
     circle(ax, curves["k"][best], bic[best], PALETTE[5], label=f"lowest BIC: k={curves['k'][best]}")
-    ax.set_xlabel("number of components (k)")
-    ax.set_ylabel("BIC (lower is better)")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    label_k_axes(ax, "number of components (k)", "BIC (lower is better)", title)
     return fig
 
 
