@@ -6,17 +6,55 @@ import numpy as np
 import optuna
 import pytest
 from sklearn.datasets import make_blobs
+from sklearn.metrics import silhouette_samples
+from sklearn.mixture import GaussianMixture
 from sklearn.utils.estimator_checks import check_estimator
 
-from segmentation.algorithms import suggest, trial_params
+from segmentation.algorithms import gmm, suggest, trial_params
 from segmentation.algorithms.dbscan import NearestCoreDBSCAN
 from segmentation.config import compose
-from segmentation.metrics import cluster_metrics, constraint_violation
+from segmentation.metrics import cluster_metrics, constraint_violation, silhouette_values
 from segmentation.scaling import make_scaler
 
 
 def test_nearest_core_dbscan_passes_sklearn_checks():
     check_estimator(NearestCoreDBSCAN())
+
+
+@pytest.mark.parametrize("init_sample_size", [None, 20])
+def test_sample_init_gaussian_mixture_passes_sklearn_checks(init_sample_size):
+    check_estimator(gmm.SampleInitGaussianMixture(init_sample_size=init_sample_size))
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_gmm_started_from_a_sample_reaches_the_full_fit(covariance_type):
+    X, _ = make_blobs(n_samples=4000, centers=4, cluster_std=0.8, random_state=3)
+    full = GaussianMixture(4, covariance_type=covariance_type, random_state=0).fit(X)
+    model = gmm.build(
+        {"n_components": 4, "covariance_type": covariance_type, "init_sample_size": 500}, 0, len(X)
+    )
+    labels = model.fit_predict(X)
+    np.testing.assert_array_equal(labels, model.predict(X))
+    assert model.score(X) == pytest.approx(full.score(X), abs=1e-3)
+    assert 1 <= model.n_iter_ <= 5  # EM on all rows ran, from near the optimum
+    below = gmm.build({"n_components": 4, "init_sample_size": len(X)}, 0, len(X)).fit(X)
+    np.testing.assert_allclose(below.means_, GaussianMixture(4, random_state=0).fit(X).means_)
+    metrics = gmm.extra_metrics(model, X)
+    assert metrics["bic"] == pytest.approx(model.bic(X))
+    assert metrics["aic"] == pytest.approx(model.aic(X))
+
+
+def test_silhouette_values_match_sklearn():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(700, 3))
+    labels = rng.integers(0, 4, len(X))
+    labels[0] = 9  # a point alone in its cluster scores 0
+    X[1] = X[2]  # duplicate points: zero distances
+    np.testing.assert_allclose(
+        silhouette_values(X, labels), silhouette_samples(X, labels), atol=1e-12
+    )
+    with pytest.raises(ValueError, match="2 to n_samples - 1 labels"):
+        silhouette_values(X, np.zeros(len(X), dtype=int))
 
 
 def test_dbscan_predict_returns_core_labels_and_noise():

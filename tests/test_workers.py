@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from segmentation import tracking
+from segmentation import background, tracking
 from segmentation.errors import InputError, TrackingError
 from segmentation.storage import PID_ATTR, study_storage
 from segmentation.sweep import run_sweep, study_name
@@ -134,3 +136,13 @@ def test_journal_lock_of_a_killed_process_is_free_at_once(tmp_path):
     lock.release()
     # Optuna's own symlink lock would wait out its 30 s grace period here.
     assert time.monotonic() - start < 5
+
+
+def test_artifact_processes_yield_the_cpu_to_the_trials():
+    writer = background.ArtifactWriter(1)
+    writer.start()
+    try:
+        niceness = writer._pool.submit(os.nice, 0).result(timeout=60)
+    finally:
+        writer.close()
+    assert niceness == min(19, os.nice(0) + background.BACKGROUND_NICENESS)

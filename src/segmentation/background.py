@@ -10,6 +10,7 @@ waits until every job is logged, so a sweep never returns with work outstanding.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import multiprocessing
 import os
@@ -160,12 +161,25 @@ def _copy_plots(client: Any, source_run: str, run_id: str, timeout: float = 300.
 PRELOAD = ["matplotlib.figure", "mlflow.pyfunc", "segmentation.model", "segmentation.plots.trial"]
 
 
+# Niceness of the processes that draw and log behind the trials. The main process fits the
+# trials, the critical path: on 2 cores it would otherwise share a core with them whenever
+# both of them are busy. Lowered, they use the time the fits leave idle.
+BACKGROUND_NICENESS = 10
+
+
+def lower_priority() -> None:
+    """Make this (background) process yield the CPU to the sweep's own processes."""
+    with contextlib.suppress(OSError):  # not permitted here: stay at normal priority
+        os.nice(BACKGROUND_NICENESS)
+
+
 def _init_worker(parent_pid: int | None) -> None:
     from segmentation.worker import die_with_parent
 
     # A sweep killed with SIGKILL must not leave its artifact workers behind (a fork server's
     # worker dies with the fork server, which ends with the sweep).
     die_with_parent(parent_pid if parent_pid is not None else os.getppid())
+    lower_priority()
     # A spawned worker imports the heavy modules while the main process fits the first trial
     # (a forked one has them already).
     import matplotlib

@@ -90,7 +90,13 @@ def write_data_insights(cfg: DictConfig, space: Any, out: Path) -> dict[str, flo
     seconds["eda"] = time.perf_counter() - start
     start = time.perf_counter()
     ks = range(int(cfg.sweep.constraints.k_min), int(cfg.sweep.constraints.k_max) + 1)
-    curves = k_curves(space.X, ks, int(cfg.sweep.seed), int(cfg.sweep.silhouette.curve_sample_size))
+    curves = k_curves(
+        space.X,
+        ks,
+        int(cfg.sweep.seed),
+        int(cfg.sweep.silhouette.curve_sample_size),
+        fit_rows=int(cfg.sweep.silhouette.curve_fit_rows),
+    )
     write_k_plots(out / "choosing_k", curves, title)
     (out / "choosing_k" / "k_curves.json").write_text(json.dumps(curves, indent=1))
     seconds["choosing_k"] = time.perf_counter() - start
@@ -98,9 +104,11 @@ def write_data_insights(cfg: DictConfig, space: Any, out: Path) -> dict[str, flo
 
 
 def _draw_data_insights(cfg: DictConfig, space: Any, out: str, parent_pid: int) -> None:
+    from segmentation.background import lower_priority
     from segmentation.worker import die_with_parent
 
     die_with_parent(parent_pid)
+    lower_priority()
     with threadpool_limits(1):
         seconds = write_data_insights(cfg, space, Path(out))
     (Path(out) / SECONDS_FILE).write_text(json.dumps(seconds))

@@ -157,7 +157,16 @@ def pairwise_scatter(X_raw: np.ndarray, names: Sequence[str], title: str) -> Fig
             if i == j:
                 ax.hist(X[:, i], bins=20, color=PALETTE[0])
             else:
-                ax.scatter(X[:, j], X[:, i], s=4, alpha=0.5, color=PALETTE[0], edgecolors="none")
+                ax.plot(
+                    X[:, j],
+                    X[:, i],
+                    linestyle="none",
+                    marker="o",
+                    markersize=2,
+                    markeredgewidth=0,
+                    alpha=0.5,
+                    color=PALETTE[0],
+                )
             ax.tick_params(labelsize=6)
             if i == n - 1:
                 ax.set_xlabel(str(names[j]), fontsize=7)

@@ -10,6 +10,7 @@ import optuna
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from segmentation import metrics
 from segmentation.plots import PALETTE, save
 
 
@@ -108,7 +109,6 @@ def k_curves(
     if len(X) > fit_rows:
         X = X[np.sort(np.random.default_rng(seed).choice(len(X), size=fit_rows, replace=False))]
     from sklearn.cluster import KMeans
-    from sklearn.metrics import silhouette_score
     from sklearn.mixture import GaussianMixture
     from threadpoolctl import threadpool_limits
 
@@ -127,7 +127,12 @@ def k_curves(
     def silhouette(labels: np.ndarray) -> float:
         if len(np.unique(labels)) < 2:
             return float("nan")
-        return float(silhouette_score(X, labels, sample_size=sample, random_state=seed))
+        idx = metrics.silhouette_sample(len(X), sample, sample, seed)
+        return float(
+            metrics.silhouette_values(
+                *((X, labels) if idx is None else (X[idx], labels[idx]))
+            ).mean()
+        )
 
     with threadpool_limits(1):
         for k in ks:

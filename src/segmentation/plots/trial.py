@@ -27,7 +27,7 @@ def cluster_scatter(
     ``sizes`` gives the full segment sizes when ``labels`` is already a sample."""
     idx = subsample(len(labels))
     sizes = sizes or {int(s): int((labels == s).sum()) for s in np.unique(labels)}
-    fig = Figure(figsize=(6.4, 4.8))
+    fig = Figure(figsize=(8.4, 4.8))
     ax = fig.add_subplot()
     if X_raw.shape[1] == 2:
         xy = X_raw[idx]
@@ -44,17 +44,21 @@ def cluster_scatter(
     sub = labels[idx]
     for segment in np.unique(sub):
         mask = sub == segment
-        ax.scatter(
+        # Markers of a line, not a scatter collection: one stamped marker, half the cost.
+        ax.plot(
             xy[mask, 0],
             xy[mask, 1],
-            s=14,
+            linestyle="none",
+            marker="o",
+            markersize=4,
+            markeredgewidth=0,
             alpha=0.75,
             color=segment_colour(segment),
             label=f"{segment_label(segment)} (n={sizes.get(int(segment), 0)})",
-            edgecolors="none",
         )
     ax.set_title(title)
-    ax.legend(fontsize=8, loc="best", frameon=True)
+    # Beside the axes: it never hides points, and loc="best" costs 150 ms at 20,000 points.
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return fig
 
 
@@ -223,6 +227,7 @@ def write_trial_plots(
         save(
             cluster_scatter(X_raw, X_scaled, labels, names, f"Segments: {title}", sizes),
             out_dir / "cluster_scatter.png",
+            right=0.72,
         ),
         save(
             segment_sizes(labels, f"Segment sizes: {title}", sizes), out_dir / "segment_sizes.png"
