@@ -309,7 +309,7 @@ def section_scale(
     split = big["splits"]
     lines = [
         f"{trials}-trial KMeans/GMM sweep (`{' '.join(SCALE_OVERRIDES[:2])}`) on synthetic Mall "
-        "customers with 6 features, full tracking (params, metrics, 3 plots, model with "
+        "customers with 6 features, full tracking (params, metrics, 5 plots, model with "
         "signature and input example per trial).",
         "",
         "| measure | value | target |",

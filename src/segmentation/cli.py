@@ -13,15 +13,12 @@ from segmentation.errors import InputError, TrackingError
 
 def run_cli(task: Callable[[DictConfig], object]) -> None:
     """Run ``task`` under Hydra; user errors become one line on stderr and exit code 2."""
-    import logging
-    import os
-
     import hydra
 
+    from segmentation.tracking import quiet_console
+
     ensure_root_env()
-    # A CLI prints its own progress lines: MLflow's INFO chatter and download bars drown them.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    quiet_console()
 
     @hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")
     def _main(cfg: DictConfig) -> None:

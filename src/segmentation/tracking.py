@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import logging
 import os
 import re
 import sys
@@ -27,6 +28,13 @@ DATASET_HASH_TAG = "dataset_hash"
 
 # Passing the requirements skips MLflow's inference, a subprocess of about 2.4 s per model.
 _REQUIREMENTS = ("mlflow", "scikit-learn", "pandas", "numpy", "cloudpickle", "threadpoolctl")
+
+
+def quiet_console() -> None:
+    """Keep MLflow's INFO chatter and download bars off the console: a sweep prints its own
+    progress lines (the CLI and every worker process call this)."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 
 def pip_requirements() -> list[str]:

@@ -49,7 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     _interrupt_once()
     from threadpoolctl import threadpool_limits
 
+    from segmentation.tracking import quiet_console
     from segmentation.workers import run_worker
+
+    quiet_console()
 
     cfg = OmegaConf.create(sys.stdin.read())
     try:
