@@ -66,35 +66,34 @@ def test_required_column_missing(store, tmp_path, canonical):
     assert "columns found: 'ID', 'Year_Birth'" in message
 
 
-def test_text_in_numeric_column(store, tmp_path, canonical):
-    bad = _edit(_edit(canonical, "Income", [3], "n/a?"), "Income", [10], "55,000 EUR")
-    _refused(
-        store, _write(bad, tmp_path),
+# Bad values, one refusal each: (column, rows to edit (None: all), new value) and the message.
+VALUE_REFUSALS = {
+    "text_in_numeric_column": (
+        [("Income", [3], "n/a?"), ("Income", [10], "55,000 EUR")],
         r"column 'Income' has text where numbers are expected: 'n/a\?', '55,000 EUR' "
         r"at line\(s\) 5, 12",
-    )  # fmt: skip
-
-
-def test_column_entirely_empty(store, tmp_path, canonical):
-    bad = _edit(canonical, "Recency", list(canonical.index), "")
-    _refused(store, _write(bad, tmp_path), r"column 'Recency' is entirely empty")
-
-
-def test_negative_amounts(store, tmp_path, canonical):
-    bad = _edit(canonical, "MntMeatProducts", [0], "-546")
-    _refused(
-        store, _write(bad, tmp_path),
+    ),
+    "column_entirely_empty": ([("Recency", None, "")], r"column 'Recency' is entirely empty"),
+    "negative_amounts": (
+        [("MntMeatProducts", [0], "-546")],
         r"column 'MntMeatProducts' has values below 0 .*: -546 at line\(s\) 2",
-    )  # fmt: skip
-
-
-def test_negative_ages(store, tmp_path, canonical):
-    bad = _edit(canonical, "Year_Birth", [1], "2031")
-    _refused(
-        store, _write(bad, tmp_path),
+    ),
+    "negative_ages": (
+        [("Year_Birth", [1], "2031")],
         r"'Year_Birth' has birth years after the latest Dt_Customer year 2014 \(negative ages\): "
         r"2031 at line\(s\) 3",
-    )  # fmt: skip
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("edits", "pattern"), list(VALUE_REFUSALS.values()), ids=list(VALUE_REFUSALS)
+)
+def test_bad_values_refused(store, tmp_path, canonical, edits, pattern):
+    bad = canonical
+    for column, rows, value in edits:
+        bad = _edit(bad, column, list(canonical.index) if rows is None else rows, value)
+    _refused(store, _write(bad, tmp_path), pattern)
 
 
 def test_ambiguous_dates(store, tmp_path, canonical):

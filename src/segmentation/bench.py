@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -240,17 +240,35 @@ def _median(rows: Sequence[dict[str, Any]], key: str) -> float:
     return statistics.median(float(r[key]) for r in rows)
 
 
-def section_small(tmp: Path, repeats: int) -> str:
-    """Issue 2: the default 50-trial Mall sweep, tracked (CLI) against bare."""
-    tracked, bare = [], []
+def tracked_and_bare(
+    name: str,
+    repeats: int,
+    run_tracked: Callable[[int], dict[str, Any]],
+    run_bare: Callable[[int], dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Run the tracked and the bare sweep ``repeats`` times, alternating (so a drift of the
+    machine's load hits both alike); print each pair as it ends."""
+    tracked: list[dict[str, Any]] = []
+    bare: list[dict[str, Any]] = []
     for i in range(repeats):
-        tracked.append(run_cli_sweep(tmp / f"small-{i}", []))
-        bare.append(run_sweep_child("bare", tmp / f"small-bare-{i}", []))
+        tracked.append(run_tracked(i))
+        bare.append(run_bare(i))
         print(
-            f"  small repeat {i + 1}/{repeats}: tracked {tracked[-1]['seconds']:.1f}s "
+            f"  {name} repeat {i + 1}/{repeats}: tracked {tracked[-1]['seconds']:.1f}s "
             f"(process {tracked[-1]['wall']:.1f}s), bare {bare[-1]['seconds']:.2f}s",
             flush=True,
         )
+    return tracked, bare
+
+
+def section_small(tmp: Path, repeats: int) -> str:
+    """Issue 2: the default 50-trial Mall sweep, tracked (CLI) against bare."""
+    tracked, bare = tracked_and_bare(
+        "small",
+        repeats,
+        lambda i: run_cli_sweep(tmp / f"small-{i}", []),
+        lambda i: run_sweep_child("bare", tmp / f"small-bare-{i}", []),
+    )
     t, b = _median(tracked, "seconds"), _median(bare, "seconds")
     wall = _median(tracked, "wall")
     n = 50
@@ -294,16 +312,13 @@ def section_scale(
         big_bare = run_sweep_child(
             "bare", tmp / "scale-big-bare", [*common, f"dataset.synthetic_rows={rows}"]
         )
-    tracked, bare = [], []
-    for i in range(repeats):
-        ratio = [*common, f"dataset.synthetic_rows={ratio_rows}"]
-        tracked.append(run_sweep_child("tracked", tmp / f"scale-ratio-{i}", ratio))
-        bare.append(run_sweep_child("bare", tmp / f"scale-ratio-bare-{i}", ratio))
-        print(
-            f"  scale {ratio_rows} rows repeat {i + 1}/{repeats}: tracked "
-            f"{tracked[-1]['seconds']:.1f}s, bare {bare[-1]['seconds']:.1f}s",
-            flush=True,
-        )
+    ratio = [*common, f"dataset.synthetic_rows={ratio_rows}"]
+    tracked, bare = tracked_and_bare(
+        f"scale {ratio_rows} rows",
+        repeats,
+        lambda i: run_sweep_child("tracked", tmp / f"scale-ratio-{i}", ratio),
+        lambda i: run_sweep_child("bare", tmp / f"scale-ratio-bare-{i}", ratio),
+    )
     t, b = _median(tracked, "seconds"), _median(bare, "seconds")
     tt = _median(tracked, "trials_seconds")
     split = big["splits"]

@@ -4,7 +4,8 @@ group, correlations and the feature set pairwise."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -191,56 +192,50 @@ def write_eda_plots(
     """Write the EDA PNGs of a dataset into ``out_dir``."""
     numeric = numeric_columns(frame)
     cats = [c for c in (categories or categorical_columns(frame)) if c in frame.columns]
-    paths = []
+    # (file name, figure builder, margins): drawn one at a time, so one figure is alive at once.
+    plots: list[tuple[str, Callable[[], Figure], dict[str, float]]] = []
     if numeric:
-        paths.append(
-            save(
-                histograms(frame, numeric, f"Distributions: {title}"),
-                out_dir / "histograms.png",
-                left=0.08,
-                bottom=0.08,
-                top=0.9,
+        plots.append(
+            (
+                "histograms.png",
+                lambda: histograms(frame, numeric, f"Distributions: {title}"),
+                {"left": 0.08, "bottom": 0.08, "top": 0.9},
             )
         )
     if cats:
-        paths.append(
-            save(
-                category_counts(frame, cats, f"Customers per category: {title}"),
-                out_dir / "category_counts.png",
-                left=0.1,
-                bottom=0.18,
-                top=0.88,
+        plots.append(
+            (
+                "category_counts.png",
+                lambda: category_counts(frame, cats, f"Customers per category: {title}"),
+                {"left": 0.1, "bottom": 0.18, "top": 0.88},
             )
         )
     for value, group in box if box is not None else DEFAULT_BOX:
         if value in frame.columns and group in frame.columns:
-            paths.append(
-                save(
-                    box_by_group(frame, value, group, f"{value} by {group}: {title}"),
-                    out_dir / f"box_{_slug(value)}_by_{_slug(group)}.png",
+            plots.append(
+                (
+                    f"box_{_slug(value)}_by_{_slug(group)}.png",
+                    partial(box_by_group, frame, value, group, f"{value} by {group}: {title}"),
+                    {},
                 )
             )
     if len(numeric) >= 2:
-        paths.append(
-            save(
-                correlation_heatmap(frame, numeric, f"Correlations: {title}"),
-                out_dir / "correlation.png",
-                left=0.25,
-                bottom=0.25,
-                right=0.95,
+        plots.append(
+            (
+                "correlation.png",
+                lambda: correlation_heatmap(frame, numeric, f"Correlations: {title}"),
+                {"left": 0.25, "bottom": 0.25, "right": 0.95},
             )
         )
     if len(features) >= 2:
-        paths.append(
-            save(
-                pairwise_scatter(X_raw, features, f"Feature set pairwise: {title}"),
-                out_dir / "pairwise_features.png",
-                left=0.1,
-                bottom=0.1,
-                top=0.93,
+        plots.append(
+            (
+                "pairwise_features.png",
+                lambda: pairwise_scatter(X_raw, features, f"Feature set pairwise: {title}"),
+                {"left": 0.1, "bottom": 0.1, "top": 0.93},
             )
         )
-    return paths
+    return [save(build(), out_dir / name, **margins) for name, build, margins in plots]
 
 
 def _slug(text: str) -> str:

@@ -3,8 +3,9 @@ the segment profile heatmap."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -41,25 +42,41 @@ def cluster_scatter(
         ratio = pca.explained_variance_ratio_
         ax.set_xlabel(f"PC1 ({ratio[0]:.0%} of variance, scaled units)")
         ax.set_ylabel(f"PC2 ({ratio[1]:.0%} of variance, scaled units)")
-    sub = labels[idx]
-    for segment in np.unique(sub):
-        mask = sub == segment
-        # Markers of a line, not a scatter collection: one stamped marker, half the cost.
-        ax.plot(
-            xy[mask, 0],
-            xy[mask, 1],
-            linestyle="none",
-            marker="o",
-            markersize=4,
-            markeredgewidth=0,
-            alpha=0.75,
-            color=segment_colour(segment),
-            label=f"{segment_label(segment)} (n={sizes.get(int(segment), 0)})",
-        )
+    _plot_segments(
+        ax,
+        xy,
+        labels[idx],
+        4,
+        lambda s: f"{segment_label(s)} (n={sizes.get(s, 0)})",
+    )
     ax.set_title(title)
     # Beside the axes: it never hides points, and loc="best" costs 150 ms at 20,000 points.
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return fig
+
+
+def _plot_segments(
+    ax: Any,
+    coords: np.ndarray,
+    labels: np.ndarray,
+    markersize: float,
+    label: Callable[[int], str],
+) -> None:
+    """One series of points per segment, in the segment's colour (2D or 3D axes).
+
+    Markers of a line, not a scatter collection: one stamped marker, half the cost.
+    """
+    for segment in np.unique(labels):
+        ax.plot(
+            *coords[labels == segment].T,
+            linestyle="none",
+            marker="o",
+            markersize=markersize,
+            markeredgewidth=0,
+            alpha=0.75,
+            color=segment_colour(segment),
+            label=label(int(segment)),
+        )
 
 
 def segment_sizes(labels: np.ndarray, title: str, sizes: Mapping[int, int] | None = None) -> Figure:
@@ -141,19 +158,7 @@ def cluster_scatter_3d(
         axis_names = [
             f"PC{i + 1} ({r:.0%} of variance)" for i, r in enumerate(pca.explained_variance_ratio_)
         ]
-    sub = labels[idx]
-    for segment in np.unique(sub):
-        mask = sub == segment
-        ax.scatter(
-            xyz[mask, 0],
-            xyz[mask, 1],
-            xyz[mask, 2],
-            s=10,
-            alpha=0.75,
-            color=segment_colour(segment),
-            label=segment_label(segment),
-            edgecolors="none",
-        )
+    _plot_segments(ax, xyz, labels[idx], 3.2, segment_label)
     ax.set_xlabel(axis_names[0], fontsize=8)
     ax.set_ylabel(axis_names[1], fontsize=8)
     ax.set_zlabel(axis_names[2], fontsize=8)
