@@ -111,7 +111,6 @@ def test_artifact_processes_only_on_spare_cores(configured, workers, cpus, expec
 
 
 def test_journal_lock_of_a_killed_process_is_free_at_once(tmp_path):
-    import os
     import signal
     import time
 

@@ -167,19 +167,20 @@ PRELOAD = ["matplotlib.figure", "mlflow.pyfunc", "segmentation.model", "segmenta
 BACKGROUND_NICENESS = 10
 
 
-def lower_priority() -> None:
-    """Make this (background) process yield the CPU to the sweep's own processes."""
+def become_background(parent_pid: int) -> None:
+    """Set up a process that works behind the sweep: it dies with ``parent_pid`` (a sweep
+    killed with SIGKILL must not leave it behind) and yields the CPU to the sweep's own
+    processes."""
+    from segmentation.worker import die_with_parent
+
+    die_with_parent(parent_pid)
     with contextlib.suppress(OSError):  # not permitted here: stay at normal priority
         os.nice(BACKGROUND_NICENESS)
 
 
 def _init_worker(parent_pid: int | None) -> None:
-    from segmentation.worker import die_with_parent
-
-    # A sweep killed with SIGKILL must not leave its artifact workers behind (a fork server's
-    # worker dies with the fork server, which ends with the sweep).
-    die_with_parent(parent_pid if parent_pid is not None else os.getppid())
-    lower_priority()
+    # A fork server's worker dies with the fork server, which ends with the sweep.
+    become_background(parent_pid if parent_pid is not None else os.getppid())
     # A spawned worker imports the heavy modules while the main process fits the first trial
     # (a forked one has them already).
     import matplotlib

@@ -23,7 +23,6 @@ import datetime as dt
 import importlib
 import importlib.metadata
 import json
-import logging
 import os
 import platform
 import re
@@ -464,10 +463,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         child_main(args.child, args.child_out, args.overrides)
         return
     from segmentation.config import ensure_root_env, project_root
+    from segmentation.tracking import quiet_console
 
     ensure_root_env()
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    quiet_console()
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(sections) - set(SECTIONS)
     if unknown:

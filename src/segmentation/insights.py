@@ -5,6 +5,7 @@ the HTML report, all logged to MLflow."""
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from segmentation.personas import build_personas, persona_names, write_personas
 from segmentation.plots.eda import box_pairs, eda_frame, write_eda_plots
 from segmentation.plots.study import k_curves, write_k_plots, write_optuna_plots
 from segmentation.profiles import original_centers, segment_profile, write_profile
-from segmentation.stability import trial_stability
+from segmentation.stability import configured_stability
 
 
 @dataclass
@@ -104,11 +105,9 @@ def write_data_insights(cfg: DictConfig, space: Any, out: Path) -> dict[str, flo
 
 
 def _draw_data_insights(cfg: DictConfig, space: Any, out: str, parent_pid: int) -> None:
-    from segmentation.background import lower_priority
-    from segmentation.worker import die_with_parent
+    from segmentation.background import become_background
 
-    die_with_parent(parent_pid)
-    lower_priority()
+    become_background(parent_pid)
     with threadpool_limits(1):
         seconds = write_data_insights(cfg, space, Path(out))
     (Path(out) / SECONDS_FILE).write_text(json.dumps(seconds))
@@ -138,8 +137,6 @@ class DataInsights:
 
     def start(self) -> None:
         """Fork the drawing process (call it before any database connection or lock)."""
-        import os
-
         from segmentation.background import fork_context
 
         context = fork_context() if self.cfg.tracking.log_plots else None
@@ -215,15 +212,7 @@ def log_sweep_insights(
         module, estimator, params, labels = refit_trial(cfg, space, best)
         segments = describe_segments(cfg, space, labels, module, estimator)
         segments.write(out / "segments")
-        ari = trial_stability(
-            module,
-            params,
-            space.X,
-            labels,
-            int(cfg.sweep.stability.bootstraps),
-            int(cfg.sweep.seed),
-            cfg.sweep.stability.get("sample_rows"),
-        )
+        ari = configured_stability(cfg, module, params, space.X, labels)
         seconds["personas_stability"] = time.perf_counter() - start
         client.log_artifacts(parent_id, tmp)
         if best_run:

@@ -52,11 +52,17 @@ def silhouette_values(X: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return values
 
 
-def silhouette_sample(n: int, sample_above: int, sample_size: int, seed: int) -> np.ndarray | None:
-    """Seeded row sample for the silhouette (``None``: all rows), since it is O(n^2)."""
+def silhouette_rows(
+    X: np.ndarray, labels: np.ndarray, sample_above: int, sample_size: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The rows the silhouette is computed on, since it is O(n^2): all of them up to
+    ``sample_above``, else a seeded sample of ``sample_size``. Returns them, their labels and
+    whether they are a sample."""
+    n = len(X)
     if n <= sample_above:
-        return None
-    return np.sort(np.random.default_rng(seed).choice(n, size=min(sample_size, n), replace=False))
+        return X, labels, False
+    idx = np.sort(np.random.default_rng(seed).choice(n, size=min(sample_size, n), replace=False))
+    return X[idx], labels[idx], True
 
 
 def cluster_metrics(
@@ -93,14 +99,13 @@ def cluster_metrics(
     if len(sizes) < 2 or n_clustered <= len(sizes):
         return metrics, *empty
     Xc, lc = X[clustered], labels[clustered]
-    idx = silhouette_sample(n_clustered, sample_above, sample_size, seed)
-    Xs, ls = (Xc, lc) if idx is None else (Xc[idx], lc[idx])
+    Xs, ls, sampled = silhouette_rows(Xc, lc, sample_above, sample_size, seed)
     if len(np.unique(ls)) >= 2:
         values = silhouette_values(Xs, ls)
         metrics["silhouette"] = float(values.mean())
     else:
         values, ls = empty
-    metrics["silhouette_sampled"] = float(idx is not None)
+    metrics["silhouette_sampled"] = float(sampled)
     metrics["silhouette_sample_size"] = float(len(Xs))
     metrics["davies_bouldin"] = float(davies_bouldin_score(Xc, lc))
     metrics["calinski_harabasz"] = float(calinski_harabasz_score(Xc, lc))

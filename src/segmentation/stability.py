@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from omegaconf import DictConfig
 from sklearn.metrics import adjusted_rand_score
 from threadpoolctl import threadpool_limits
 
@@ -87,4 +88,19 @@ def trial_stability(
         seed,
         on_sample=bool(getattr(module, "STABILITY_ON_SAMPLE", False)),
         sample_rows=sample_rows,
+    )
+
+
+def configured_stability(
+    cfg: DictConfig, module: Any, params: dict, X: np.ndarray, labels: np.ndarray
+) -> float:
+    """:func:`trial_stability` with the bootstraps, seed and sample size of ``cfg.sweep``."""
+    return trial_stability(
+        module,
+        params,
+        X,
+        labels,
+        int(cfg.sweep.stability.bootstraps),
+        int(cfg.sweep.seed),
+        cfg.sweep.stability.get("sample_rows"),
     )

@@ -41,7 +41,7 @@ from segmentation.metrics import cluster_metrics, constraint_violation
 from segmentation.model import build_pipeline
 from segmentation.plots.study import write_study_plots
 from segmentation.scaling import make_scaler
-from segmentation.stability import trial_stability
+from segmentation.stability import configured_stability
 from segmentation.storage import fail_dead_trials, mark_worker, study_storage
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ class TrialRunner:
         experiment_id: str,
         parent_run_id: str,
         dataset_input: Any,
-        artifacts: background.ArtifactWriter | None = None,
+        artifacts: background.ArtifactWriter,
     ):
         self.cfg = cfg
         self.space = space
@@ -146,7 +146,7 @@ class TrialRunner:
         self.plots_by_key: dict[str, str] = {}
         self.models_by_key: dict[str, tuple[str, str]] = {}
         # Plots and models are drawn and logged by a worker, overlapping the next fit.
-        self.artifacts = artifacts or artifact_writer(cfg)
+        self.artifacts = artifacts
 
     def common_params(self) -> dict[str, Any]:
         space = self.space
@@ -237,15 +237,7 @@ class TrialRunner:
             tags["rejected_reason"] = reason
         start = time.perf_counter()
         if cfg.sweep.stability.every_trial:
-            metrics["stability_ari"] = trial_stability(
-                module,
-                params,
-                space.X,
-                labels,
-                int(cfg.sweep.stability.bootstraps),
-                self.seed,
-                cfg.sweep.stability.get("sample_rows"),
-            )
+            metrics["stability_ari"] = configured_stability(cfg, module, params, space.X, labels)
         segments = describe_segments(cfg, space, labels, module, estimator)
         metrics["metrics_seconds"] += time.perf_counter() - start
         start = time.perf_counter()

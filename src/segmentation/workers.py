@@ -265,12 +265,9 @@ def run_worker(cfg: DictConfig, index: int, experiment_id: str, parent_run_id: s
             cfg, space, experiment_id, parent_run_id, dataset_input(space.data), writer
         )
         n_trials = int(cfg.sweep.n_trials)
-        try:
-            run_budget(study, runner, n_trials, [Progress(n_trials, bool(cfg.sweep.progress))])
-        finally:
-            runner.artifacts.close()  # this worker's plots and models are all logged
+        run_budget(study, runner, n_trials, [Progress(n_trials, bool(cfg.sweep.progress))])
     finally:
-        writer.close()
+        writer.close()  # this worker's plots and models are all logged
         lock.release()
 
 

@@ -127,12 +127,8 @@ def k_curves(
     def silhouette(labels: np.ndarray) -> float:
         if len(np.unique(labels)) < 2:
             return float("nan")
-        idx = metrics.silhouette_sample(len(X), sample, sample, seed)
-        return float(
-            metrics.silhouette_values(
-                *((X, labels) if idx is None else (X[idx], labels[idx]))
-            ).mean()
-        )
+        rows, row_labels, _ = metrics.silhouette_rows(X, labels, sample, sample, seed)
+        return float(metrics.silhouette_values(rows, row_labels).mean())
 
     with threadpool_limits(1):
         for k in ks:
