@@ -110,3 +110,69 @@ def test_optuna_plots_skip_importances_with_one_trial(tmp_path):
     assert not skipped
     for path in paths:
         assert_png(path)
+
+
+def _trial_pngs(out: Path, X: np.ndarray, labels: np.ndarray, names: list[str]) -> dict:
+    from PIL import Image
+
+    from segmentation.metrics import silhouette_values
+
+    values = silhouette_values(X, labels)
+    profile = segment_profile(X, labels, names)
+    paths = write_trial_plots(
+        out, X, X, labels, names, values, labels, float(values.mean()), "t", profile=profile
+    )
+    return {p.name: np.asarray(Image.open(p)) for p in paths}
+
+
+def test_reused_templates_draw_the_same_pixels_as_fresh_ones(tmp_path):
+    """A trial drawn on templates another trial used first looks exactly as drawn alone:
+    nothing of the earlier trial is left behind, and the fixed part is the same."""
+    from segmentation.plots.templates import clear_templates
+
+    X, _ = make_blobs(300, n_features=3, centers=4, random_state=1)
+    names = ["Age", "Annual Income (k$)", "Spending Score (1-100)"]
+    first = np.repeat([0, 1, 2], 100)  # same segment count, other members, other values
+    second = np.repeat([2, 0, 1], 100)
+    second[:3] = -1
+    clear_templates()
+    _trial_pngs(tmp_path / "a", X, first, names)
+    reused = _trial_pngs(tmp_path / "b", X, second, names)
+    clear_templates()
+    fresh = _trial_pngs(tmp_path / "c", X, second, names)
+    assert (
+        set(reused)
+        == set(fresh)
+        == {
+            "cluster_scatter.png",
+            "cluster_scatter_3d.png",
+            "segment_profile.png",
+            "segment_sizes.png",
+            "silhouette.png",
+        }
+    )
+    for name, pixels in fresh.items():
+        assert pixels.shape == reused[name].shape, name
+        assert np.array_equal(pixels, reused[name]), name
+
+
+def test_a_template_is_as_before_after_each_write(tmp_path):
+    from matplotlib.figure import Figure
+
+    from segmentation.plots.templates import FigureTemplate, axes_title, side_legend
+
+    fig = Figure()
+    ax = fig.add_subplot()
+    ax.set_xlim(0, 1)
+    page = FigureTemplate(fig)
+    before = (len(fig.get_children()), len(ax.get_children()))
+    for i in range(2):
+        artists = [
+            *ax.plot([0, 2], [0, 1]),  # outside the limits: they must not move
+            ax.text(0.5, 0.5, "x"),
+            axes_title(ax, "t"),
+            *side_legend(ax, [("#000000", "a", None), ("#D55E00", "mean", "--")]),
+        ]
+        assert_png(page.write(artists, tmp_path / f"{i}.png"))
+        assert (len(fig.get_children()), len(ax.get_children())) == before
+        assert ax.get_xlim() == (0, 1)

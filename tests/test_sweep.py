@@ -75,20 +75,32 @@ def test_sweep_logs_runs_models_and_registers(store):
     assert out["segment"].dtype == np.int64
 
 
-def test_rerun_resumes_same_parent_and_finishes_budget(store):
+def test_rerun_resumes_same_parent_and_finishes_budget(store, monkeypatch):
+    from segmentation import insights
+
+    refits = []
+    refit = insights.refit_trial
+    monkeypatch.setattr(
+        insights, "refit_trial", lambda *args: refits.append(args[2].number) or refit(*args)
+    )
     light = ("algorithm=kmeans", "tracking.log_plots=false")
     cfg = make_cfg(store, "sweep.n_trials=3", *light)
     first = run_sweep(cfg)
+    assert refits == []  # its best trial ran in this process: its fit is reused
+    client = MlflowClient(str(cfg.paths.tracking_uri))
+    stability = client.get_run(first.parent_run_id).data.metrics["stability_ari"]
     cfg = make_cfg(store, "sweep.n_trials=5", *light)
     second = run_sweep(cfg)
     assert second.parent_run_id == first.parent_run_id
     assert second.ran == 2
     third = run_sweep(cfg)
     assert third.ran == 0
+    assert refits[-1] == third.best_trial.number  # an earlier process's trial: fitted again
+    if third.best_trial.number == first.best_trial.number:  # the refit gives the same segments
+        assert client.get_run(first.parent_run_id).data.metrics["stability_ari"] == stability
     # MLflow exports the URI it is given; the next composed config must not read it as the
     # user's choice of store.
     assert "MLFLOW_TRACKING_URI" not in os.environ
-    client = MlflowClient(str(cfg.paths.tracking_uri))
     children = client.search_runs(
         [first.experiment_id], f"tags.mlflow.parentRunId = '{first.parent_run_id}'"
     )

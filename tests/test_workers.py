@@ -137,11 +137,19 @@ def test_journal_lock_of_a_killed_process_is_free_at_once(tmp_path):
     assert time.monotonic() - start < 5
 
 
+def _blas_threads() -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [pool["num_threads"] for pool in threadpool_info()]
+
+
 def test_artifact_processes_yield_the_cpu_to_the_trials():
     writer = background.ArtifactWriter(1)
     writer.start()
     try:
-        niceness = writer._pool.submit(os.nice, 0).result(timeout=60)
+        niceness = writer.call(os.nice, 0).result(timeout=60)
+        threads = writer.call(_blas_threads).result(timeout=60)
     finally:
         writer.close()
     assert niceness == min(19, os.nice(0) + background.BACKGROUND_NICENESS)
+    assert threads and set(threads) == {1}

@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,11 @@ class TrialArtifacts:
     input_example: pd.DataFrame | None = None
     model_id: str | None = None
     main_logging_seconds: float = 0.0
+    # The run's params, metrics and tags, and its dataset input.
+    params: dict[str, Any] | None = None
+    metrics: dict[str, float] | None = None
+    tags: dict[str, Any] | None = None
+    dataset_input: Any = None
     # A run that has (or will soon have) the very same plots: they are copied from it.
     plots_from: str | None = None
 
@@ -98,16 +104,29 @@ def trial_artifacts(
 
 
 def write_trial_artifacts(job: TrialArtifacts) -> dict[str, float]:
-    """Draw and log the plots, log the model, then log how long that took to the run."""
+    """Log the run's params, metrics, dataset and profile, draw and log the plots, log the
+    model, then log how long that took to the run."""
     import mlflow
 
     from segmentation import tracking
     from segmentation.model import log_segment_model
     from segmentation.plots.trial import write_trial_plots
+    from segmentation.profiles import write_profile
 
     started = time.perf_counter()
     client = mlflow.MlflowClient(job.tracking_uri)
-    timings = {"plots_seconds": 0.0, "logging_seconds": job.main_logging_seconds}
+    tracking.log_batch(client, job.run_id, params=job.params, metrics=job.metrics, tags=job.tags)
+    if job.dataset_input is not None:
+        tracking.log_dataset(client, job.run_id, job.dataset_input)
+    if job.profile is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            write_profile(job.profile, Path(tmp) / "segments")
+            client.log_artifacts(job.run_id, tmp)
+    timings = {
+        "plots_seconds": 0.0,
+        "logging_seconds": job.main_logging_seconds + time.perf_counter() - started,
+    }
+    started = time.perf_counter()
     if job.log_plots and job.plots_from and _copy_plots(client, job.plots_from, job.run_id):
         timings["logging_seconds"] += time.perf_counter() - started
     elif job.log_plots:
@@ -165,17 +184,24 @@ PRELOAD = ["matplotlib.figure", "mlflow.pyfunc", "segmentation.model", "segmenta
 # trials, the critical path: on 2 cores it would otherwise share a core with them whenever
 # both of them are busy. Lowered, they use the time the fits leave idle.
 BACKGROUND_NICENESS = 10
+# The sweep-level plots (EDA, choosing k) are needed only at the end, while a trial's plots
+# and model hold up the trials once the queue is full: they yield to those too.
+LOWEST_NICENESS = 19
 
 
-def become_background(parent_pid: int) -> None:
+def become_background(parent_pid: int, niceness: int = BACKGROUND_NICENESS) -> None:
     """Set up a process that works behind the sweep: it dies with ``parent_pid`` (a sweep
-    killed with SIGKILL must not leave it behind) and yields the CPU to the sweep's own
-    processes."""
+    killed with SIGKILL must not leave it behind), yields the CPU to the sweep's own
+    processes (by ``niceness``) and uses one BLAS/OpenMP thread."""
+    from threadpoolctl import threadpool_limits
+
     from segmentation.worker import die_with_parent
 
     die_with_parent(parent_pid)
     with contextlib.suppress(OSError):  # not permitted here: stay at normal priority
-        os.nice(BACKGROUND_NICENESS)
+        os.nice(niceness)
+    # For the rest of the process: a second BLAS thread would only contend with the sweep.
+    threadpool_limits(1)
 
 
 def _init_worker(parent_pid: int | None) -> None:
@@ -256,18 +282,37 @@ class ArtifactWriter:
             self._pending.popleft().result()
         self._pending.append(self._pool.submit(write_trial_artifacts, job))
 
+    def call(self, fn: Callable[..., Any], *args: Any) -> Future:
+        """Run ``fn(*args)`` in a worker (inline when there is none); its result or error
+        comes from the returned future."""
+        if self._pool is None:
+            done: Future = Future()
+            try:
+                done.set_result(fn(*args))
+            except Exception as exc:
+                done.set_exception(exc)
+            return done
+        return self._pool.submit(fn, *args)
+
+    def wait(self) -> None:
+        """Wait until every trial job is logged (the workers stay up). Raises the first job
+        error, if any."""
+        try:
+            while self._pending:
+                self._pending.popleft().result()
+        finally:
+            self._pending.clear()
+
     def _reap(self) -> None:
         """Surface a worker error early (a failed job stops the sweep, as inline it would)."""
         while self._pending and self._pending[0].done():
             self._pending.popleft().result()
 
     def close(self) -> None:
-        """Wait for every job, then stop the worker. Raises the first job error, if any."""
+        """Wait for every job, then stop the workers. Raises the first job error, if any."""
         try:
-            while self._pending:
-                self._pending.popleft().result()
+            self.wait()
         finally:
-            self._pending.clear()
             if self._pool is not None:
                 self._pool.shutdown(wait=True, cancel_futures=True)
                 self._pool = None

@@ -8,6 +8,7 @@ import json
 import os
 import tempfile
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from threadpoolctl import threadpool_limits
 from segmentation import algorithms, tracking
 from segmentation.personas import build_personas, persona_names, write_personas
 from segmentation.plots.eda import box_pairs, eda_frame, write_eda_plots
-from segmentation.plots.study import k_curves, write_k_plots, write_optuna_plots
+from segmentation.plots.study import k_curves, write_k_plots
 from segmentation.profiles import original_centers, segment_profile, write_profile
 from segmentation.stability import configured_stability
 
@@ -43,6 +44,17 @@ class Segments:
         if personas:
             paths += write_personas(self.personas, out_dir)
         return paths
+
+
+@dataclass
+class FittedTrial:
+    """A trial's fit kept in memory, so the end of the sweep need not fit it again."""
+
+    number: int
+    module: Any
+    estimator: Any
+    params: dict
+    segments: Segments
 
 
 def describe_segments(
@@ -105,9 +117,9 @@ def write_data_insights(cfg: DictConfig, space: Any, out: Path) -> dict[str, flo
 
 
 def _draw_data_insights(cfg: DictConfig, space: Any, out: str, parent_pid: int) -> None:
-    from segmentation.background import become_background
+    from segmentation.background import LOWEST_NICENESS, become_background
 
-    become_background(parent_pid)
+    become_background(parent_pid, LOWEST_NICENESS)
     with threadpool_limits(1):
         seconds = write_data_insights(cfg, space, Path(out))
     (Path(out) / SECONDS_FILE).write_text(json.dumps(seconds))
@@ -181,17 +193,35 @@ class DataInsights:
             self._dir = None
 
 
+@dataclass
+class StudyPlots:
+    """The study's plots, being drawn into ``out_dir`` by an artifact worker (``future``
+    gives :func:`segmentation.plots.study.draw_study_plots`'s result)."""
+
+    future: Future
+    out_dir: Path
+
+    def log(self, client: MlflowClient, parent_id: str) -> float:
+        """Wait for the plots, log them under ``study/`` and return the seconds they took."""
+        drawn = self.future.result()
+        client.log_artifacts(parent_id, str(self.out_dir), "study")
+        return float(drawn["seconds"])
+
+
 def log_sweep_insights(
     cfg: DictConfig,
     client: MlflowClient,
-    study: Any,
     space: Any,
     best: Any,
     parent_id: str,
     data_insights: DataInsights | None = None,
+    fitted: FittedTrial | None = None,
+    study_plots: StudyPlots | None = None,
 ) -> dict[str, float]:
     """Log the parent's plots, the best trial's personas and stability, and the report
-    (the EDA and choosing-k plots from ``data_insights`` when given).
+    (the EDA and choosing-k plots from ``data_insights`` when given; the best trial's fit
+    from ``fitted`` when it is that trial, else it is fitted again; the study's plots from
+    ``study_plots``, drawn meanwhile).
 
     Returns the seconds each part took.
     """
@@ -203,22 +233,22 @@ def log_sweep_insights(
             drawn = data_insights or DataInsights(cfg, space)  # not started: draws now
             seconds.update(drawn.collect(out))
             client.set_tag(parent_id, DATA_INSIGHTS_TAG, drawn.drawn)
-            start = time.perf_counter()
-            _, skipped = write_optuna_plots(out / "study", study)
-            if skipped:
-                (out / "study" / "skipped.json").write_text(json.dumps(skipped, indent=1))
-            seconds["optuna_plots"] = time.perf_counter() - start
         start = time.perf_counter()
-        module, estimator, params, labels = refit_trial(cfg, space, best)
-        segments = describe_segments(cfg, space, labels, module, estimator)
+        if fitted is not None and fitted.number == best.number:
+            module, params, segments = fitted.module, fitted.params, fitted.segments
+        else:  # a resumed study's or another worker's trial
+            module, estimator, params, labels = refit_trial(cfg, space, best)
+            segments = describe_segments(cfg, space, labels, module, estimator)
         segments.write(out / "segments")
-        ari = configured_stability(cfg, module, params, space.X, labels)
+        ari = configured_stability(cfg, module, params, space.X, segments.labels)
         seconds["personas_stability"] = time.perf_counter() - start
         client.log_artifacts(parent_id, tmp)
         if best_run:
             client.log_artifacts(best_run, str(out / "segments"), "segments")
             tracking.log_batch(client, best_run, metrics={"stability_ari": ari})
     tracking.log_batch(client, parent_id, metrics={"stability_ari": ari})
+    if study_plots is not None:  # the report embeds them
+        seconds["study_plots"] = study_plots.log(client, parent_id)
     start = time.perf_counter()
     from segmentation.report import build_report
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -36,10 +37,16 @@ from segmentation.datasets import (
 from segmentation.datasets.reading import content_hash
 from segmentation.errors import InputError, TrackingError
 from segmentation.features import feature_matrix
-from segmentation.insights import DataInsights, describe_segments, log_sweep_insights
+from segmentation.insights import (
+    DataInsights,
+    FittedTrial,
+    StudyPlots,
+    describe_segments,
+    log_sweep_insights,
+)
 from segmentation.metrics import cluster_metrics, constraint_violation
 from segmentation.model import build_pipeline
-from segmentation.plots.study import write_study_plots
+from segmentation.plots.study import draw_study_plots
 from segmentation.scaling import make_scaler
 from segmentation.stability import configured_stability
 from segmentation.storage import fail_dead_trials, mark_worker, study_storage
@@ -147,6 +154,9 @@ class TrialRunner:
         self.models_by_key: dict[str, tuple[str, str]] = {}
         # Plots and models are drawn and logged by a worker, overlapping the next fit.
         self.artifacts = artifacts
+        # The best trial this process ran, so the end of the sweep need not fit it again.
+        self.best_fitted: FittedTrial | None = None
+        self._best_value = -math.inf
 
     def common_params(self) -> dict[str, Any]:
         space = self.space
@@ -182,7 +192,12 @@ class TrialRunner:
         trial.set_user_attr("mlflow_run_id", run.info.run_id)
         status = "FAILED"
         try:
-            value = self._run(trial, run.info.run_id, name, module, params)
+            # One BLAS/OpenMP thread for the whole trial: small fits are faster, workers must
+            # not oversubscribe the cores, and a second thread in the metrics (silhouette's
+            # matrix products) doubled their CPU time at 100,000 rows without shortening them,
+            # CPU the plots and model logging behind the trials need.
+            with threadpool_limits(1):
+                value = self._run(trial, run.info.run_id, name, module, params)
             status = "FINISHED"
             return value
         except optuna.TrialPruned:
@@ -202,9 +217,7 @@ class TrialRunner:
             estimator = module.build(params, self.seed, space.n_rows)
             base_params["estimator"] = type(estimator).__name__
             start = time.perf_counter()
-            # One thread: small fits are faster, and workers must not oversubscribe the cores.
-            with threadpool_limits(1):
-                labels = np.asarray(estimator.fit_predict(space.X))
+            labels = np.asarray(estimator.fit_predict(space.X))
             fit_seconds = time.perf_counter() - start
             start = time.perf_counter()
             metrics, sil_values, sil_labels = cluster_metrics(
@@ -285,16 +298,17 @@ class TrialRunner:
             trial.set_user_attr("model_uri", f"models:/{model.model_id}")
             tags[tracking.MODEL_ID_TAG] = model.model_id
             self.models_by_key[model_key] = (model.model_id, run_id)
-        tracking.log_batch(self.client, run_id, params=base_params, metrics=metrics, tags=tags)
-        tracking.log_dataset(self.client, run_id, self.dataset_input)
-        with tempfile.TemporaryDirectory() as tmp:
-            segments.write(Path(tmp) / "segments", personas=False)
-            self.client.log_artifacts(run_id, tmp)
+        # The run's params, metrics, tags, dataset and profile files: logged by the worker too.
+        job.params, job.metrics, job.tags = base_params, metrics, tags
+        job.dataset_input = self.dataset_input
         job.main_logging_seconds = time.perf_counter() - start
         self.artifacts.submit(job)
         if reason:
             trial.set_user_attr("reason", reason)
             raise optuna.TrialPruned(reason)
+        if metrics["silhouette"] > self._best_value:  # ties: Optuna's best is the first
+            self._best_value = metrics["silhouette"]
+            self.best_fitted = FittedTrial(trial.number, module, estimator, params, segments)
         return float(metrics["silhouette"])
 
 
@@ -482,7 +496,7 @@ def _run_locked(
     except TrackingError:
         client.set_terminated(parent_id, status="FAILED")
         raise
-    result = finish_sweep(cfg, client, study, space, exp_id, parent_id, data_insights)
+    result = finish_sweep(cfg, client, study, space, exp_id, parent_id, data_insights, runner)
     result.ran = finished_trials(study) - before
     return result
 
@@ -496,7 +510,7 @@ def run_trials(cfg, study, runner, n_trials: int, parent_id: str, n_workers: int
     try:
         workers.run_budget(study, runner, n_trials, [progress])
     finally:
-        runner.artifacts.close()  # every plot and model is logged before the sweep goes on
+        runner.artifacts.wait()  # every plot and model is logged before the sweep goes on
 
 
 def close_orphan_child_runs(client: MlflowClient, exp_id: str, parent_id: str, study) -> None:
@@ -551,9 +565,12 @@ def _log_parent_start(client, cfg, parent_id, space: FeatureSpace, specs, source
 
 
 def finish_sweep(
-    cfg, client, study, space, exp_id: str, parent_id: str, data_insights=None
+    cfg, client, study, space, exp_id: str, parent_id: str, data_insights, runner: TrialRunner
 ) -> SweepResult:
-    """Log the study's summary to the parent run and register the best model."""
+    """Log the study's summary to the parent run and register the best model.
+
+    The ``runner``'s artifact workers draw the study plots meanwhile, and its best trial's fit
+    is reused."""
     name = study.study_name
     trials = study.get_trials(deepcopy=False)
     counts = count_states(study)
@@ -592,21 +609,34 @@ def finish_sweep(
         existing = client.get_run(parent_id).data.params
         params = {f"best.{k}": v for k, v in best.params.items() if f"best.{k}" not in existing}
     tracking.log_batch(client, parent_id, params=params, metrics=metrics, tags=tags)
-    if cfg.tracking.log_plots:
-        with tempfile.TemporaryDirectory() as tmp:
-            write_study_plots(Path(tmp), trials, f"{cfg.dataset.name} / {cfg.features.name}")
-            client.log_artifacts(parent_id, tmp, "study")
-    if best is None:
-        client.set_terminated(parent_id, status="FINISHED")
-        raise InputError(
-            f"study {name}: no trial met the constraints ({counts}); rejected: {reasons}. "
-            "Widen sweep.constraints or the search space."
+    with contextlib.ExitStack() as stack:
+        study_plots = None
+        if cfg.tracking.log_plots:
+            plots_dir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            title = f"{cfg.dataset.name} / {cfg.features.name}"
+            direction = study.direction.name.lower()
+            future = runner.artifacts.call(draw_study_plots, plots_dir, trials, direction, title)
+            study_plots = StudyPlots(future, plots_dir)
+        if best is None:
+            if study_plots is not None:
+                study_plots.log(client, parent_id)
+            client.set_terminated(parent_id, status="FINISHED")
+            raise InputError(
+                f"study {name}: no trial met the constraints ({counts}); rejected: {reasons}. "
+                "Widen sweep.constraints or the search space."
+            )
+        if cfg.tracking.register_model and best.user_attrs.get("model_uri"):
+            result.registered_version = register_best(cfg, client, best, parent_id, space)
+        result.insight_seconds = log_sweep_insights(
+            cfg,
+            client,
+            space,
+            best,
+            parent_id,
+            data_insights,
+            runner.best_fitted,
+            study_plots,
         )
-    if cfg.tracking.register_model and best.user_attrs.get("model_uri"):
-        result.registered_version = register_best(cfg, client, best, parent_id, space)
-    result.insight_seconds = log_sweep_insights(
-        cfg, client, study, space, best, parent_id, data_insights
-    )
     tracking.log_batch(
         client,
         parent_id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import optuna
@@ -89,6 +90,29 @@ def write_study_plots(
             out_dir / "silhouette_vs_k.png",
         ),
     ]
+
+
+def draw_study_plots(
+    out_dir: Path, trials: Sequence[optuna.trial.FrozenTrial], direction: str, title: str
+) -> dict[str, Any]:
+    """Every plot of a study into ``out_dir``: ours (:func:`write_study_plots`) and Optuna's
+    (:func:`write_optuna_plots`, drawn from an in-memory copy of the finished trials).
+
+    Takes picklable inputs, so an artifact worker can draw them while the sweep's process
+    does the rest of its closing work. Returns the seconds it took and the Optuna plots
+    skipped, with their reasons.
+    """
+    import json
+    import time
+
+    start = time.perf_counter()
+    write_study_plots(out_dir, trials, title)
+    study = optuna.create_study(direction=direction)
+    study.add_trials([t for t in trials if t.state.is_finished()])
+    _, skipped = write_optuna_plots(out_dir, study)
+    if skipped:
+        (out_dir / "skipped.json").write_text(json.dumps(skipped, indent=1))
+    return {"seconds": time.perf_counter() - start, "skipped": skipped}
 
 
 def k_curves(

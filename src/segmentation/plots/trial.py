@@ -1,73 +1,113 @@
 """Plots of one trial's segmentation: cluster scatter (2D and 3D), segment sizes, silhouette and
-the segment profile heatmap."""
+the segment profile heatmap.
+
+Each plot is a template (:mod:`segmentation.plots.templates`) holding what its trials share,
+and the artists one trial adds; every function writes its PNG and returns the path."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.artist import Artist
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from matplotlib.ticker import PercentFormatter
+from matplotlib.transforms import ScaledTranslation
 
-from segmentation.plots import save, segment_colour, segment_label, subsample
+from segmentation.plots import segment_colour, segment_label, subsample
+from segmentation.plots.templates import axes_title, data_key, side_legend, template
+
+MEAN_COLOUR = "#D55E00"
+PROFILE_CMAP = "RdBu_r"
+
+
+def _plane(
+    X_raw: np.ndarray, X_scaled: np.ndarray, names: Sequence[str], dims: int
+) -> tuple[np.ndarray, list[str]]:
+    """The points in ``dims`` dimensions and the axis names: the features in original units,
+    or the first principal components of the scaled space when there are more."""
+    if X_raw.shape[1] == dims:
+        return X_raw, list(names)
+    from sklearn.decomposition import PCA
+
+    pca = PCA(n_components=dims, random_state=0).fit(X_scaled)
+    axis_names = [
+        f"PC{i + 1} ({r:.0%} of variance{', scaled units' if dims == 2 else ''})"
+        for i, r in enumerate(pca.explained_variance_ratio_)
+    ]
+    return pca.transform(X_scaled), axis_names
+
+
+def _limits(values: np.ndarray) -> tuple[float, float]:
+    """Axis limits with matplotlib's default 5% margins."""
+    low, high = float(np.min(values)), float(np.max(values))
+    pad = 0.05 * (high - low) or 0.5
+    return low - pad, high + pad
+
+
+def _scatter_figure(xy: np.ndarray, axis_names: list[str]) -> Figure:
+    fig = Figure(figsize=(8.4, 4.8))
+    ax = fig.add_subplot()
+    ax.set_xlim(*_limits(xy[:, 0]))
+    ax.set_ylim(*_limits(xy[:, 1]))
+    ax.set_xlabel(axis_names[0])
+    ax.set_ylabel(axis_names[1])
+    return fig
 
 
 def cluster_scatter(
+    path: Path,
     X_raw: np.ndarray,
     X_scaled: np.ndarray,
     labels: np.ndarray,
     names: Sequence[str],
     title: str,
     sizes: Mapping[int, int] | None = None,
-) -> Figure:
+) -> Path:
     """2D scatter of the segments: the two features in original units, or the first two
     principal components of the scaled space (explained variance in the axis labels).
 
     ``sizes`` gives the full segment sizes when ``labels`` is already a sample."""
     idx = subsample(len(labels))
+    labels = labels[idx]
     sizes = sizes or {int(s): int((labels == s).sum()) for s in np.unique(labels)}
-    fig = Figure(figsize=(8.4, 4.8))
-    ax = fig.add_subplot()
-    if X_raw.shape[1] == 2:
-        xy = X_raw[idx]
-        ax.set_xlabel(names[0])
-        ax.set_ylabel(names[1])
-    else:
-        from sklearn.decomposition import PCA
-
-        pca = PCA(n_components=2, random_state=0).fit(X_scaled[idx])
-        xy = pca.transform(X_scaled[idx])
-        ratio = pca.explained_variance_ratio_
-        ax.set_xlabel(f"PC1 ({ratio[0]:.0%} of variance, scaled units)")
-        ax.set_ylabel(f"PC2 ({ratio[1]:.0%} of variance, scaled units)")
-    _plot_segments(
-        ax,
-        xy,
-        labels[idx],
-        4,
-        lambda s: f"{segment_label(s)} (n={sizes.get(s, 0)})",
+    xy, axis_names = _plane(X_raw[idx], X_scaled[idx], names, 2)
+    # The axes depend on the study's data only: every trial of the study reuses them.
+    page = template(
+        ("cluster_scatter", data_key(xy), *axis_names),
+        lambda: _scatter_figure(xy, axis_names),
+        left=0.12,
+        right=0.72,
+        bottom=0.12,
+        top=0.91,
     )
-    ax.set_title(title)
-    # Beside the axes: it never hides points, and loc="best" costs 150 ms at 20,000 points.
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    return fig
+    artists = _plot_segments(page.axes, xy, labels, 4)
+    artists += side_legend(
+        page.axes,
+        [
+            (segment_colour(s), f"{segment_label(s)} (n={sizes.get(int(s), 0)})", None)
+            for s in np.unique(labels)
+        ],
+    )
+    return page.write([*artists, axes_title(page.axes, f"Segments: {title}")], path)
 
 
 def _plot_segments(
-    ax: Any,
-    coords: np.ndarray,
-    labels: np.ndarray,
-    markersize: float,
-    label: Callable[[int], str],
-) -> None:
+    ax: Any, coords: np.ndarray, labels: np.ndarray, markersize: float
+) -> list[Artist]:
     """One series of points per segment, in the segment's colour (2D or 3D axes).
 
     Markers of a line, not a scatter collection: one stamped marker, half the cost.
     """
+    lines: list[Artist] = []
     for segment in np.unique(labels):
-        ax.plot(
+        lines += ax.plot(
             *coords[labels == segment].T,
             linestyle="none",
             marker="o",
@@ -75,141 +115,252 @@ def _plot_segments(
             markeredgewidth=0,
             alpha=0.75,
             color=segment_colour(segment),
-            label=label(int(segment)),
         )
+    return lines
 
 
-def segment_sizes(labels: np.ndarray, title: str, sizes: Mapping[int, int] | None = None) -> Figure:
-    """Bar chart of customers per segment, with counts and shares (``sizes`` wins over
-    counting ``labels``, which may be a sample)."""
+# Upper ends of the share axis: few distinct axes, so trials reuse them.
+SHARE_AXIS_TOPS = (0.25, 0.5, 0.75, 1.0)
+# Silhouette plots: lower ends of the value axis, for the same reason.
+SILHOUETTE_AXIS_LOWS = (-0.1, -0.25, -0.5, -1.0)
+
+
+def _sizes_figure(top: float) -> Figure:
+    fig = Figure(figsize=(6.4, 4.0))
+    ax = fig.add_subplot()
+    # Bars sit at fractions of the width, so one template serves any number of segments.
+    ax.set_xlim(0, 1)
+    ax.set_xticks([])
+    ax.set_ylim(0, top)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.set_ylabel("share of customers")
+    return fig
+
+
+def segment_sizes(
+    path: Path, labels: np.ndarray, title: str, sizes: Mapping[int, int] | None = None
+) -> Path:
+    """Bar chart of each segment's share of customers, with counts and shares written on the
+    bars (``sizes`` wins over counting ``labels``, which may be a sample)."""
     if sizes:
         values, counts = np.array(sorted(sizes)), np.array([sizes[k] for k in sorted(sizes)])
     else:
         values, counts = np.unique(labels, return_counts=True)
-    fig = Figure(figsize=(6.4, 4.0))
+    shares = counts / counts.sum()
+    # Room above the highest bar for its label.
+    top = next((t for t in SHARE_AXIS_TOPS if shares.max() * 1.15 <= t), 1.15)
+    page = template(("segment_sizes", top), lambda: _sizes_figure(top), bottom=0.16)
+    ax = page.axes
+    points = page.figure.dpi_scale_trans
+    above = ax.transData + ScaledTranslation(0, 2 / 72, points)
+    below = ax.transData + ScaledTranslation(0, -4 / 72, points)
+    many = len(values) > 6  # slanted names and shorter labels, or they would overlap
+    width = 1 / len(values)
+    artists: list[Artist] = []
+    for i, (segment, count, share) in enumerate(zip(values, counts, shares, strict=True)):
+        middle = (i + 0.5) * width
+        colour = segment_colour(segment)
+        artists += [
+            ax.add_patch(Rectangle((middle - 0.4 * width, 0), 0.8 * width, share, color=colour)),
+            ax.text(
+                middle,
+                share,
+                f"{share:.0%}" if many else f"{count} ({share:.0%})",
+                transform=above,
+                ha="center",
+                fontsize=8,
+            ),
+            ax.text(
+                middle,
+                0,
+                segment_label(segment),
+                transform=below,
+                ha="right" if many else "center",
+                va="top",
+                rotation=30 if many else 0,
+                rotation_mode="anchor",
+                fontsize=10,
+            ),
+        ]
+    return page.write([*artists, axes_title(ax, f"Segment sizes: {title}")], path)
+
+
+def _silhouette_figure(height: float, low: float) -> Figure:
+    fig = Figure(figsize=(7.6, 4.8))
     ax = fig.add_subplot()
-    bars = ax.bar(
-        [segment_label(v) for v in values], counts, color=[segment_colour(v) for v in values]
-    )
-    total = counts.sum()
-    for bar, count in zip(bars, counts, strict=True):
-        ax.annotate(
-            f"{count} ({count / total:.0%})",
-            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-            ha="center",
-            va="bottom",
-            fontsize=8,
-        )
-    ax.set_ylabel("customers")
-    ax.set_title(title)
-    ax.tick_params(axis="x", labelrotation=30 if len(values) > 6 else 0)
-    ax.margins(y=0.12)
+    ax.set_xlim(low, 1.0)
+    ax.set_ylim(0, height)
+    ax.set_yticks([])
+    ax.set_xlabel("silhouette value (scaled feature space)")
+    ax.set_ylabel("customers, grouped by segment")
     return fig
 
 
 def silhouette_plot(
-    sample_values: np.ndarray, sample_labels: np.ndarray, mean: float, title: str
-) -> Figure:
+    path: Path, sample_values: np.ndarray, sample_labels: np.ndarray, mean: float, title: str
+) -> Path:
     """Per-customer silhouette values, grouped by segment, with the mean marked."""
     keep = subsample(len(sample_values))
     sample_values, sample_labels = sample_values[keep], sample_labels[keep]
-    fig = Figure(figsize=(6.4, 4.8))
-    ax = fig.add_subplot()
-    y = 0
-    for segment in np.unique(sample_labels):
-        vals = np.sort(sample_values[sample_labels == segment])
-        ax.fill_betweenx(
-            np.arange(y, y + len(vals)),
-            0,
-            vals,
-            color=segment_colour(segment),
-            alpha=0.85,
-            label=segment_label(segment),
-        )
-        y += len(vals) + 5
-    ax.axvline(mean, color="#D55E00", linestyle="--", label=f"mean {mean:.3f}")
-    ax.set_xlabel("silhouette value (scaled feature space)")
-    ax.set_ylabel("customers, grouped by segment")
-    ax.set_yticks([])
-    ax.set_xlim(-0.3, 1.0) if len(sample_values) == 0 else ax.set_xlim(
-        min(-0.1, float(sample_values.min())), 1.0
+    segments = np.unique(sample_labels)
+    n = len(sample_values)
+    # Gaps between segments share a tenth of the height, whatever the number of segments.
+    gap = 0.1 * n / max(len(segments) - 1, 1)
+    height = 1.1 * n + 2 * gap
+    low = next((x for x in SILHOUETTE_AXIS_LOWS if sample_values.min() >= x), -1.0)
+    page = template(
+        ("silhouette", height, low), lambda: _silhouette_figure(height, low), right=0.78
     )
-    ax.set_title(title)
-    ax.legend(fontsize=8, loc="lower right")
-    return fig
+    ax = page.axes
+    artists: list[Artist] = []
+    y = gap
+    for segment in segments:
+        vals = np.sort(sample_values[sample_labels == segment])
+        artists.append(
+            ax.fill_betweenx(
+                y + np.arange(len(vals)),
+                0,
+                vals,
+                color=segment_colour(segment),
+                alpha=0.85,
+                linewidth=0,
+            )
+        )
+        y += len(vals) + gap
+    artists.append(ax.axvline(mean, color=MEAN_COLOUR, linestyle="--"))
+    artists += side_legend(
+        ax,
+        [(segment_colour(s), segment_label(s), None) for s in segments]
+        + [(MEAN_COLOUR, f"mean {mean:.3f}", "--")],
+    )
+    return page.write([*artists, axes_title(ax, f"Silhouette: {title}")], path)
 
 
-def cluster_scatter_3d(
-    X_raw: np.ndarray, X_scaled: np.ndarray, labels: np.ndarray, names: Sequence[str], title: str
-) -> Figure:
-    """3D scatter of the segments: the three features in original units, or the first three
-    principal components of the scaled space when there are more."""
-    idx = subsample(len(labels))
-    fig = Figure(figsize=(6.4, 5.2))
+def _scatter_3d_figure(xyz: np.ndarray, axis_names: list[str]) -> Figure:
+    fig = Figure(figsize=(7.6, 5.2))
     ax = fig.add_subplot(projection="3d")
-    if X_raw.shape[1] == 3:
-        xyz = X_raw[idx]
-        axis_names = list(names)
-    else:
-        from sklearn.decomposition import PCA
-
-        pca = PCA(n_components=3, random_state=0).fit(X_scaled[idx])
-        xyz = pca.transform(X_scaled[idx])
-        axis_names = [
-            f"PC{i + 1} ({r:.0%} of variance)" for i, r in enumerate(pca.explained_variance_ratio_)
-        ]
-    _plot_segments(ax, xyz, labels[idx], 3.2, segment_label)
+    ax.set_xlim(*_limits(xyz[:, 0]))
+    ax.set_ylim(*_limits(xyz[:, 1]))
+    ax.set_zlim(*_limits(xyz[:, 2]))
     ax.set_xlabel(axis_names[0], fontsize=8)
     ax.set_ylabel(axis_names[1], fontsize=8)
     ax.set_zlabel(axis_names[2], fontsize=8)
     ax.tick_params(labelsize=7)
-    ax.set_title(title)
-    ax.legend(fontsize=7, loc="upper left")
+    return fig
+
+
+def cluster_scatter_3d(
+    path: Path,
+    X_raw: np.ndarray,
+    X_scaled: np.ndarray,
+    labels: np.ndarray,
+    names: Sequence[str],
+    title: str,
+) -> Path:
+    """3D scatter of the segments: the three features in original units, or the first three
+    principal components of the scaled space when there are more."""
+    idx = subsample(len(labels))
+    labels = labels[idx]
+    xyz, axis_names = _plane(X_raw[idx], X_scaled[idx], names, 3)
+    # 3D axes need room on every side for their tick labels.
+    page = template(
+        ("cluster_scatter_3d", data_key(xyz), *axis_names),
+        lambda: _scatter_3d_figure(xyz, axis_names),
+        left=0.0,
+        right=0.8,
+        bottom=0.04,
+        top=0.93,
+    )
+    artists = _plot_segments(page.axes, xyz, labels, 3.2)
+    artists += side_legend(
+        page.axes, [(segment_colour(s), segment_label(s), None) for s in np.unique(labels)]
+    )
+    return page.write([*artists, axes_title(page.axes, f"Segments in 3D: {title}")], path)
+
+
+# Profile heatmaps have room for this many rows; more segments make a taller figure.
+PROFILE_ROWS = 8
+
+
+def _profile_figure(columns: Sequence[str], rows: int, limit: float) -> Figure:
+    fig = Figure(figsize=(max(6.4, 1.4 * len(columns) + 3.5), 0.4 * rows + 2.2))
+    ax = fig.add_subplot()
+    ax.set_xlim(-0.5, len(columns) - 0.5)
+    # Rows sit at fractions of the height (top down), so one template serves up to ``rows``.
+    ax.set_ylim(1, 0)
+    # Slanted: long column names such as "Annual Income (k$)" would overlap side by side.
+    ax.set_xticks(range(len(columns)), list(columns), fontsize=8, rotation=20, ha="right")
+    ax.set_yticks([])
+    scale = ScalarMappable(Normalize(-limit, limit), cmap=PROFILE_CMAP)
+    colourbar = fig.colorbar(scale, ax=ax, fraction=0.04, pad=0.02)
+    colourbar.set_label("z-score of the segment mean vs population", fontsize=8)
+    ax.set_xlabel("feature (cells: segment mean in original units)")
     return fig
 
 
 def profile_heatmap(
-    profile: pd.DataFrame, title: str, names: dict[int, str] | None = None
-) -> Figure:
+    path: Path, profile: pd.DataFrame, title: str, names: dict[int, str] | None = None
+) -> Path:
     """Each segment's mean per feature as a z-score against the population (colour), with the
     mean in original units written in the cell."""
     from segmentation.profiles import profile_columns
 
-    columns = profile_columns(profile)
+    columns = [str(c) for c in profile_columns(profile)]
     z = profile[[f"z:{c}" for c in columns]].to_numpy(dtype=float)
     means = profile[[f"mean:{c}" for c in columns]].to_numpy(dtype=float)
     segments = [int(s) for s in profile["segment"]]
-    fig = Figure(figsize=(max(6.4, 1.4 * len(columns) + 3.5), 0.55 * len(segments) + 2.2))
-    ax = fig.add_subplot()
-    limit = max(1.0, float(np.nanmax(np.abs(z))) if z.size else 1.0)
-    image = ax.imshow(z, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
-    for i in range(z.shape[0]):
-        for j in range(z.shape[1]):
+    # Whole z-scores: few distinct colour bars, so trials reuse them.
+    limit = max(1.0, float(np.ceil(np.nanmax(np.abs(z)))) if z.size else 1.0)
+    rows = max(PROFILE_ROWS, len(segments))
+    page = template(
+        ("segment_profile", tuple(columns), rows, limit),
+        lambda: _profile_figure(columns, rows, limit),
+        left=0.36,
+        bottom=0.22,
+        right=0.86,
+    )
+    ax = page.axes
+    artists: list[Artist] = [
+        ax.imshow(
+            z,
+            cmap=PROFILE_CMAP,
+            vmin=-limit,
+            vmax=limit,
+            aspect="auto",
+            extent=(-0.5, len(columns) - 0.5, 1, 0),
+        )
+    ]
+    middles = (np.arange(len(segments)) + 0.5) / len(segments)
+    for i, y in enumerate(middles):
+        for j in range(len(columns)):
+            artists.append(
+                ax.text(
+                    j,
+                    y,
+                    f"{means[i, j]:.3g}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if abs(z[i, j]) > 0.6 * limit else "black",
+                )
+            )
+    # Row labels where y tick labels would be (their text changes with the trial).
+    left_of = ax.transData + ScaledTranslation(-4 / 72, 0, page.figure.dpi_scale_trans)
+    for y, segment, size in zip(middles, segments, profile["size"], strict=True):
+        persona = f": {names[segment]}" if names and segment in names else ""
+        artists.append(
             ax.text(
-                j,
-                i,
-                f"{means[i, j]:.3g}",
-                ha="center",
+                -0.5,
+                y,
+                f"{segment_label(segment)}{persona} (n={int(size)})",
+                transform=left_of,
+                ha="right",
                 va="center",
                 fontsize=8,
-                color="white" if abs(z[i, j]) > 0.6 * limit else "black",
+                color=segment_colour(segment) if segment != -1 else "#555555",
             )
-    # Slanted: long column names such as "Annual Income (k$)" would overlap side by side.
-    ax.set_xticks(
-        range(len(columns)), [str(c) for c in columns], fontsize=8, rotation=20, ha="right"
-    )
-    labels = [
-        f"{segment_label(s)}" + (f": {names[s]}" if names and s in names else "") + f" (n={int(n)})"
-        for s, n in zip(segments, profile["size"], strict=True)
-    ]
-    ax.set_yticks(range(len(segments)), labels, fontsize=8)
-    for tick, s in zip(ax.get_yticklabels(), segments, strict=True):
-        tick.set_color(segment_colour(s) if s != -1 else "#555555")
-    colourbar = fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02)
-    colourbar.set_label("z-score of the segment mean vs population", fontsize=8)
-    ax.set_xlabel("feature (cells: segment mean in original units)")
-    ax.set_title(title)
-    return fig
+        )
+    return page.write([*artists, axes_title(ax, f"Segment profiles: {title}")], path)
 
 
 def write_trial_plots(
@@ -229,37 +380,23 @@ def write_trial_plots(
     """Write the trial's PNGs into ``out_dir`` (with ``profile``, also its heatmap; ``sizes``:
     full segment sizes, when the arrays are a sample)."""
     paths = [
-        save(
-            cluster_scatter(X_raw, X_scaled, labels, names, f"Segments: {title}", sizes),
-            out_dir / "cluster_scatter.png",
-            right=0.72,
+        cluster_scatter(
+            out_dir / "cluster_scatter.png", X_raw, X_scaled, labels, names, title, sizes
         ),
-        save(
-            segment_sizes(labels, f"Segment sizes: {title}", sizes), out_dir / "segment_sizes.png"
-        ),
+        segment_sizes(out_dir / "segment_sizes.png", labels, title, sizes),
     ]
     if silhouette_values is not None and len(silhouette_values):
         paths.append(
-            save(
-                silhouette_plot(
-                    silhouette_values, silhouette_labels, silhouette, f"Silhouette: {title}"
-                ),
-                out_dir / "silhouette.png",
+            silhouette_plot(
+                out_dir / "silhouette.png", silhouette_values, silhouette_labels, silhouette, title
             )
         )
     if X_raw.shape[1] >= 3:
         paths.append(
-            save3d(
-                cluster_scatter_3d(X_raw, X_scaled, labels, names, f"Segments in 3D: {title}"),
-                out_dir / "cluster_scatter_3d.png",
+            cluster_scatter_3d(
+                out_dir / "cluster_scatter_3d.png", X_raw, X_scaled, labels, names, title
             )
         )
     if profile is not None:
-        fig = profile_heatmap(profile, f"Segment profiles: {title}", personas)
-        paths.append(save(fig, out_dir / "segment_profile.png", left=0.36, bottom=0.22, right=0.86))
+        paths.append(profile_heatmap(out_dir / "segment_profile.png", profile, title, personas))
     return paths
-
-
-def save3d(fig: Figure, path: Path) -> Path:
-    """3D axes need room on every side for their tick labels."""
-    return save(fig, path, left=0.02, right=0.98, bottom=0.04, top=0.93)
