@@ -411,6 +411,7 @@ def run_sweep(cfg: DictConfig) -> SweepResult:
     scale.check_algorithm_limits(specs, space.n_rows)
     print(space.data.describe(), flush=True)
     # Both started before any database connection, lock or thread exists: they may fork.
+    tracking.import_store_code(str(cfg.paths.tracking_uri))
     data_insights = DataInsights(cfg, space)
     data_insights.start()
     writer = artifact_writer(cfg) if n_workers == 1 else background.ArtifactWriter(0)

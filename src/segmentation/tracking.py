@@ -141,9 +141,19 @@ def create_sqlite_store(
         Path(copy).unlink(missing_ok=True)
 
 
+DATABASE_URI = r"(postgresql|mysql|mssql)(\+\w+)?://"
+
+
+def import_store_code(tracking_uri: str) -> None:
+    """Import MLflow's database store now when ``tracking_uri`` is a database (1.1 s): the
+    processes forked next start with it, where each would import it again."""
+    if tracking_uri.startswith("sqlite:") or re.match(DATABASE_URI, tracking_uri):
+        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+
+
 def _probe_database(uri: str) -> None:
     """Connect once to a database store: MLflow itself retries for about two minutes."""
-    if not re.match(r"(postgresql|mysql|mssql)(\+\w+)?://", uri):
+    if not re.match(DATABASE_URI, uri):
         return
     import sqlalchemy
 
