@@ -193,5 +193,8 @@ def test_cli_sweep_draws_data_insights_while_the_trials_run(store):
     assert "eda/histograms.png" in paths
     k = {a.path for a in client.list_artifacts(parent.info.run_id, "choosing_k")}
     assert "choosing_k/k_curves.json" in k
-    for part in ("eda", "choosing_k"):
+    # An artifact worker draws the study plots while the sweep registers the best model.
+    study = {a.path for a in client.list_artifacts(parent.info.run_id, "study")}
+    assert {"study/optuna_history.png", "study/optimisation_history.png"} <= study
+    for part in ("eda", "choosing_k", "study_plots"):
         assert parent.data.metrics[f"insights_{part}_seconds"] > 0

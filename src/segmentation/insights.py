@@ -120,8 +120,7 @@ def _draw_data_insights(cfg: DictConfig, space: Any, out: str, parent_pid: int) 
     from segmentation.background import LOWEST_NICENESS, become_background
 
     become_background(parent_pid, LOWEST_NICENESS)
-    with threadpool_limits(1):
-        seconds = write_data_insights(cfg, space, Path(out))
+    seconds = write_data_insights(cfg, space, Path(out))
     (Path(out) / SECONDS_FILE).write_text(json.dumps(seconds))
 
 
