@@ -1,11 +1,13 @@
-"""A trial's plots and model, rendered and logged off the sweep's main process.
+"""A trial's logging, plots and model, done off the sweep's main process.
 
-Drawing three figures and logging a pyfunc model (which loads it back to validate the input
-example) cost several times a small fit. Spawned worker processes do that work for trial n
-while the main process fits trial n+1. The main process creates the
-trial's LoggedModel first, so the model URI is known at once; :meth:`ArtifactWriter.close`
-waits until every job is logged, so a sweep never returns with work outstanding. Two workers
-(the default) keep up with small fits, where drawing and logging outlast the fit.
+Drawing a trial's figures and logging a pyfunc model (which loads it back to validate the
+input example) cost several times a small fit, and its params, metrics and files are several
+store writes. Worker processes do that work for trial n while the main process fits trial
+n+1; the main process only creates the run and the trial's LoggedModel, so the model URI is
+known at once. :meth:`ArtifactWriter.wait` returns when every job is logged, so a sweep never
+ends with work outstanding. Two workers (the default) keep up with small fits, where drawing
+and logging outlast the fit. At the end of a sweep they also draw the study plots
+(:meth:`ArtifactWriter.call`).
 """
 
 from __future__ import annotations
