@@ -24,7 +24,8 @@ from matplotlib.transforms import ScaledTranslation
 from PIL import Image
 
 DPI = 90
-# Per process. A study needs a handful (one scatter, one per segment count for the others).
+# Per process. A study needs about a dozen: one per scatter, a few share axes, silhouette axes
+# and colour scales.
 MAX_TEMPLATES = 48
 
 
