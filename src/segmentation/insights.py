@@ -51,8 +51,8 @@ class FittedTrial:
     """A trial's fit kept in memory, so the end of the sweep need not fit it again."""
 
     number: int
+    value: float
     module: Any
-    estimator: Any
     params: dict
     segments: Segments
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import logging
 import math
 import tempfile
@@ -47,6 +45,7 @@ from segmentation.insights import (
 from segmentation.metrics import cluster_metrics, constraint_violation
 from segmentation.model import build_pipeline
 from segmentation.plots.study import draw_study_plots
+from segmentation.plots.templates import data_key
 from segmentation.scaling import make_scaler
 from segmentation.stability import configured_stability
 from segmentation.storage import fail_dead_trials, mark_worker, study_storage
@@ -156,7 +155,6 @@ class TrialRunner:
         self.artifacts = artifacts
         # The best trial this process ran, so the end of the sweep need not fit it again.
         self.best_fitted: FittedTrial | None = None
-        self._best_value = -math.inf
 
     def common_params(self) -> dict[str, Any]:
         space = self.space
@@ -306,17 +304,16 @@ class TrialRunner:
         if reason:
             trial.set_user_attr("reason", reason)
             raise optuna.TrialPruned(reason)
-        if metrics["silhouette"] > self._best_value:  # ties: Optuna's best is the first
-            self._best_value = metrics["silhouette"]
-            self.best_fitted = FittedTrial(trial.number, module, estimator, params, segments)
-        return float(metrics["silhouette"])
+        value = float(metrics["silhouette"])
+        best = self.best_fitted
+        if best is None or value > best.value:  # ties: Optuna's best is the first
+            self.best_fitted = FittedTrial(trial.number, value, module, params, segments)
+        return value
 
 
 def content_key(labels: np.ndarray, title: str) -> str:
     """What a trial's plots depend on besides the study's data: its labels and its title."""
-    digest = hashlib.sha1(np.ascontiguousarray(labels).tobytes())
-    digest.update(title.encode())
-    return digest.hexdigest()
+    return f"{data_key(labels)}:{title}"
 
 
 def artifact_writer(cfg: DictConfig) -> background.ArtifactWriter:
@@ -424,7 +421,7 @@ def run_sweep(cfg: DictConfig) -> SweepResult:
 
 
 def _run_sweep(
-    cfg, space: FeatureSpace, specs, n_workers: int, writer, data_insights=None
+    cfg, space: FeatureSpace, specs, n_workers: int, writer, data_insights
 ) -> SweepResult:
     client = tracking.connect(
         str(cfg.paths.tracking_uri), cfg.paths.schema_cache, cfg.paths.artifact_root
@@ -440,7 +437,7 @@ def _run_sweep(
 
 
 def _run_locked(
-    cfg, space, specs, client, storage, lock, n_workers: int, writer, data_insights=None
+    cfg, space, specs, client, storage, lock, n_workers: int, writer, data_insights
 ) -> SweepResult:
     alone = lock.claim()
     name = study_name(cfg)
@@ -610,14 +607,15 @@ def finish_sweep(
         existing = client.get_run(parent_id).data.params
         params = {f"best.{k}": v for k, v in best.params.items() if f"best.{k}" not in existing}
     tracking.log_batch(client, parent_id, params=params, metrics=metrics, tags=tags)
-    with contextlib.ExitStack() as stack:
+    with tempfile.TemporaryDirectory() as plots_dir:
         study_plots = None
         if cfg.tracking.log_plots:
-            plots_dir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
             title = f"{cfg.dataset.name} / {cfg.features.name}"
             direction = study.direction.name.lower()
-            future = runner.artifacts.call(draw_study_plots, plots_dir, trials, direction, title)
-            study_plots = StudyPlots(future, plots_dir)
+            future = runner.artifacts.call(
+                draw_study_plots, Path(plots_dir), trials, direction, title
+            )
+            study_plots = StudyPlots(future, Path(plots_dir))
         if best is None:
             if study_plots is not None:
                 study_plots.log(client, parent_id)

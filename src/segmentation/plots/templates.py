@@ -9,6 +9,7 @@ a few milliseconds, and writing the PNG about 13 ms.
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
@@ -97,9 +98,7 @@ def clear_templates() -> None:
 
 
 def data_key(*arrays: np.ndarray) -> str:
-    """A digest of array contents (shapes, dtypes and bytes), for template keys."""
-    import hashlib
-
+    """A digest of array contents (shapes, dtypes and bytes), for keys of figures and plots."""
     digest = hashlib.blake2b(digest_size=16)
     for array in arrays:
         array = np.ascontiguousarray(array)

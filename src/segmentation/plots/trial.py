@@ -6,7 +6,7 @@ and the artists one trial adds; every function writes its PNG and returns the pa
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,14 +51,54 @@ def _limits(values: np.ndarray) -> tuple[float, float]:
     return low - pad, high + pad
 
 
-def _scatter_figure(xy: np.ndarray, axis_names: list[str]) -> Figure:
-    fig = Figure(figsize=(8.4, 4.8))
-    ax = fig.add_subplot()
-    ax.set_xlim(*_limits(xy[:, 0]))
-    ax.set_ylim(*_limits(xy[:, 1]))
-    ax.set_xlabel(axis_names[0])
-    ax.set_ylabel(axis_names[1])
+def _scatter_figure(points: np.ndarray, axis_names: list[str]) -> Figure:
+    """Axes for a 2D or 3D scatter of ``points`` (limits from the points, named axes)."""
+    three_d = points.shape[1] == 3
+    fig = Figure(figsize=(7.6, 5.2) if three_d else (8.4, 4.8))
+    ax = fig.add_subplot(projection="3d" if three_d else None)
+    axes = [(ax.set_xlim, ax.set_xlabel), (ax.set_ylim, ax.set_ylabel)]
+    if three_d:
+        axes.append((ax.set_zlim, ax.set_zlabel))
+        ax.tick_params(labelsize=7)
+    for i, (set_limits, set_label) in enumerate(axes):
+        set_limits(*_limits(points[:, i]))
+        set_label(axis_names[i], **({"fontsize": 8} if three_d else {}))
     return fig
+
+
+# Margins of the scatters: the legend sits right of the axes; 3D axes need room on every side
+# for their tick labels.
+SCATTER_MARGINS = {
+    2: {"left": 0.12, "right": 0.72, "bottom": 0.12, "top": 0.91},
+    3: {"left": 0.0, "right": 0.8, "bottom": 0.04, "top": 0.93},
+}
+
+
+def _segment_scatter(
+    path: Path,
+    X_raw: np.ndarray,
+    X_scaled: np.ndarray,
+    labels: np.ndarray,
+    names: Sequence[str],
+    dims: int,
+    title: str,
+    label: Callable[[int], str],
+) -> Path:
+    """The segments' points in ``dims`` dimensions (see :func:`_plane`), a legend entry per
+    segment from ``label`` and ``title`` above."""
+    idx = subsample(len(labels))
+    labels = labels[idx]
+    points, axis_names = _plane(X_raw[idx], X_scaled[idx], names, dims)
+    # The axes depend on the study's data only: every trial of the study reuses them.
+    page = template(
+        (f"cluster_scatter_{dims}d", data_key(points), *axis_names),
+        lambda: _scatter_figure(points, axis_names),
+        **SCATTER_MARGINS[dims],
+    )
+    segments = [int(s) for s in np.unique(labels)]
+    artists = _plot_segments(page.axes, points, labels, 4 if dims == 2 else 3.2)
+    artists += side_legend(page.axes, [(segment_colour(s), label(s), None) for s in segments])
+    return page.write([*artists, axes_title(page.axes, title)], path)
 
 
 def cluster_scatter(
@@ -74,28 +114,19 @@ def cluster_scatter(
     principal components of the scaled space (explained variance in the axis labels).
 
     ``sizes`` gives the full segment sizes when ``labels`` is already a sample."""
-    idx = subsample(len(labels))
-    labels = labels[idx]
-    sizes = sizes or {int(s): int((labels == s).sum()) for s in np.unique(labels)}
-    xy, axis_names = _plane(X_raw[idx], X_scaled[idx], names, 2)
-    # The axes depend on the study's data only: every trial of the study reuses them.
-    page = template(
-        ("cluster_scatter", data_key(xy), *axis_names),
-        lambda: _scatter_figure(xy, axis_names),
-        left=0.12,
-        right=0.72,
-        bottom=0.12,
-        top=0.91,
+    if not sizes:
+        sample = labels[subsample(len(labels))]
+        sizes = {int(s): int((sample == s).sum()) for s in np.unique(sample)}
+    return _segment_scatter(
+        path,
+        X_raw,
+        X_scaled,
+        labels,
+        names,
+        2,
+        f"Segments: {title}",
+        lambda s: f"{segment_label(s)} (n={sizes.get(s, 0)})",
     )
-    artists = _plot_segments(page.axes, xy, labels, 4)
-    artists += side_legend(
-        page.axes,
-        [
-            (segment_colour(s), f"{segment_label(s)} (n={sizes.get(int(s), 0)})", None)
-            for s in np.unique(labels)
-        ],
-    )
-    return page.write([*artists, axes_title(page.axes, f"Segments: {title}")], path)
 
 
 def _plot_segments(
@@ -236,19 +267,6 @@ def silhouette_plot(
     return page.write([*artists, axes_title(ax, f"Silhouette: {title}")], path)
 
 
-def _scatter_3d_figure(xyz: np.ndarray, axis_names: list[str]) -> Figure:
-    fig = Figure(figsize=(7.6, 5.2))
-    ax = fig.add_subplot(projection="3d")
-    ax.set_xlim(*_limits(xyz[:, 0]))
-    ax.set_ylim(*_limits(xyz[:, 1]))
-    ax.set_zlim(*_limits(xyz[:, 2]))
-    ax.set_xlabel(axis_names[0], fontsize=8)
-    ax.set_ylabel(axis_names[1], fontsize=8)
-    ax.set_zlabel(axis_names[2], fontsize=8)
-    ax.tick_params(labelsize=7)
-    return fig
-
-
 def cluster_scatter_3d(
     path: Path,
     X_raw: np.ndarray,
@@ -259,23 +277,9 @@ def cluster_scatter_3d(
 ) -> Path:
     """3D scatter of the segments: the three features in original units, or the first three
     principal components of the scaled space when there are more."""
-    idx = subsample(len(labels))
-    labels = labels[idx]
-    xyz, axis_names = _plane(X_raw[idx], X_scaled[idx], names, 3)
-    # 3D axes need room on every side for their tick labels.
-    page = template(
-        ("cluster_scatter_3d", data_key(xyz), *axis_names),
-        lambda: _scatter_3d_figure(xyz, axis_names),
-        left=0.0,
-        right=0.8,
-        bottom=0.04,
-        top=0.93,
+    return _segment_scatter(
+        path, X_raw, X_scaled, labels, names, 3, f"Segments in 3D: {title}", segment_label
     )
-    artists = _plot_segments(page.axes, xyz, labels, 3.2)
-    artists += side_legend(
-        page.axes, [(segment_colour(s), segment_label(s), None) for s in np.unique(labels)]
-    )
-    return page.write([*artists, axes_title(page.axes, f"Segments in 3D: {title}")], path)
 
 
 # Profile heatmaps have room for this many rows; more segments make a taller figure.
