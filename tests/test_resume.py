@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 
 from segmentation import tracking
 from segmentation.storage import PID_ATTR, study_storage
-from segmentation.sweep import run_sweep, study_name
+from segmentation.sweep import prepare_space, run_sweep, study_name
 from tests.conftest import make_cfg
 from tests.test_workers import FAST, check_sweep
 
@@ -49,11 +49,12 @@ def start_sweep(store: Path, *overrides: str) -> subprocess.Popen:
 
 def wait_mid_trial(cfg, proc: subprocess.Popen, finished: int, timeout: float = 120) -> None:
     """Return once ``finished`` trials are done and another one has its MLflow run open."""
+    name = study_of(cfg)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.stderr.read()
         try:
-            study = optuna.load_study(study_name=study_name(cfg), storage=study_storage(cfg))
+            study = optuna.load_study(study_name=name, storage=study_storage(cfg))
         except KeyError:  # not created yet
             time.sleep(0.2)
             continue
@@ -68,6 +69,11 @@ def wait_mid_trial(cfg, proc: subprocess.Popen, finished: int, timeout: float = 
     raise AssertionError("the sweep did not reach the wanted point in time")
 
 
+def study_of(cfg) -> str:
+    """The study a sweep of ``cfg`` runs (its name holds the data's hash)."""
+    return study_name(cfg, prepare_space(cfg).dataset_hash)
+
+
 def gone(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -77,7 +83,7 @@ def gone(pid: int) -> bool:
 
 
 def interrupted_trials(cfg):
-    study = optuna.load_study(study_name=study_name(cfg), storage=study_storage(cfg))
+    study = optuna.load_study(study_name=study_of(cfg), storage=study_storage(cfg))
     return study, [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.FAIL]
 
 

@@ -11,7 +11,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from segmentation import tracking
-from segmentation.sweep import run_sweep
+from segmentation.sweep import feature_space_name, run_sweep
 from tests.conftest import make_cfg, real_file
 
 
@@ -93,10 +93,23 @@ def test_rerun_resumes_same_parent_and_finishes_budget(store, monkeypatch):
     second = run_sweep(cfg)
     assert second.parent_run_id == first.parent_run_id
     assert second.ran == 2
+    # A finished study reports its best and exits: nothing is fitted or logged again.
+    summarised = client.get_run(first.parent_run_id)
+    fitted = len(refits)
     third = run_sweep(cfg)
-    assert third.ran == 0
-    assert refits[-1] == third.best_trial.number  # an earlier process's trial: fitted again
-    if third.best_trial.number == first.best_trial.number:  # the refit gives the same segments
+    assert third.ran == 0 and len(refits) == fitted
+    assert third.registered_version == second.registered_version
+    assert third.best_trial.number == second.best_trial.number
+    again = client.get_run(first.parent_run_id)
+    assert (again.info.status, again.info.end_time) == ("FINISHED", summarised.info.end_time)
+    assert again.data.metrics == summarised.data.metrics
+    # A process that died during the summary left the parent RUNNING: the next one redoes it.
+    client.update_run(first.parent_run_id, status="RUNNING")
+    fourth = run_sweep(cfg)
+    assert fourth.ran == 0
+    assert refits[-1] == fourth.best_trial.number  # an earlier process's trial: fitted again
+    assert client.get_run(first.parent_run_id).info.status == "FINISHED"
+    if fourth.best_trial.number == first.best_trial.number:  # the refit gives the same segments
         assert client.get_run(first.parent_run_id).data.metrics["stability_ari"] == stability
     # MLflow exports the URI it is given; the next composed config must not read it as the
     # user's choice of store.
@@ -105,6 +118,28 @@ def test_rerun_resumes_same_parent_and_finishes_budget(store, monkeypatch):
         [first.experiment_id], f"tags.mlflow.parentRunId = '{first.parent_run_id}'"
     )
     assert len(children) == 5
+
+
+def test_real_data_after_the_synthetic_default_is_a_new_study(store):
+    """`make sweep` offline, then with DATA_DIR: the real data must not resume the synthetic
+    study (its silhouettes, its best and its model belong to other customers)."""
+    light = ("sweep.n_trials=3", "algorithm=kmeans", "tracking.log_plots=false")
+    synthetic = run_sweep(make_cfg(store, *light))
+    cfg = make_cfg(store, *light, data_dir=real_file("Mall_Customers.csv").parent)
+    real = run_sweep(cfg)
+    assert real.ran == 3
+    assert real.study_name != synthetic.study_name
+    assert real.parent_run_id != synthetic.parent_run_id
+    assert real.registered_version != synthetic.registered_version
+    client = MlflowClient(str(cfg.paths.tracking_uri))
+    parent = client.get_run(real.parent_run_id)
+    assert parent.data.tags["data_source"] == "real"
+    assert parent.data.tags[tracking.DATASET_HASH_TAG][:8] in real.study_name
+    # The latest sweep of the feature space (what promotion picks) is the real one.
+    latest = tracking.find_sweep_run(
+        client, real.experiment_id, feature_space_name(cfg), tag=tracking.SPACE_TAG
+    )
+    assert latest.info.run_id == real.parent_run_id
 
 
 def test_seeded_sweeps_agree(store, tmp_path):

@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 from segmentation import background, tracking
 from segmentation.errors import InputError, TrackingError
 from segmentation.storage import PID_ATTR, study_storage
-from segmentation.sweep import run_sweep, study_name
+from segmentation.sweep import run_sweep
 from segmentation.workers import OVER_BUDGET_ATTR
 from tests.conftest import make_cfg
 
@@ -21,7 +21,7 @@ FAST = ("algorithm=kmeans", "tracking.log_plots=false", "tracking.log_models=fal
 
 def check_sweep(cfg, result, n_trials: int) -> list[optuna.trial.FrozenTrial]:
     """Exactly n_trials finished trials, each with one FINISHED child run of the one parent."""
-    study = optuna.load_study(study_name=study_name(cfg), storage=study_storage(cfg))
+    study = optuna.load_study(study_name=result.study_name, storage=study_storage(cfg))
     trials = study.get_trials(deepcopy=False)
     finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert len(finished) == n_trials

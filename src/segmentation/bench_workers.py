@@ -33,7 +33,7 @@ def sweep_throughput(workers: int, rows: int, n_trials: int, overrides: tuple[st
     """One KMeans/GMM sweep in a fresh temporary store; its trials per minute."""
     from segmentation.config import compose
     from segmentation.storage import study_storage
-    from segmentation.sweep import run_sweep, study_name
+    from segmentation.sweep import run_sweep
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = compose(
@@ -48,8 +48,8 @@ def sweep_throughput(workers: int, rows: int, n_trials: int, overrides: tuple[st
                 *overrides,
             ]
         )
-        run_sweep(cfg)
-        study = optuna.load_study(study_name=study_name(cfg), storage=study_storage(cfg))
+        result = run_sweep(cfg)
+        study = optuna.load_study(study_name=result.study_name, storage=study_storage(cfg))
         return trials_per_minute(study, str(cfg.paths.tracking_uri))
 
 

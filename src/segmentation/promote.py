@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from segmentation import tracking
 from segmentation.config import project_root
 from segmentation.errors import InputError
-from segmentation.sweep import study_name
+from segmentation.sweep import feature_space_name
 
 CHAMPION = "champion"
 PREVIOUS = "previous"
@@ -84,14 +84,18 @@ def candidate_run(cfg: DictConfig, client: MlflowClient, run_id: str | None = No
     experiment = client.get_experiment_by_name(str(cfg.experiment_name))
     if experiment is None:
         raise InputError(f"experiment '{cfg.experiment_name}' has no runs; run `make sweep` first")
-    name = study_name(cfg)
-    parent = tracking.find_sweep_run(client, experiment.experiment_id, name)
+    # The latest sweep of this feature space, whichever data it ran on.
+    space = feature_space_name(cfg)
+    parent = tracking.find_sweep_run(
+        client, experiment.experiment_id, space, tag=tracking.SPACE_TAG
+    )
     if parent is None:
-        raise InputError(f"experiment '{cfg.experiment_name}': no sweep of study {name}")
+        raise InputError(f"experiment '{cfg.experiment_name}': no sweep of {space}")
     best = parent.data.tags.get("best_run_id")
     if not best:
+        study = parent.data.tags.get(tracking.STUDY_TAG)
         raise InputError(
-            f"sweep run {parent.info.run_id} (study {name}) has no finished best trial yet"
+            f"sweep run {parent.info.run_id} (study {study}) has no finished best trial yet"
         )
     return client.get_run(best)
 

@@ -88,9 +88,16 @@ class SweepResult:
     insight_seconds: dict[str, float] = field(default_factory=dict)
 
 
-def study_name(cfg: DictConfig) -> str:
-    """One study per dataset and feature space (silhouettes of other spaces do not compare)."""
-    return f"{cfg.experiment_name}.{cfg.dataset.name}.{cfg.features.name}.{cfg.scaling.name}"
+def feature_space_name(cfg: DictConfig) -> str:
+    """The space a study's silhouettes live in: dataset, feature set and scaling."""
+    return f"{cfg.dataset.name}.{cfg.features.name}.{cfg.scaling.name}"
+
+
+def study_name(cfg: DictConfig, dataset_hash: str) -> str:
+    """One study per feature space and data: silhouettes of another space, or of other data
+    (the real file after the synthetic default, a new export), do not compare, and a rerun
+    must not resume such a study."""
+    return f"{cfg.experiment_name}.{feature_space_name(cfg)}.data-{dataset_hash[:8]}"
 
 
 def algorithm_specs(cfg: DictConfig) -> dict[str, dict[str, Any]]:
@@ -440,7 +447,7 @@ def _run_locked(
     cfg, space, specs, client, storage, lock, n_workers: int, writer, data_insights
 ) -> SweepResult:
     alone = lock.claim()
-    name = study_name(cfg)
+    name = study_name(cfg, space.dataset_hash)
     study = optuna.create_study(
         study_name=name,
         storage=storage,
@@ -451,6 +458,13 @@ def _run_locked(
     exp_id = tracking.experiment_id(client, str(cfg.experiment_name), cfg.paths.artifact_root)
     revived = fail_dead_trials(study, all_dead=alone)
     parent = tracking.find_sweep_run(client, exp_id, name)
+    n_trials = int(cfg.sweep.n_trials)
+    remaining = n_trials - finished_trials(study)
+    if parent is not None and remaining <= 0 and not revived:
+        done = finished_result(cfg, study, exp_id, parent)
+        if done is not None:
+            data_insights.close()  # its plots are logged already
+            return done
     source_input = dataset_input(space.data)
     if parent is None:
         parent_id = client.create_run(
@@ -459,6 +473,7 @@ def _run_locked(
             tags={
                 tracking.ROLE_TAG: "sweep",
                 tracking.STUDY_TAG: name,
+                tracking.SPACE_TAG: feature_space_name(cfg),
                 "data_source": space.data.source,
                 "dataset": cfg.dataset.name,
                 tracking.DATASET_HASH_TAG: space.dataset_hash,
@@ -470,12 +485,10 @@ def _run_locked(
         parent_id = parent.info.run_id
         client.update_run(parent_id, status="RUNNING")
     close_orphan_child_runs(client, exp_id, parent_id, study)
-    n_trials = int(cfg.sweep.n_trials)
-    remaining = n_trials - finished_trials(study)
     if revived:
         print(f"Marked interrupted trial(s) {revived} as failed; they do not count.", flush=True)
     if remaining <= 0:
-        print(f"Study {name} already has its {n_trials} trials.", flush=True)
+        print(f"Study {name} already has its {n_trials} trials; finishing its summary.", flush=True)
     else:
         print(
             f"Study {name}: {finished_trials(study)} of {n_trials} trials done, running "
@@ -497,6 +510,53 @@ def _run_locked(
     result = finish_sweep(cfg, client, study, space, exp_id, parent_id, data_insights, runner)
     result.ran = finished_trials(study) - before
     return result
+
+
+def finished_result(cfg, study, exp_id: str, parent) -> SweepResult | None:
+    """Report a study whose budget is spent and whose summary is complete, and return its
+    result; ``None`` if the summary must be (re)done.
+
+    The parent run is set FINISHED last, after the best model's registration and the
+    insights, so a process that died before that leaves it otherwise and the next run
+    finishes the summary. A finished study is not summarised again: that took about 10 s.
+    """
+    tags = parent.data.tags
+    try:
+        best = study.best_trial
+    except ValueError:  # no valid trial: the summary step says so again
+        return None
+    registered = tags.get("registered_version")
+    wants_version = cfg.tracking.register_model and best.user_attrs.get("model_uri")
+    if parent.info.status != "FINISHED" or (wants_version and registered is None):
+        return None
+    print(f"Study {study.study_name} already has its {int(cfg.sweep.n_trials)} trials.", flush=True)
+    print_best(cfg, best, registered if wants_version else None)
+    return SweepResult(
+        study_name=study.study_name,
+        experiment_id=exp_id,
+        parent_run_id=parent.info.run_id,
+        n_trials=int(cfg.sweep.n_trials),
+        ran=0,
+        best_trial=best,
+        registered_version=registered if wants_version else None,
+        counts=count_states(study),
+    )
+
+
+def print_best(cfg, best, registered_version: str | None) -> None:
+    metrics = best.user_attrs.get("metrics", {})
+    print(
+        f"Best: trial {best.number} ({best.user_attrs.get('algorithm')}, "
+        f"{best.user_attrs.get('n_clusters')} segments) silhouette {best.value:.4f}, "
+        f"davies_bouldin {metrics.get('davies_bouldin', float('nan')):.3f}; run "
+        f"{best.user_attrs.get('mlflow_run_id')}"
+        + (
+            f"; registered {cfg.tracking.registered_model_name} v{registered_version}"
+            if registered_version
+            else ""
+        ),
+        flush=True,
+    )
 
 
 def run_trials(cfg, study, runner, n_trials: int, parent_id: str, n_workers: int = 1) -> None:
@@ -642,19 +702,7 @@ def finish_sweep(
         metrics={f"insights_{k}_seconds": v for k, v in result.insight_seconds.items()},
     )
     client.set_terminated(parent_id, status="FINISHED")
-    metrics = best.user_attrs.get("metrics", {})
-    print(
-        f"Best: trial {best.number} ({best.user_attrs.get('algorithm')}, "
-        f"{best.user_attrs.get('n_clusters')} segments) silhouette {best.value:.4f}, "
-        f"davies_bouldin {metrics.get('davies_bouldin', float('nan')):.3f}; run "
-        f"{best.user_attrs.get('mlflow_run_id')}"
-        + (
-            f"; registered {cfg.tracking.registered_model_name} v{result.registered_version}"
-            if result.registered_version
-            else ""
-        ),
-        flush=True,
-    )
+    print_best(cfg, best, result.registered_version)
     return result
 
 

@@ -13,13 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
+from mlflow.entities import DatasetInput, InputTag, Metric, Param, Run, RunTag
 from mlflow.tracking import MlflowClient
 
 from segmentation.errors import TrackingError
 
 ROLE_TAG = "segmentation.role"
 STUDY_TAG = "segmentation.study"
+# On a sweep's parent run: the feature space of its study (any data), to find the latest one.
+SPACE_TAG = "segmentation.feature_space"
 TRIAL_TAG = "segmentation.trial"
 MODEL_ID_TAG = "segmentation.model_id"
 # On a trial that repeated an earlier trial's parameters: the run whose model it shares.
@@ -203,11 +205,14 @@ def experiment_id(client: MlflowClient, name: str, artifact_root: str | Path | N
         return found.experiment_id
 
 
-def find_sweep_run(client: MlflowClient, exp_id: str, study_name: str):
-    """The latest parent run of a study, or ``None``."""
+def find_sweep_run(
+    client: MlflowClient, exp_id: str, value: str, tag: str = STUDY_TAG
+) -> Run | None:
+    """The latest parent run whose ``tag`` is ``value``: of a study (by default) or of a
+    feature space (``SPACE_TAG``); ``None`` if there is none."""
     runs = client.search_runs(
         [exp_id],
-        filter_string=f"tags.`{ROLE_TAG}` = 'sweep' and tags.`{STUDY_TAG}` = '{study_name}'",
+        filter_string=f"tags.`{ROLE_TAG}` = 'sweep' and tags.`{tag}` = '{value}'",
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )

@@ -257,7 +257,7 @@ def run_worker(cfg: DictConfig, index: int, experiment_id: str, parent_run_id: s
     try:
         # Each worker its own sampler seed: identical seeds would propose identical trials.
         study = optuna.load_study(
-            study_name=study_name(cfg),
+            study_name=study_name(cfg, space.dataset_hash),
             storage=study_storage(cfg),
             sampler=make_sampler(cfg, worker=index),
         )
