@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pandas as pd
+from matplotlib.colors import to_rgb
 from sklearn.datasets import make_blobs
 
+from segmentation.plots import PALETTE, contrast_with_white, segment_text_colour
 from segmentation.plots.eda import write_eda_plots
 from segmentation.plots.study import elbow, k_curves, write_k_plots, write_optuna_plots
 from segmentation.plots.trial import write_trial_plots
@@ -176,3 +178,13 @@ def test_a_template_is_as_before_after_each_write(tmp_path):
         assert_png(page.write(artists, tmp_path / f"{i}.png"))
         assert (len(fig.get_children()), len(ax.get_children())) == before
         assert ax.get_xlim() == (0, 1)
+
+
+def test_segment_text_colours_read_on_white():
+    # Row labels of the profile heatmap are text in the segment's colour.
+    for segment in range(len(PALETTE)):
+        text = np.array(to_rgb(segment_text_colour(segment)))
+        assert contrast_with_white(text) >= 4.5, segment
+        if contrast_with_white(np.array(to_rgb(PALETTE[segment]))) >= 4.5:
+            assert segment_text_colour(segment) == PALETTE[segment].lower()  # kept as it is
+    assert contrast_with_white(np.array(to_rgb(PALETTE[6]))) < 2  # the yellow needed it

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.colors import to_hex, to_rgb
 from matplotlib.figure import Figure
 
 # Okabe-Ito, a colour-blind-safe palette; noise (-1) is grey.
@@ -32,6 +33,24 @@ MAX_POINTS = 5000
 def segment_colour(segment: int) -> str:
     """The colour of a segment id, the same in every plot."""
     return NOISE_COLOUR if segment == -1 else PALETTE[int(segment) % len(PALETTE)]
+
+
+def segment_text_colour(segment: int) -> str:
+    """The segment's colour for text on white: light ones (the palette's yellow has a
+    contrast of 1.2:1 with white) darkened until they read (at least 4.5:1, WCAG's AA)."""
+    if segment == -1:
+        return "#555555"
+    rgb = np.array(to_rgb(segment_colour(segment)))
+    while contrast_with_white(rgb) < 4.5:
+        rgb = rgb * 0.9
+    return to_hex(rgb)
+
+
+def contrast_with_white(rgb: np.ndarray) -> float:
+    """WCAG contrast ratio of an sRGB colour (values 0-1) with white."""
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    luminance = float(linear @ [0.2126, 0.7152, 0.0722])
+    return 1.05 / (luminance + 0.05)
 
 
 def segment_label(segment: int) -> str:

@@ -20,7 +20,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import PercentFormatter
 from matplotlib.transforms import ScaledTranslation
 
-from segmentation.plots import segment_colour, segment_label, subsample
+from segmentation.plots import segment_colour, segment_label, segment_text_colour, subsample
 from segmentation.plots.templates import axes_title, data_key, side_legend, template
 
 MEAN_COLOUR = "#D55E00"
@@ -361,7 +361,7 @@ def profile_heatmap(
                 ha="right",
                 va="center",
                 fontsize=8,
-                color=segment_colour(segment) if segment != -1 else "#555555",
+                color=segment_text_colour(segment),
             )
         )
     return page.write([*artists, axes_title(ax, f"Segment profiles: {title}")], path)
