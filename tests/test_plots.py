@@ -188,3 +188,20 @@ def test_segment_text_colours_read_on_white():
         if contrast_with_white(np.array(to_rgb(PALETTE[segment]))) >= 4.5:
             assert segment_text_colour(segment) == PALETTE[segment].lower()  # kept as it is
     assert contrast_with_white(np.array(to_rgb(PALETTE[6]))) < 2  # the yellow needed it
+
+
+def test_profile_row_labels_are_not_cut(tmp_path):
+    """Long persona names fit at the left of the heatmap whatever the number of features (with
+    2 features they ran off the figure's edge)."""
+    from PIL import Image
+
+    from segmentation.plots.trial import profile_heatmap
+
+    for n_features in (2, 6):
+        X, labels = make_blobs(300, n_features=n_features, centers=5, random_state=0)
+        names = [f"feature {i}" for i in range(n_features)]
+        profile = segment_profile(X, labels, names, centers=np.zeros((5, n_features)))
+        personas = {s: "Very high income, very low spending, young families" for s in range(5)}
+        path = profile_heatmap(tmp_path / f"{n_features}.png", profile, "t", personas)
+        pixels = np.asarray(Image.open(path).convert("L"))
+        assert (pixels[:, :3] == 255).all(), f"{n_features} features: a label reaches the edge"

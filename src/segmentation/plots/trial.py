@@ -284,10 +284,21 @@ def cluster_scatter_3d(
 
 # Profile heatmaps have room for this many rows; more segments make a taller figure.
 PROFILE_ROWS = 8
+# Margins in inches, the same for any number of features: the row labels (segment and size,
+# and the persona name of at most PERSONA_CHARS on a second line) are never cut, and a wide
+# table gets no blank margin. Fractions of the width cut a persona name with 2 features.
+PROFILE_LEFT_INCHES = 2.5
+PROFILE_RIGHT_INCHES = 0.9  # the colour bar's ticks and label
+PROFILE_CELL_INCHES = 1.3
+PERSONA_CHARS = 36
+
+
+def _profile_width(columns: Sequence[str]) -> float:
+    return PROFILE_LEFT_INCHES + PROFILE_CELL_INCHES * max(len(columns), 2) + PROFILE_RIGHT_INCHES
 
 
 def _profile_figure(columns: Sequence[str], rows: int, limit: float) -> Figure:
-    fig = Figure(figsize=(max(6.4, 1.4 * len(columns) + 3.5), 0.4 * rows + 2.2))
+    fig = Figure(figsize=(_profile_width(columns), 0.4 * rows + 2.2))
     ax = fig.add_subplot()
     ax.set_xlim(-0.5, len(columns) - 0.5)
     # Rows sit at fractions of the height (top down), so one template serves up to ``rows``.
@@ -316,12 +327,13 @@ def profile_heatmap(
     # Whole z-scores: few distinct colour bars, so trials reuse them.
     limit = max(1.0, float(np.ceil(np.nanmax(np.abs(z)))) if z.size else 1.0)
     rows = max(PROFILE_ROWS, len(segments))
+    width = _profile_width(columns)
     page = template(
         ("segment_profile", tuple(columns), rows, limit),
         lambda: _profile_figure(columns, rows, limit),
-        left=0.36,
+        left=PROFILE_LEFT_INCHES / width,
         bottom=0.22,
-        right=0.86,
+        right=1 - PROFILE_RIGHT_INCHES / width,
     )
     ax = page.axes
     artists: list[Artist] = [
@@ -351,12 +363,14 @@ def profile_heatmap(
     # Row labels where y tick labels would be (their text changes with the trial).
     left_of = ax.transData + ScaledTranslation(-4 / 72, 0, page.figure.dpi_scale_trans)
     for y, segment, size in zip(middles, segments, profile["size"], strict=True):
-        persona = f": {names[segment]}" if names and segment in names else ""
+        persona = (
+            f"\n{shorten(names[segment], PERSONA_CHARS)}" if names and segment in names else ""
+        )
         artists.append(
             ax.text(
                 -0.5,
                 y,
-                f"{segment_label(segment)}{persona} (n={int(size)})",
+                f"{segment_label(segment)} (n={int(size)}){persona}",
                 transform=left_of,
                 ha="right",
                 va="center",
@@ -365,6 +379,11 @@ def profile_heatmap(
             )
         )
     return page.write([*artists, axes_title(ax, f"Segment profiles: {title}")], path)
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, with an ellipsis if it was longer."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "\u2026"
 
 
 def write_trial_plots(
