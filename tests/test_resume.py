@@ -38,13 +38,27 @@ def start_sweep(store: Path, *overrides: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     src = str(Path(__file__).resolve().parents[1] / "src")
     env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")])
+    # A hang is reported with every thread's stack (SIGABRT, see stop_or_report).
+    env["PYTHONFAULTHANDLER"] = "1"
     return subprocess.Popen(
         sweep_command(store, *overrides),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        # A runner started in the background ignores SIGINT, and its children inherit that.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
+
+
+def stop_or_report(proc: subprocess.Popen, timeout: float = 60) -> int:
+    """Wait for ``proc`` to exit; if it hangs, fail with the stacks of all its threads."""
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        proc.wait(timeout=30)
+        pytest.fail(f"the sweep hung for {timeout} s; its stacks:\n{proc.stderr.read()}")
 
 
 def wait_mid_trial(cfg, proc: subprocess.Popen, finished: int, timeout: float = 120) -> None:
@@ -155,13 +169,14 @@ def check_sweep_after_crash(cfg, result, n_trials: int):
 
 
 def test_sigint_ends_cleanly_and_a_restart_resumes(store):
-    overrides = ("sweep.n_trials=5", *FAST)
+    # On 200 rows the 5 trials could all end before the test saw one running (1 run in 8).
+    overrides = ("sweep.n_trials=5", "dataset.synthetic_rows=5000", *FAST)
     cfg = make_cfg(store, *overrides)
     proc = start_sweep(store, *overrides)
     try:
         wait_mid_trial(cfg, proc, finished=2)
         proc.send_signal(signal.SIGINT)
-        code = proc.wait(timeout=60)
+        code = stop_or_report(proc)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -185,3 +200,50 @@ def test_sigint_ends_cleanly_and_a_restart_resumes(store):
 def test_single_worker_sweep_is_checked_like_a_parallel_one(store):
     cfg = make_cfg(store, "sweep.n_trials=3", *FAST)
     check_sweep(cfg, run_sweep(cfg), 3)
+
+
+def test_ctrl_c_inside_a_store_query_waits_for_it(store):
+    """A Ctrl-C that lands inside an MLflow query (here: the first one after the third trial's
+    run is inserted) stops the sweep after it. Raised inside the query, it left the SQLite
+    read lock held while the clean-up waited for the artifact worker, whose writes waited for
+    that lock: "database is locked" after 20 s, exit code 1 (seen with real Ctrl-Cs)."""
+    import sqlite3
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    cfg = make_cfg(store, "sweep.n_trials=5", *FAST)
+    inserted: list[str] = []
+    interrupted: list[str] = []
+
+    def interrupt_in_query(conn, cursor, statement, parameters, context, executemany):
+        sql = statement.lstrip().upper()
+        if sql.startswith("INSERT INTO RUNS"):
+            inserted.append(statement)
+        elif len(inserted) == 3 and not interrupted and "RUN_UUID IN" in sql:
+            # After the runs of the parent and trials 0 and 1: trial 2 reads the parent run
+            # (its tags are loaded while the query's read transaction is open).
+            interrupted.append(statement)
+            signal.raise_signal(signal.SIGINT)
+
+    event.listen(Engine, "after_cursor_execute", interrupt_in_query)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_sweep(cfg)
+    finally:
+        event.remove(Engine, "after_cursor_execute", interrupt_in_query)
+    assert interrupted, "the Ctrl-C was sent"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    db = sqlite3.connect(str(cfg.paths.tracking_uri).removeprefix("sqlite:///"), timeout=0)
+    try:
+        db.execute("BEGIN EXCLUSIVE")  # "database is locked" while any read is left open
+        db.rollback()
+    finally:
+        db.close()
+    study, failed = interrupted_trials(cfg)
+    assert len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) == 2
+    assert [t.number for t in failed] == [2]
+    check_killed_runs(cfg, failed)
+    result = run_sweep(cfg)
+    check_sweep_after_crash(cfg, result, 5)
+    assert result.ran == 3

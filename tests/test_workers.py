@@ -137,6 +137,34 @@ def test_journal_lock_of_a_killed_process_is_free_at_once(tmp_path):
     assert time.monotonic() - start < 5
 
 
+def test_journal_lock_left_held_by_an_interrupt_is_taken_again(tmp_path):
+    import fcntl
+    import threading
+
+    from segmentation.storage import FlockJournalLock
+
+    lock = FlockJournalLock(tmp_path / "study.journal")
+    lock.acquire()  # and no release: a Ctrl-C cut in before Optuna's try
+    again = threading.Thread(target=lock.acquire, daemon=True)
+    again.start()
+    again.join(timeout=10)
+    assert not again.is_alive(), "the process waited for its own lock"
+
+    def free_elsewhere() -> bool:
+        fd = os.open(lock.path, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another open file: another holder
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(fd)
+        return True
+
+    assert not free_elsewhere(), "still held against other processes"
+    lock.release()
+    assert free_elsewhere()
+
+
 def _blas_threads() -> list[int]:
     from threadpoolctl import threadpool_info
 

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from segmentation import interrupts
 from segmentation.plots import MAX_POINTS, subsample
 
 # Jobs waiting per worker at most; beyond that the main process waits (bounded memory).
@@ -281,6 +282,8 @@ class ArtifactWriter:
         self.start()
         self._reap()
         while len(self._pending) >= PENDING_PER_WORKER * self.workers + 1:
+            with interrupts.allowed():  # waiting: Ctrl-C may stop it, the job stays queued
+                self._pending[0].exception()
             self._pending.popleft().result()
         self._pending.append(self._pool.submit(write_trial_artifacts, job))
 

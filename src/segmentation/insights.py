@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 from threadpoolctl import threadpool_limits
 
-from segmentation import algorithms, tracking
+from segmentation import algorithms, interrupts, tracking
 from segmentation.personas import build_personas, persona_names, write_personas
 from segmentation.plots.eda import box_pairs, eda_frame, write_eda_plots
 from segmentation.plots.study import k_curves, write_k_plots
@@ -167,7 +167,8 @@ class DataInsights:
         import shutil
 
         if self._proc is not None:
-            self._proc.join()
+            with interrupts.allowed():
+                self._proc.join()
             done = Path(self._dir.name) / SECONDS_FILE
             if self._proc.exitcode == 0 and done.exists():
                 seconds = json.loads(done.read_text())
@@ -202,6 +203,8 @@ class StudyPlots:
 
     def log(self, client: MlflowClient, parent_id: str) -> float:
         """Wait for the plots, log them under ``study/`` and return the seconds they took."""
+        with interrupts.allowed():
+            self.future.exception()
         drawn = self.future.result()
         client.log_artifacts(parent_id, str(self.out_dir), "study")
         return float(drawn["seconds"])

@@ -59,6 +59,11 @@ class FlockJournalLock:
     process then waits out its 30-second grace period. A sweep killed with SIGKILL while a
     worker was appending (often: the journal is written all the time) made the restart wait
     those 30 s.
+
+    A Ctrl-C can cut in between the lock being taken and Optuna's ``try`` that releases it.
+    The descriptor is kept before ``flock`` and reused, so the next write of this process
+    (Optuna marks the interrupted trial failed) goes on instead of waiting for itself forever.
+    One storage uses its lock from one thread at a time (``JournalStorage`` serialises them).
     """
 
     def __init__(self, journal: Path):
@@ -66,9 +71,10 @@ class FlockJournalLock:
         self._fd: int | None = None
 
     def acquire(self) -> bool:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        self._fd = fd
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        # Taking a lock this descriptor already holds returns at once.
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
         return True
 
     def release(self) -> None:

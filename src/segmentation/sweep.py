@@ -24,7 +24,7 @@ from optuna.trial import TrialState
 from sklearn.base import TransformerMixin
 from threadpoolctl import threadpool_limits
 
-from segmentation import algorithms, background, scale, tracking, workers
+from segmentation import algorithms, background, interrupts, scale, tracking, workers
 from segmentation.datasets import (
     LoadedData,
     data_profile,
@@ -176,6 +176,7 @@ class TrialRunner:
         }
 
     def __call__(self, trial: optuna.Trial) -> float:
+        interrupts.checkpoint()  # a Ctrl-C after the last trial: no new run
         mark_worker(trial)
         name, params = algorithms.suggest(trial, self.specs)
         module = algorithms.algorithm_module(name, self.specs[name])
@@ -219,21 +220,22 @@ class TrialRunner:
         flat = {f"{name}.{k}": v for k, v in params.items()}
         base_params = {**self.common_params(), "algorithm": name, "trial": trial.number, **flat}
         try:
-            estimator = module.build(params, self.seed, space.n_rows)
-            base_params["estimator"] = type(estimator).__name__
-            start = time.perf_counter()
-            labels = np.asarray(estimator.fit_predict(space.X))
-            fit_seconds = time.perf_counter() - start
-            start = time.perf_counter()
-            metrics, sil_values, sil_labels = cluster_metrics(
-                space.X,
-                labels,
-                sample_above=int(cfg.sweep.silhouette.sample_above),
-                sample_size=int(cfg.sweep.silhouette.sample_size),
-                seed=self.seed,
-            )
-            metrics.update(module.extra_metrics(estimator, space.X))
-            metrics["metrics_seconds"] = time.perf_counter() - start
+            with interrupts.allowed():  # the fit and its metrics: computing only
+                estimator = module.build(params, self.seed, space.n_rows)
+                base_params["estimator"] = type(estimator).__name__
+                start = time.perf_counter()
+                labels = np.asarray(estimator.fit_predict(space.X))
+                fit_seconds = time.perf_counter() - start
+                start = time.perf_counter()
+                metrics, sil_values, sil_labels = cluster_metrics(
+                    space.X,
+                    labels,
+                    sample_above=int(cfg.sweep.silhouette.sample_above),
+                    sample_size=int(cfg.sweep.silhouette.sample_size),
+                    seed=self.seed,
+                )
+                metrics.update(module.extra_metrics(estimator, space.X))
+                metrics["metrics_seconds"] = time.perf_counter() - start
         except Exception as exc:  # any fit error is recorded and the sweep goes on
             reason = (
                 f"fit error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
@@ -254,9 +256,12 @@ class TrialRunner:
         if reason:
             tags["rejected_reason"] = reason
         start = time.perf_counter()
-        if cfg.sweep.stability.every_trial:
-            metrics["stability_ari"] = configured_stability(cfg, module, params, space.X, labels)
-        segments = describe_segments(cfg, space, labels, module, estimator)
+        with interrupts.allowed():
+            if cfg.sweep.stability.every_trial:
+                metrics["stability_ari"] = configured_stability(
+                    cfg, module, params, space.X, labels
+                )
+            segments = describe_segments(cfg, space, labels, module, estimator)
         metrics["metrics_seconds"] += time.perf_counter() - start
         start = time.perf_counter()
         title = (
@@ -507,7 +512,8 @@ def _run_locked(
     except TrackingError:
         client.set_terminated(parent_id, status="FAILED")
         raise
-    result = finish_sweep(cfg, client, study, space, exp_id, parent_id, data_insights, runner)
+    with interrupts.deferred():
+        result = finish_sweep(cfg, client, study, space, exp_id, parent_id, data_insights, runner)
     result.ran = finished_trials(study) - before
     return result
 

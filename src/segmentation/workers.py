@@ -16,6 +16,7 @@ import optuna
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
+from segmentation import interrupts
 from segmentation.errors import InputError, TrackingError
 from segmentation.storage import journal_path
 
@@ -82,13 +83,14 @@ def run_budget(
     if budget_used(study) >= n_trials:
         return
     # study.optimize (not a bare ask/tell loop) keeps the RDB heartbeat of each trial alive.
-    study.optimize(
-        BudgetedObjective(objective, n_trials),
-        n_trials=None,
-        catch=(OverBudget,),
-        callbacks=[_stop_when_spent(n_trials), *callbacks],
-        gc_after_trial=False,
-    )
+    with interrupts.deferred():  # Ctrl-C stops the trials, never inside a store write
+        study.optimize(
+            BudgetedObjective(objective, n_trials),
+            n_trials=None,
+            catch=(OverBudget,),
+            callbacks=[_stop_when_spent(n_trials), *callbacks],
+            gc_after_trial=False,
+        )
 
 
 def worker_count(cfg: DictConfig) -> int:
@@ -209,7 +211,8 @@ def run_workers(cfg: DictConfig, n: int, experiment_id: str, parent_run_id: str)
             procs.append(proc)
             proc.stdin.write(text)
             proc.stdin.close()
-        codes = [proc.wait() for proc in procs]
+        with interrupts.allowed():
+            codes = [proc.wait() for proc in procs]
     except KeyboardInterrupt:
         _stop(procs)
         raise
