@@ -23,6 +23,7 @@ import datetime as dt
 import importlib
 import importlib.metadata
 import json
+import math
 import os
 import platform
 import re
@@ -156,7 +157,9 @@ def child_main(mode: str, out: Path, overrides: Sequence[str]) -> None:
 
 
 def _run_child(args: list[str], env: dict[str, str]) -> dict[str, float]:
-    """Run a child process; wall time from start to exit and its peak RSS (MB)."""
+    """Run a child process; wall time from start to exit, when it started (epoch seconds) and
+    its peak RSS (MB)."""
+    started_at = time.time()
     start = time.perf_counter()
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -166,7 +169,7 @@ def _run_child(args: list[str], env: dict[str, str]) -> dict[str, float]:
     if proc.returncode != 0:
         tail = "\n".join(stderr.strip().splitlines()[-15:])
         raise RuntimeError(f"benchmark child failed ({proc.returncode}): {' '.join(args)}\n{tail}")
-    return {"wall": wall, "peak_rss_mb": usage.ru_maxrss / 1024}
+    return {"wall": wall, "started_at": started_at, "peak_rss_mb": usage.ru_maxrss / 1024}
 
 
 def _env() -> dict[str, str]:
@@ -223,11 +226,15 @@ def run_cli_sweep(store: Path, overrides: Sequence[str]) -> dict[str, Any]:
         [e.experiment_id for e in client.search_experiments()],
         "tags.`segmentation.role` = 'sweep'",
     )[0]
-    versions = client.search_registered_models()
+    versions = client.search_model_versions()
     return {
         **proc,
         "seconds": (parent.info.end_time - parent.info.start_time) / 1000,
-        "registered": bool(versions and versions[0].latest_versions),
+        "registered": bool(versions),
+        # The registry's own timestamp of the version: process start to registered model.
+        "to_registered": (
+            versions[0].creation_timestamp / 1000 - proc["started_at"] if versions else math.nan
+        ),
         "best_silhouette": parent.data.metrics.get("best_silhouette"),
     }
 
@@ -270,6 +277,7 @@ def section_small(tmp: Path, repeats: int) -> str:
     )
     t, b = _median(tracked, "seconds"), _median(bare, "seconds")
     wall = _median(tracked, "wall")
+    registered = _median(tracked, "to_registered")
     n = 50
     same = {round(r["best_silhouette"], 6) for r in tracked} == {
         round(r["best_value"], 6) for r in bare
@@ -280,16 +288,18 @@ def section_small(tmp: Path, repeats: int) -> str:
             "",
             "| measure | value | target |",
             "|---|---|---|",
-            f"| process start to registered model (CLI, fresh process) | {wall:.1f} s | <= 12 s |",
+            "| process start to registered model (CLI, fresh process; the registry's time of "
+            f"the version) | {registered:.1f} s | <= 12 s |",
+            f"| process start to exit (summary, personas, report done) | {wall:.1f} s | |",
             f"| tracked sweep (parent run start to end) | {t:.2f} s | |",
             f"| bare sweep (Optuna + scikit-learn, nothing logged) | {b:.2f} s | |",
             f"| tracked / bare | {t / b:.1f}x | |",
             f"| tracking overhead per trial | {(t - b) / n:.3f} s | <= 0.12 s |",
             f"| same best silhouette tracked and bare | {'yes' if same else 'no'} | |",
             "",
-            "Runs (tracked s / process s / bare s): "
+            "Runs (tracked s / registered s / process s / bare s): "
             + ", ".join(
-                f"{r['seconds']:.1f}/{r['wall']:.1f}/{s['seconds']:.2f}"
+                f"{r['seconds']:.1f}/{r['to_registered']:.1f}/{r['wall']:.1f}/{s['seconds']:.2f}"
                 for r, s in zip(tracked, bare, strict=True)
             ),
         ]
