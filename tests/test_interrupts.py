@@ -71,3 +71,22 @@ def test_an_ignored_sigint_stays_ignored():
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_a_worker_ignores_the_second_ctrl_c_even_after_the_trials():
+    previous = signal.getsignal(signal.SIGINT)
+    interrupts.raise_once()  # a sweep worker's policy
+    try:
+        with pytest.raises(KeyboardInterrupt), interrupts.deferred(), interrupts.allowed():
+            ctrl_c()  # stops the trials
+        ctrl_c()  # the parent's copy of the same Ctrl-C arrives during the clean-up
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    interrupts.raise_once()
+    try:
+        with pytest.raises(KeyboardInterrupt):  # no deferred block: the first one raises
+            ctrl_c()
+        ctrl_c()
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -42,6 +42,18 @@ def _raise() -> None:
     raise KeyboardInterrupt
 
 
+def _raise_once(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def raise_once() -> None:
+    """From now on the first Ctrl-C raises ``KeyboardInterrupt`` and later ones are ignored:
+    a sweep's worker gets one Ctrl-C twice (from the terminal and from its parent), and the
+    second must not cut the clean-up the first started."""
+    signal.signal(signal.SIGINT, _raise_once)
+
+
 def checkpoint() -> None:
     """Raise the Ctrl-C that waited for a safe point, if any."""
     if _state.pending and not _state.raised:
@@ -69,7 +81,8 @@ def deferred() -> Iterator[None]:
         yield
         checkpoint()  # a Ctrl-C during the last writes still stops what comes next
     finally:
-        signal.signal(signal.SIGINT, previous)
+        once_spent = previous is _raise_once and _state.raised
+        signal.signal(signal.SIGINT, signal.SIG_IGN if once_spent else previous)
         _state.active, _state.allowed, _state.pending = False, 0, False
 
 

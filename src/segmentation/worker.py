@@ -28,15 +28,6 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def _interrupt_once() -> None:
-    # One Ctrl-C may arrive twice (terminal and parent); the second must not cut the clean-up.
-    def handler(signum, frame):
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, handler)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run one worker; return its exit code."""
     parser = argparse.ArgumentParser(prog="python -m segmentation.worker")
@@ -46,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parent-pid", type=int, required=True)
     args = parser.parse_args(argv)
     die_with_parent(args.parent_pid)
-    _interrupt_once()
+    from segmentation.interrupts import raise_once
+
+    raise_once()
     from threadpoolctl import threadpool_limits
 
     from segmentation.tracking import quiet_console
