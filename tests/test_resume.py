@@ -168,9 +168,15 @@ def check_sweep_after_crash(cfg, result, n_trials: int):
     return finished
 
 
-def test_sigint_ends_cleanly_and_a_restart_resumes(store):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigint_ends_cleanly_and_a_restart_resumes(store, workers):
     # On 200 rows the 5 trials could all end before the test saw one running (1 run in 8).
-    overrides = ("sweep.n_trials=5", "dataset.synthetic_rows=5000", *FAST)
+    overrides = (
+        "sweep.n_trials=5",
+        f"sweep.workers={workers}",
+        "dataset.synthetic_rows=5000",
+        *FAST,
+    )
     cfg = make_cfg(store, *overrides)
     proc = start_sweep(store, *overrides)
     try:
