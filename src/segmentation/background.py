@@ -282,8 +282,7 @@ class ArtifactWriter:
         self.start()
         self._reap()
         while len(self._pending) >= PENDING_PER_WORKER * self.workers + 1:
-            with interrupts.allowed():  # waiting: Ctrl-C may stop it, the job stays queued
-                self._pending[0].exception()
+            interrupts.wait(self._pending[0])  # a Ctrl-C leaves the job queued
             self._pending.popleft().result()
         self._pending.append(self._pool.submit(write_trial_artifacts, job))
 

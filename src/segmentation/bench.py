@@ -230,7 +230,6 @@ def run_cli_sweep(store: Path, overrides: Sequence[str]) -> dict[str, Any]:
     return {
         **proc,
         "seconds": (parent.info.end_time - parent.info.start_time) / 1000,
-        "registered": bool(versions),
         # The registry's own timestamp of the version: process start to registered model.
         "to_registered": (
             versions[0].creation_timestamp / 1000 - proc["started_at"] if versions else math.nan

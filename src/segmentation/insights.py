@@ -203,8 +203,7 @@ class StudyPlots:
 
     def log(self, client: MlflowClient, parent_id: str) -> float:
         """Wait for the plots, log them under ``study/`` and return the seconds they took."""
-        with interrupts.allowed():
-            self.future.exception()
+        interrupts.wait(self.future)
         drawn = self.future.result()
         client.log_artifacts(parent_id, str(self.out_dir), "study")
         return float(drawn["seconds"])

@@ -1,12 +1,13 @@
 """Ctrl-C during a sweep stops it at a safe point, never inside a store write.
 
 Python raises ``KeyboardInterrupt`` wherever the main thread happens to be. Raised inside an
-MLflow write, it left the SQLite connection holding the database's write lock, so the
-artifact workers' next writes failed after MLflow's 20 s busy timeout ("database is locked":
-exit code 1 instead of 130, about 1 Ctrl-C in 13 here). Inside :func:`deferred`, a Ctrl-C
-is raised at once only where the sweep computes or waits (:func:`allowed`: fits, metrics,
-waiting for workers), and otherwise at the next of those, at the next trial
-(:func:`checkpoint`) or when the block ends. The first Ctrl-C is the one that counts: the
+MLflow query, it left that query's SQLite read lock held while the clean-up waited for the
+artifact workers, whose commits waited for the lock until MLflow's 20 s busy timeout
+("database is locked": exit code 1 instead of 130, or longer with retries; 3 of 35 random
+Ctrl-Cs here). Inside :func:`deferred`, a Ctrl-C is raised at once only where the sweep
+computes or waits (:func:`allowed`, :func:`wait`: fits, metrics, waiting for workers), and
+otherwise at the next of those, at the next trial (:func:`checkpoint`) or when the block
+ends. The first Ctrl-C is the one that counts: the
 clean-up it starts (closing runs, failing the trial) is not cut by a second one.
 """
 
@@ -15,14 +16,17 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 
+@dataclass
 class _State:
-    active = False  # inside deferred(), in the main thread
-    allowed = 0  # depth of allowed() sections
-    pending = False  # a Ctrl-C waits for a safe point
-    raised = False  # the Ctrl-C was raised; later ones are ignored
+    active: bool = False  # inside deferred(), in the main thread
+    allowed: int = 0  # depth of allowed() sections
+    pending: bool = False  # a Ctrl-C waits for a safe point
+    raised: bool = False  # the Ctrl-C was raised; later ones are ignored
 
 
 _state = _State()
@@ -33,7 +37,8 @@ def _handler(signum: int, frame: object) -> None:
         return
     if _state.allowed:
         _raise()
-    _state.pending = True
+    else:
+        _state.pending = True
 
 
 def _raise() -> None:
@@ -98,3 +103,10 @@ def allowed() -> Iterator[None]:
         yield
     finally:
         _state.allowed -= 1
+
+
+def wait(future: Future) -> None:
+    """Wait until ``future`` is done, in a section a Ctrl-C may cut (its result or error is
+    left to the caller: ``exception()`` waits without raising)."""
+    with allowed():
+        future.exception()

@@ -15,6 +15,7 @@ import sys
 from omegaconf import OmegaConf
 
 from segmentation.errors import InputError, TrackingError
+from segmentation.interrupts import raise_once
 
 PR_SET_PDEATHSIG = 1
 
@@ -37,8 +38,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parent-pid", type=int, required=True)
     args = parser.parse_args(argv)
     die_with_parent(args.parent_pid)
-    from segmentation.interrupts import raise_once
-
     raise_once()
     from threadpoolctl import threadpool_limits
 
