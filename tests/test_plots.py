@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pandas as pd
+import pytest
 from matplotlib.colors import to_rgb
 from sklearn.datasets import make_blobs
 
@@ -65,6 +66,8 @@ def test_trial_plots_with_3d_and_profile(tmp_path):
 
 
 def test_eda_and_choosing_k(tmp_path):
+    from PIL import Image
+
     rng = np.random.default_rng(0)
     frame = pd.DataFrame(
         {
@@ -90,6 +93,11 @@ def test_eda_and_choosing_k(tmp_path):
     } <= names
     for path in paths:
         assert_png(path)
+        # Nothing runs off an edge (the histograms' column names and the colour bar's
+        # labels of the correlations once did).
+        pixels = np.asarray(Image.open(path).convert("L"))
+        edges = [pixels[:2], pixels[-2:], pixels[:, :2], pixels[:, -2:]]
+        assert all((edge == 255).all() for edge in edges), path.name
     X, _ = make_blobs(
         300, centers=[[0, 0], [10, 0], [0, 10], [10, 10]], cluster_std=0.8, random_state=2
     )
@@ -190,9 +198,10 @@ def test_segment_text_colours_read_on_white():
     assert contrast_with_white(np.array(to_rgb(PALETTE[6]))) < 2  # the yellow needed it
 
 
-def test_profile_row_labels_are_not_cut(tmp_path):
+def test_profile_row_labels_and_title_are_not_cut(tmp_path):
     """Long persona names fit at the left of the heatmap whatever the number of features (with
-    2 features they ran off the figure's edge)."""
+    2 features they ran off the figure's edge), and the title fits at the right (it was
+    centred over the cells, and ran off the right edge)."""
     from PIL import Image
 
     from segmentation.plots.trial import profile_heatmap
@@ -202,6 +211,42 @@ def test_profile_row_labels_are_not_cut(tmp_path):
         names = [f"feature {i}" for i in range(n_features)]
         profile = segment_profile(X, labels, names, centers=np.zeros((5, n_features)))
         personas = {s: "Very high income, very low spending, young families" for s in range(5)}
-        path = profile_heatmap(tmp_path / f"{n_features}.png", profile, "t", personas)
+        title = "gmm, 10 segments, silhouette 0.555"
+        path = profile_heatmap(tmp_path / f"{n_features}.png", profile, title, personas)
         pixels = np.asarray(Image.open(path).convert("L"))
         assert (pixels[:, :3] == 255).all(), f"{n_features} features: a label reaches the edge"
+        assert (pixels[:, -3:] == 255).all(), f"{n_features} features: the title reaches the edge"
+
+
+def test_plain_text_is_drawn_as_matplotlib_draws_it(tmp_path):
+    """The templates draw a plain text as one bitmap (faster than matplotlib 3.11's glyph by
+    glyph): the same ink in the same place, to a pixel (two when rotated, as the bitmap turns
+    about its rounded corner); math text is drawn by matplotlib itself."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from segmentation.plots.canvas import StringTextCanvas
+    from segmentation.plots.templates import DPI
+
+    def pixels(canvas_class: type, text: str, rotation: float) -> np.ndarray:
+        fig = Figure(figsize=(3, 2), dpi=DPI)
+        fig.text(0.5, 0.5, text, rotation=rotation, ha="center", va="center", fontsize=10)
+        canvas = canvas_class(fig)
+        canvas.draw()
+        return 255 - np.asarray(canvas.buffer_rgba())[..., 0].astype(int)  # ink
+
+    for text, rotation in [("Segment 3 (n=45) Très élevé", 0), ("Spending Score (1-100)", 30)]:
+        ours, theirs = (
+            pixels(StringTextCanvas, text, rotation),
+            pixels(FigureCanvasAgg, text, rotation),
+        )
+        # A rotated bitmap is resampled: a little more ink at its edges.
+        assert ours.sum() == pytest.approx(theirs.sum(), rel=0.05), text
+        within = 1 if rotation == 0 else 2
+        for axis in (0, 1):  # the ink's extent along each axis
+            ink_ours = np.flatnonzero(ours.sum(axis=axis) > 0)
+            ink_theirs = np.flatnonzero(theirs.sum(axis=axis) > 0)
+            assert abs(ink_ours[0] - ink_theirs[0]) <= within, text
+            assert abs(ink_ours[-1] - ink_theirs[-1]) <= within, text
+    math = r"$\sigma^2 = 1$"
+    assert np.array_equal(pixels(StringTextCanvas, math, 0), pixels(FigureCanvasAgg, math, 0))

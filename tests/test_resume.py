@@ -209,10 +209,13 @@ def test_single_worker_sweep_is_checked_like_a_parallel_one(store):
 
 
 def test_ctrl_c_inside_a_store_query_waits_for_it(store):
-    """A Ctrl-C that lands inside an MLflow query (here: the first one after the third trial's
-    run is inserted) stops the sweep after it. Raised inside the query, it left the SQLite
-    read lock held while the clean-up waited for the artifact worker, whose writes waited for
-    that lock: "database is locked" after 20 s, exit code 1 (seen with real Ctrl-Cs)."""
+    """A Ctrl-C that lands inside an MLflow query (here: the first read after trial 2's run is
+    inserted) stops the sweep at the next safe point, with no SQLite lock left behind.
+
+    Raised inside a read-only query (mlflow.start_run's read of the parent run, no longer
+    made per trial), it once left the read lock held while the clean-up waited for the
+    artifact worker, whose writes waited for that lock: "database is locked" after 20 s,
+    exit code 1 (seen with real Ctrl-Cs)."""
     import sqlite3
 
     from sqlalchemy import event
@@ -226,9 +229,9 @@ def test_ctrl_c_inside_a_store_query_waits_for_it(store):
         sql = statement.lstrip().upper()
         if sql.startswith("INSERT INTO RUNS"):
             inserted.append(statement)
-        elif len(inserted) == 3 and not interrupted and "RUN_UUID IN" in sql:
-            # After the runs of the parent and trials 0 and 1: trial 2 reads the parent run
-            # (its tags are loaded while the query's read transaction is open).
+        elif len(inserted) == 4 and not interrupted and sql.startswith("SELECT"):
+            # The runs of the parent and trials 0 to 2 are inserted: trial 2's is read back
+            # while the transaction that created it is open.
             interrupted.append(statement)
             signal.raise_signal(signal.SIGINT)
 

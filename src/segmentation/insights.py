@@ -195,18 +195,20 @@ class DataInsights:
 
 @dataclass
 class StudyPlots:
-    """The study's plots, being drawn into ``out_dir`` by an artifact worker (``future``
-    gives :func:`segmentation.plots.study.draw_study_plots`'s result)."""
+    """The study's plots, being drawn into ``out_dir`` by artifact workers (each of
+    ``futures`` gives :func:`segmentation.plots.study.draw_study_plots`'s result for a part)."""
 
-    future: Future
+    futures: list[Future]
     out_dir: Path
 
     def log(self, client: MlflowClient, parent_id: str) -> float:
-        """Wait for the plots, log them under ``study/`` and return the seconds they took."""
-        interrupts.wait(self.future)
-        drawn = self.future.result()
+        """Wait for the plots, log them under ``study/`` and return the seconds of drawing."""
+        seconds = 0.0
+        for future in self.futures:
+            interrupts.wait(future)
+            seconds += float(future.result()["seconds"])
         client.log_artifacts(parent_id, str(self.out_dir), "study")
-        return float(drawn["seconds"])
+        return seconds
 
 
 def log_sweep_insights(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,59 @@ def model_signature(example: pd.DataFrame) -> ModelSignature:
     return ModelSignature(inputs=infer_signature(example).inputs, outputs=OUTPUT_SCHEMA)
 
 
+class _PyfuncFlavor:
+    """``mlflow.pyfunc`` as the flavor :meth:`Model.log` saves with: ``Model.log`` hands its own
+    options (``validate_serving_input``) on to the flavor's ``save_model``, which pyfunc's
+    refuses."""
+
+    __name__ = "mlflow.pyfunc"
+
+    @staticmethod
+    def save_model(validate_serving_input: bool = True, **kwargs: Any) -> None:
+        mlflow.pyfunc.save_model(**kwargs)
+
+
+# Estimator classes whose logged model this process has validated. MLflow validates a model by
+# loading it back and predicting its input example, and only warns on failure (about 25 ms a
+# model); models of one estimator class share all their code, so each process validates the
+# first of a class and logs the rest as they are.
+_validated: set[type] = set()
+
+
+@contextmanager
+def _model_files(pipeline: Pipeline, personas: Mapping[int, str] | None) -> Iterator[dict]:
+    """The pyfunc model's code and artifacts (the pipeline and the persona names), written to a
+    temporary directory for as long as the block runs."""
+    with tempfile.TemporaryDirectory() as tmp:
+        pipeline_path = Path(tmp) / "pipeline.joblib"
+        personas_path = Path(tmp) / "personas.json"
+        joblib.dump(pipeline, pipeline_path)
+        personas_path.write_text(
+            json.dumps({str(k): v for k, v in (personas or {}).items()}), encoding="utf-8"
+        )
+        yield {
+            "python_model": str(Path(__file__).with_name("logged_model.py")),
+            "artifacts": {"pipeline": str(pipeline_path), "personas": str(personas_path)},
+        }
+
+
+def save_segment_model(
+    path: str | Path,
+    pipeline: Pipeline,
+    example: pd.DataFrame,
+    personas: Mapping[int, str] | None = None,
+) -> None:
+    """Save the model as :func:`log_segment_model` logs it, into the directory ``path``."""
+    with _model_files(pipeline, personas) as files:
+        mlflow.pyfunc.save_model(
+            path=str(path),
+            signature=model_signature(example),
+            input_example=example,
+            pip_requirements=pip_requirements(),
+            **files,
+        )
+
+
 def log_segment_model(
     pipeline: Pipeline,
     example: pd.DataFrame,
@@ -126,19 +180,18 @@ def log_segment_model(
 ) -> mlflow.models.model.ModelInfo:
     """Log the model to the active run (or into the already created LoggedModel ``model_id``)
     with a signature and a few-row input example (never the training data)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        pipeline_path = Path(tmp) / "pipeline.joblib"
-        personas_path = Path(tmp) / "personas.json"
-        joblib.dump(pipeline, pipeline_path)
-        personas_path.write_text(
-            json.dumps({str(k): v for k, v in (personas or {}).items()}), encoding="utf-8"
-        )
-        return mlflow.pyfunc.log_model(
+    estimator = type(pipeline.steps[-1][1])
+    with _model_files(pipeline, personas) as files:
+        info = mlflow.models.Model.log(
+            artifact_path=None,
             name=name,
-            python_model=str(Path(__file__).with_name("logged_model.py")),
-            artifacts={"pipeline": str(pipeline_path), "personas": str(personas_path)},
+            flavor=_PyfuncFlavor,
             signature=model_signature(example),
             input_example=example,
             pip_requirements=pip_requirements(),
             model_id=model_id,
+            validate_serving_input=estimator not in _validated,
+            **files,
         )
+    _validated.add(estimator)
+    return info

@@ -18,7 +18,9 @@ import pandas as pd
 from mlflow.entities import DatasetInput, LoggedModelOutput
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
+from mlflow.tracking.context.registry import resolve_tags
 from mlflow.types import ColSpec, Schema
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 from sklearn.base import TransformerMixin
@@ -44,7 +46,7 @@ from segmentation.insights import (
 )
 from segmentation.metrics import cluster_metrics, constraint_violation
 from segmentation.model import build_pipeline
-from segmentation.plots.study import draw_study_plots
+from segmentation.plots.study import STUDY_PLOT_PARTS, draw_study_plots
 from segmentation.plots.templates import data_key
 from segmentation.scaling import make_scaler
 from segmentation.stability import configured_stability
@@ -152,6 +154,10 @@ class TrialRunner:
         self.constraints = OmegaConf.to_container(cfg.sweep.constraints, resolve=True)
         self.seed = int(cfg.sweep.seed)
         self.client = MlflowClient()
+        # The tags MLflow's fluent API adds to a run or a logged model (user, source),
+        # resolved once: mlflow.start_run also read the parent run again for every trial,
+        # and the two took about twice the client's calls.
+        self.context_tags = resolve_tags({})
         # A trial that repeats an earlier one reuses its work: the same labels draw the same
         # plots (copied from the first run), the same parameters fit the same model (linked,
         # not logged again). TPE repeats itself: 30 distinct labelings and 37 distinct
@@ -181,11 +187,14 @@ class TrialRunner:
         name, params = algorithms.suggest(trial, self.specs)
         module = algorithms.algorithm_module(name, self.specs[name])
         trial.set_user_attr("algorithm", name)
-        run = mlflow.start_run(
-            experiment_id=self.experiment_id,
-            run_name=f"trial-{trial.number:03d}-{name}",
-            parent_run_id=self.parent_run_id,
+        run_name = f"trial-{trial.number:03d}-{name}"
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=run_name,
             tags={
+                **self.context_tags,
+                MLFLOW_PARENT_RUN_ID: self.parent_run_id,
+                MLFLOW_RUN_NAME: run_name,
                 tracking.ROLE_TAG: "trial",
                 tracking.STUDY_TAG: trial.study.study_name,
                 tracking.TRIAL_TAG: str(trial.number),
@@ -213,7 +222,7 @@ class TrialRunner:
             status = "KILLED"
             raise
         finally:
-            mlflow.end_run(status)
+            self.client.set_terminated(run.info.run_id, status)
 
     def _run(self, trial, run_id: str, name: str, module, params: dict) -> float:
         space, cfg = self.space, self.cfg
@@ -295,14 +304,14 @@ class TrialRunner:
             tags[tracking.MODEL_SHARED_TAG] = first_run
         elif cfg.tracking.log_models:
             # The LoggedModel is created here so its URI is known now; the worker fills it.
-            model = mlflow.initialize_logged_model(
+            model = self.client.create_logged_model(
+                self.experiment_id,
                 name="model",
                 source_run_id=run_id,
-                experiment_id=self.experiment_id,
+                tags=self.context_tags,
                 params={k: str(v) for k, v in base_params.items()},
             )
-            if self.artifacts.background:  # inline, log_model links it to the active run
-                self.client.log_outputs(run_id, models=[LoggedModelOutput(model.model_id, step=0)])
+            self.client.log_outputs(run_id, models=[LoggedModelOutput(model.model_id, step=0)])
             job.pipeline = build_pipeline(space.engineer, space.columns, space.scaler, estimator)
             job.input_example, job.model_id = space.input_example, model.model_id
             trial.set_user_attr("model_uri", f"models:/{model.model_id}")
@@ -678,10 +687,13 @@ def finish_sweep(
         if cfg.tracking.log_plots:
             title = f"{cfg.dataset.name} / {cfg.features.name}"
             direction = study.direction.name.lower()
-            future = runner.artifacts.call(
-                draw_study_plots, Path(plots_dir), trials, direction, title
-            )
-            study_plots = StudyPlots(future, Path(plots_dir))
+            futures = [
+                runner.artifacts.call(
+                    draw_study_plots, Path(plots_dir), trials, direction, title, part
+                )
+                for part in STUDY_PLOT_PARTS
+            ]
+            study_plots = StudyPlots(futures, Path(plots_dir))
         if best is None:
             if study_plots is not None:
                 study_plots.log(client, parent_id)

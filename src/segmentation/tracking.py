@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.metadata
 import logging
 import os
@@ -41,13 +42,18 @@ def quiet_console() -> None:
 
 def pip_requirements() -> list[str]:
     """Pinned requirements of a logged model (the versions this process runs)."""
+    return list(_pinned_requirements())
+
+
+@functools.cache  # each version lookup parses a package's metadata: once per process
+def _pinned_requirements() -> tuple[str, ...]:
     out = []
     for name in _REQUIREMENTS:
         try:
             out.append(f"{name}=={importlib.metadata.version(name)}")
         except importlib.metadata.PackageNotFoundError:
             out.append(name)
-    return out
+    return tuple(out)
 
 
 def set_tracking_uri(tracking_uri: str) -> None:
@@ -247,8 +253,10 @@ def log_batch(
     params: Mapping[str, Any] | None = None,
     metrics: Mapping[str, float] | None = None,
     tags: Mapping[str, Any] | None = None,
+    model_id: str | None = None,
 ) -> None:
-    """Params, metrics and tags in one request (far cheaper than one call each)."""
+    """Params, metrics and tags in one request (far cheaper than one call each); with
+    ``model_id``, the metrics are the logged model's too."""
     import math
     import time
 
@@ -257,7 +265,7 @@ def log_batch(
         run_id,
         params=[Param(k, _param_value(v)) for k, v in (params or {}).items()],
         metrics=[
-            Metric(k, float(v), now, 0)
+            Metric(k, float(v), now, 0, model_id=model_id)
             for k, v in (metrics or {}).items()
             if v is not None and not (isinstance(v, float) and math.isnan(v))
         ],

@@ -78,7 +78,7 @@ def save(
     Fixed margins instead of a layout engine: constrained layout doubles the drawing cost.
     Figures with long tick labels pass wider margins.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from segmentation.plots.canvas import render_png
+
     fig.subplots_adjust(left=left, right=right, bottom=bottom, top=top)
-    fig.savefig(path, dpi=dpi, format="png")
-    return path
+    return render_png(fig, path, dpi)

@@ -118,11 +118,16 @@ def box_by_group(frame: pd.DataFrame, value: str, group: str, title: str) -> Fig
     return fig
 
 
+def correlation_size(n: int) -> float:
+    """Height in inches of the correlation heatmap of ``n`` columns (its width is one more)."""
+    return max(5.0, 0.45 * n + 3.0)
+
+
 def correlation_heatmap(frame: pd.DataFrame, columns: Sequence[str], title: str) -> Figure:
     """Pearson correlations of the numeric columns, values written when they fit."""
     corr = frame[list(columns)].astype(float).corr().to_numpy()
     n = len(columns)
-    size = max(5.0, 0.45 * n + 3.0)
+    size = correlation_size(n)
     fig = Figure(figsize=(size + 1.0, size))
     ax = fig.add_subplot()
     image = ax.imshow(corr, cmap="RdBu_r", vmin=-1, vmax=1)
@@ -199,11 +204,14 @@ def write_eda_plots(
     # (file name, figure builder, margins): drawn one at a time, so one figure is alive at once.
     plots: list[tuple[str, Callable[[], Figure], dict[str, float]]] = []
     if numeric:
+        rows = math.ceil(min(len(numeric), MAX_PANELS) / 3)
+        height = 2.6 * rows + 0.6  # as _grid makes it
         plots.append(
             (
                 "histograms.png",
                 lambda: histograms(frame, numeric, f"Distributions: {title}"),
-                {"left": 0.08, "bottom": 0.08, "top": 0.9},
+                # In inches: a fraction of one row's height cut the column names off.
+                {"left": 0.08, "bottom": 0.5 / height, "top": 1 - 0.4 / height},
             )
         )
     if cats:
@@ -224,11 +232,13 @@ def write_eda_plots(
                 )
             )
     if len(numeric) >= 2:
+        width = correlation_size(len(numeric)) + 1.0
         plots.append(
             (
                 "correlation.png",
                 lambda: correlation_heatmap(frame, numeric, f"Correlations: {title}"),
-                {"left": 0.25, "bottom": 0.25, "right": 0.95},
+                # The colour bar's ticks and label need an inch: at 0.95 they were cut off.
+                {"left": 0.25, "bottom": 0.25, "right": 1 - 1.0 / width},
             )
         )
     if len(features) >= 2:

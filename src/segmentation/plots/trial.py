@@ -216,11 +216,13 @@ def segment_sizes(
     return page.write([*artists, axes_title(ax, f"Segment sizes: {title}")], path)
 
 
-def _silhouette_figure(height: float, low: float) -> Figure:
+def _silhouette_figure(low: float) -> Figure:
     fig = Figure(figsize=(7.6, 4.8))
     ax = fig.add_subplot()
     ax.set_xlim(low, 1.0)
-    ax.set_ylim(0, height)
+    # Customers sit at fractions of the height, so one template serves any sample and number
+    # of segments.
+    ax.set_ylim(0, 1)
     ax.set_yticks([])
     ax.set_xlabel("silhouette value (scaled feature space)")
     ax.set_ylabel("customers, grouped by segment")
@@ -239,9 +241,7 @@ def silhouette_plot(
     gap = 0.1 * n / max(len(segments) - 1, 1)
     height = 1.1 * n + 2 * gap
     low = next((x for x in SILHOUETTE_AXIS_LOWS if sample_values.min() >= x), -1.0)
-    page = template(
-        ("silhouette", height, low), lambda: _silhouette_figure(height, low), right=0.78
-    )
+    page = template(("silhouette", low), lambda: _silhouette_figure(low), right=0.78)
     ax = page.axes
     artists: list[Artist] = []
     y = gap
@@ -249,7 +249,7 @@ def silhouette_plot(
         vals = np.sort(sample_values[sample_labels == segment])
         artists.append(
             ax.fill_betweenx(
-                y + np.arange(len(vals)),
+                (y + np.arange(len(vals))) / height,
                 0,
                 vals,
                 color=segment_colour(segment),
@@ -378,7 +378,9 @@ def profile_heatmap(
                 color=segment_text_colour(segment),
             )
         )
-    return page.write([*artists, axes_title(ax, f"Segment profiles: {title}")], path)
+    # Centred on the figure: over the cells of two features it was cut at the right edge.
+    heading = axes_title(ax, f"Segment profiles: {title}", over_figure=True)
+    return page.write([*artists, heading], path)
 
 
 def shorten(text: str, limit: int) -> str:
