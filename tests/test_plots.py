@@ -122,6 +122,41 @@ def test_optuna_plots_skip_importances_with_one_trial(tmp_path):
         assert_png(path)
 
 
+def test_study_plot_parts_draw_every_study_plot(tmp_path):
+    """The parts the artifact workers draw side by side add up to the study's plots; what
+    they skip is logged once, from all of them (``StudyPlots.log``)."""
+    from concurrent.futures import Future
+
+    from mlflow.tracking import MlflowClient
+
+    from segmentation.insights import StudyPlots
+    from segmentation.plots.study import STUDY_PLOT_PARTS, draw_study_plots
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr("algorithm", "kmeans")
+        k = trial.suggest_int("kmeans.n_clusters", 2, 6)
+        trial.set_user_attr("n_clusters", k)
+        return k / 10 + trial.suggest_float("x", 0, 0.1)
+
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(0))
+    for n_trials, skips in ((1, {"param_importances", "slice"}), (5, set())):
+        study.optimize(objective, n_trials=n_trials - len(study.trials))
+        out = tmp_path / str(n_trials)
+        futures = []
+        for part in STUDY_PLOT_PARTS:
+            future: Future = Future()
+            future.set_result(draw_study_plots(out, study.trials, "maximize", "t", part))
+            futures.append(future)
+        client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+        run = client.create_run(client.create_experiment(f"e{n_trials}"))
+        StudyPlots(futures, out).log(client, run.info.run_id)
+        logged = {a.path.split("/")[-1] for a in client.list_artifacts(run.info.run_id, "study")}
+        drawn = {"optimisation_history", "silhouette_vs_k", "optuna_history", "param_importances"}
+        expected = {f"{name}.png" for name in drawn | {"slice"} if name not in skips}
+        assert logged - {"skipped.json"} == expected
+        assert ("skipped.json" in logged) == bool(skips)
+
+
 def _trial_pngs(out: Path, X: np.ndarray, labels: np.ndarray, names: list[str]) -> dict:
     from PIL import Image
 

@@ -202,11 +202,15 @@ class StudyPlots:
     out_dir: Path
 
     def log(self, client: MlflowClient, parent_id: str) -> float:
-        """Wait for the plots, log them under ``study/`` and return the seconds of drawing."""
-        seconds = 0.0
+        """Wait for the plots, log them under ``study/`` (with ``skipped.json``, the Optuna
+        plots skipped and why) and return the seconds of drawing."""
+        seconds, skipped = 0.0, {}
         for future in self.futures:
             interrupts.wait(future)
             seconds += float(future.result()["seconds"])
+            skipped.update(future.result()["skipped"])
+        if skipped:
+            (self.out_dir / "skipped.json").write_text(json.dumps(skipped, indent=1))
         client.log_artifacts(parent_id, str(self.out_dir), "study")
         return seconds
 
