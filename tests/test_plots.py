@@ -122,6 +122,23 @@ def test_optuna_plots_skip_importances_with_one_trial(tmp_path):
         assert_png(path)
 
 
+def test_png_holds_the_canvas_pixels(tmp_path):
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    from segmentation.plots.canvas import StringTextCanvas, write_png
+
+    fig = Figure(figsize=(3.1, 1.7), dpi=90)  # odd sizes: rows are not aligned
+    fig.add_subplot().plot([0, 1], [1, 0], color="#D55E00")
+    fig.text(0.1, 0.9, "Segment 0 (n=39)")
+    canvas = StringTextCanvas(fig)
+    canvas.draw()
+    with Image.open(write_png(canvas, tmp_path / "a.png")) as image:
+        assert image.format == "PNG" and image.mode == "RGB"
+        decoded = np.asarray(image)
+    assert np.array_equal(decoded, np.asarray(canvas.buffer_rgba())[..., :3])
+
+
 def test_study_plot_parts_draw_every_study_plot(tmp_path):
     """The parts the artifact workers draw side by side add up to the study's plots; what
     they skip is logged once, from all of them (``StudyPlots.log``)."""

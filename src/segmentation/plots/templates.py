@@ -4,7 +4,8 @@ own artists (points, bars, texts, title) over a copy of that background.
 
 This is matplotlib's blitting, used to write files. Text layout dominates a small figure's cost
 (about 100 ms for one of the trial plots, drawn from scratch); the artists a trial changes take
-a few milliseconds, and writing the PNG about 13 ms.
+a few milliseconds, and writing the PNG about 5 ms (:mod:`segmentation.plots.canvas`). The
+four plots of a 2-feature trial took 63 ms in all (114 ms before that module).
 """
 
 from __future__ import annotations
