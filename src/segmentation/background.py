@@ -244,12 +244,19 @@ def _init_worker(parent_pid: int | None) -> None:
     warm_up()
 
 
+_warm = False
+
+
 def warm_up() -> None:
-    """Pay now, while the sweep sets up, what a fresh process pays on its first plots and
+    """Pay once, before the first trial, what a fresh process pays on its first plots and
     model: matplotlib loads its fonts, MLflow's first model save reads the metadata of every
-    installed package (0.3-0.6 s) and its first load imports the serving code. The first jobs
-    took about 1 s longer without it. Drawn and saved into a temporary directory: nothing
-    reaches the store."""
+    installed package (0.3-0.6 s) and its first load imports the serving code. Processes
+    forked after it start warm; it does nothing the second time. Drawn and saved into a
+    temporary directory: nothing reaches the store."""
+    global _warm
+    if _warm:
+        return
+    _warm = True
     import mlflow
     from sklearn.cluster import KMeans
     from sklearn.preprocessing import FunctionTransformer, StandardScaler
@@ -325,6 +332,10 @@ class ArtifactWriter:
         """
         if self.background and self._pool is None:
             context = fork_context() if fork else None
+            if context is not None:
+                # Once, here, for all the workers forked next (a worker forked cold warms up
+                # on its own: 0.6-1 s of CPU each, while the first trials waited for them).
+                warm_up()
             parent_pid: int | None = os.getpid()
             if context is None and sys.platform.startswith("linux"):
                 # A long-lived process with threads (a notebook, a test session): a fork server
