@@ -1,13 +1,12 @@
 """A trial's logging, plots and model, done off the sweep's main process.
 
-Drawing a trial's figures and logging a pyfunc model (which loads it back to validate the
-input example) cost several times a small fit, and its params, metrics and files are several
-store writes. Worker processes do that work for trial n while the main process fits trial
-n+1; the main process only creates the run and the trial's LoggedModel, so the model URI is
-known at once. :meth:`ArtifactWriter.wait` returns when every job is logged, so a sweep never
-ends with work outstanding. Two workers (the default) keep up with small fits, where drawing
-and logging outlast the fit. At the end of a sweep they also draw the study plots
-(:meth:`ArtifactWriter.call`).
+Drawing a trial's figures and logging a pyfunc model cost several times a small fit, and its
+params, metrics and files are several store writes. Worker processes do that work for trial n
+while the main process fits trial n+1; the main process only creates the run and the trial's
+LoggedModel, so the model URI is known at once. :meth:`ArtifactWriter.wait` returns when every
+job is logged, so a sweep never ends with work outstanding. Two workers (the default) keep up
+with small fits, where drawing and logging outlast the fit. At the end of a sweep they also
+draw the study plots (:meth:`ArtifactWriter.call`).
 """
 
 from __future__ import annotations
@@ -241,7 +240,7 @@ def _init_worker(parent_pid: int | None) -> None:
     matplotlib.use("Agg")
     for name in PRELOAD:
         importlib.import_module(name)
-    warm_up()
+    warm_up()  # nothing to do when forked from a process that did it
 
 
 _warm = False

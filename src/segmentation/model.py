@@ -127,6 +127,7 @@ class _PyfuncFlavor:
 
     @staticmethod
     def save_model(validate_serving_input: bool = True, **kwargs: Any) -> None:
+        del validate_serving_input  # Model.log's own option, read there
         mlflow.pyfunc.save_model(**kwargs)
 
 
