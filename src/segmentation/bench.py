@@ -125,6 +125,11 @@ def tracked_summary(cfg: Any, result: Any) -> dict[str, Any]:
         if k.startswith("insights_") and k.endswith("_seconds")
     }
     logged = sum(1 for r in children if r.outputs and r.outputs.model_outputs)
+    registered_at = math.nan  # epoch seconds: the registry's own time of the version
+    if result.registered_version is not None:
+        name = str(cfg.tracking.registered_model_name)
+        version = client.get_model_version(name, result.registered_version)
+        registered_at = version.creation_timestamp / 1000
     return {
         "seconds": (parent.info.end_time - parent.info.start_time) / 1000,
         "best_value": result.best_trial.value,
@@ -132,6 +137,7 @@ def tracked_summary(cfg: Any, result: Any) -> dict[str, Any]:
         "trials": len(children),
         "models_logged": logged,
         "registered_version": result.registered_version,
+        "registered_at": registered_at,
         "splits": splits,
         "estimators": estimators,
         "trials_seconds": trials_seconds(client, children),
@@ -337,7 +343,9 @@ def section_scale(
         "",
         "| measure | value | target |",
         "|---|---|---|",
-        f"| {rows:,} rows: process start to registered model | {big['wall']:.1f} s | <= 180 s |",
+        f"| {rows:,} rows: process start to registered model "
+        f"| {big['registered_at'] - big['started_at']:.1f} s | <= 180 s |",
+        f"| {rows:,} rows: process start to exit | {big['wall']:.1f} s | |",
         f"| {rows:,} rows: sweep (parent run) | {big['seconds']:.1f} s | |",
         f"| {rows:,} rows: peak RSS (largest process) | {big['peak_rss_mb']:.0f} MB | <= 4096 MB |",
         f"| {rows:,} rows: trials / models logged | {big['trials']} / {big['models_logged']} | |",
