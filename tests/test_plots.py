@@ -122,6 +122,40 @@ def test_optuna_plots_skip_importances_with_one_trial(tmp_path):
         assert_png(path)
 
 
+def test_text_is_drawn_by_matplotlib_when_its_internals_differ(monkeypatch):
+    """Should a matplotlib release drop what the one-bitmap drawing uses, texts are drawn by
+    matplotlib itself, pixel for pixel."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from segmentation.plots.canvas import StringTextCanvas, StringTextRenderer
+
+    class FontWithoutBitmaps:  # a font object as an older or newer FT2Font might be
+        def __init__(self, font):
+            self._font = font
+
+        def __getattr__(self, name):
+            if name == "draw_glyphs_to_bitmap":
+                raise AttributeError(name)
+            return getattr(self._font, name)
+
+    prepare = StringTextRenderer._prepare_font
+    monkeypatch.setattr(
+        StringTextRenderer,
+        "_prepare_font",
+        lambda self, prop: FontWithoutBitmaps(prepare(self, prop)),
+    )
+
+    def pixels(canvas_class: type) -> np.ndarray:
+        fig = Figure(figsize=(3, 2), dpi=90)
+        fig.text(0.5, 0.5, "Segment 3 (n=45)", rotation=20, ha="center", fontsize=10)
+        canvas = canvas_class(fig)
+        canvas.draw()
+        return np.asarray(canvas.buffer_rgba()).copy()
+
+    assert np.array_equal(pixels(StringTextCanvas), pixels(FigureCanvasAgg))
+
+
 def test_png_holds_the_canvas_pixels(tmp_path):
     from matplotlib.figure import Figure
     from PIL import Image

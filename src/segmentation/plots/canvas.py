@@ -21,11 +21,15 @@ class StringTextRenderer(RendererAgg):
     matplotlib itself did up to 3.9, and the bitmap is blended once. A trial's four plots
     took 84 ms instead of 114 ms; the pixels differ by sub-pixel glyph positions only. Math
     text, font features and languages go the standard way, as does any text should these
-    renderer internals change.
+    renderer internals change (an ``AttributeError``).
     """
 
     def draw_text(self, gc, x, y, s, prop, angle, ismath=False, mtext=None):
-        if ismath or (mtext is not None and (mtext.get_fontfeatures() or mtext.get_language())):
+        # Font features and languages (matplotlib 3.10+) need matplotlib's own layout.
+        shaped = mtext is not None and any(
+            getattr(mtext, attr, lambda: None)() for attr in ("get_fontfeatures", "get_language")
+        )
+        if ismath or shaped:
             return super().draw_text(gc, x, y, s, prop, angle, ismath, mtext)
         try:
             font = self._prepare_font(prop)
