@@ -12,6 +12,7 @@ draw the study plots (:meth:`ArtifactWriter.call`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import multiprocessing
 import os
@@ -243,19 +244,13 @@ def _init_worker(parent_pid: int | None) -> None:
     warm_up()  # nothing to do when forked from a process that did it
 
 
-_warm = False
-
-
+@functools.cache  # once per process: a process forked after it inherits the cache as well
 def warm_up() -> None:
     """Pay once, before the first trial, what a fresh process pays on its first plots and
     model: matplotlib loads its fonts, MLflow's first model save reads the metadata of every
     installed package (0.3-0.6 s) and its first load imports the serving code. Processes
-    forked after it start warm; it does nothing the second time. Drawn and saved into a
-    temporary directory: nothing reaches the store."""
-    global _warm
-    if _warm:
-        return
-    _warm = True
+    forked after it start warm. Drawn and saved into a temporary directory: nothing reaches
+    the store."""
     import mlflow
     from sklearn.cluster import KMeans
     from sklearn.preprocessing import FunctionTransformer, StandardScaler

@@ -207,8 +207,9 @@ class StudyPlots:
         seconds, skipped = 0.0, {}
         for future in self.futures:
             interrupts.wait(future)
-            seconds += float(future.result()["seconds"])
-            skipped.update(future.result()["skipped"])
+            drawn = future.result()
+            seconds += float(drawn["seconds"])
+            skipped.update(drawn["skipped"])
         if skipped:
             (self.out_dir / "skipped.json").write_text(json.dumps(skipped, indent=1))
         client.log_artifacts(parent_id, str(self.out_dir), "study")

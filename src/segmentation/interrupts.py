@@ -7,8 +7,8 @@ artifact workers, whose commits waited for the lock until MLflow's 20 s busy tim
 Ctrl-Cs here). Inside :func:`deferred`, a Ctrl-C is raised at once only where the sweep
 computes or waits (:func:`allowed`, :func:`wait`: fits, metrics, waiting for workers), and
 otherwise at the next of those, at the next trial (:func:`checkpoint`) or when the block
-ends. The first Ctrl-C is the one that counts: the
-clean-up it starts (closing runs, failing the trial) is not cut by a second one.
+ends. The first Ctrl-C is the one that counts: the clean-up it starts (closing runs, failing
+the trial) is not cut by a second one.
 """
 
 from __future__ import annotations

@@ -139,9 +139,12 @@ _validated: set[type] = set()
 
 
 @contextmanager
-def _model_files(pipeline: Pipeline, personas: Mapping[int, str] | None) -> Iterator[dict]:
-    """The pyfunc model's code and artifacts (the pipeline and the persona names), written to a
-    temporary directory for as long as the block runs."""
+def _pyfunc_arguments(
+    pipeline: Pipeline, example: pd.DataFrame, personas: Mapping[int, str] | None
+) -> Iterator[dict[str, Any]]:
+    """The arguments that make the segment model a pyfunc model: its code, its artifacts (the
+    pipeline and the persona names, written to a temporary directory for as long as the block
+    runs), the signature, the input example and the pinned requirements."""
     with tempfile.TemporaryDirectory() as tmp:
         pipeline_path = Path(tmp) / "pipeline.joblib"
         personas_path = Path(tmp) / "personas.json"
@@ -152,6 +155,9 @@ def _model_files(pipeline: Pipeline, personas: Mapping[int, str] | None) -> Iter
         yield {
             "python_model": str(Path(__file__).with_name("logged_model.py")),
             "artifacts": {"pipeline": str(pipeline_path), "personas": str(personas_path)},
+            "signature": model_signature(example),
+            "input_example": example,
+            "pip_requirements": pip_requirements(),
         }
 
 
@@ -162,14 +168,8 @@ def save_segment_model(
     personas: Mapping[int, str] | None = None,
 ) -> None:
     """Save the model as :func:`log_segment_model` logs it, into the directory ``path``."""
-    with _model_files(pipeline, personas) as files:
-        mlflow.pyfunc.save_model(
-            path=str(path),
-            signature=model_signature(example),
-            input_example=example,
-            pip_requirements=pip_requirements(),
-            **files,
-        )
+    with _pyfunc_arguments(pipeline, example, personas) as arguments:
+        mlflow.pyfunc.save_model(path=str(path), **arguments)
 
 
 def log_segment_model(
@@ -182,17 +182,14 @@ def log_segment_model(
     """Log the model to the active run (or into the already created LoggedModel ``model_id``)
     with a signature and a few-row input example (never the training data)."""
     estimator = type(pipeline.steps[-1][1])
-    with _model_files(pipeline, personas) as files:
+    with _pyfunc_arguments(pipeline, example, personas) as arguments:
         info = mlflow.models.Model.log(
             artifact_path=None,
             name=name,
             flavor=_PyfuncFlavor,
-            signature=model_signature(example),
-            input_example=example,
-            pip_requirements=pip_requirements(),
             model_id=model_id,
             validate_serving_input=estimator not in _validated,
-            **files,
+            **arguments,
         )
     _validated.add(estimator)
     return info

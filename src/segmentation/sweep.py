@@ -20,7 +20,7 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 from mlflow.tracking.context.registry import resolve_tags
 from mlflow.types import ColSpec, Schema
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 from sklearn.base import TransformerMixin
@@ -194,7 +194,6 @@ class TrialRunner:
             tags={
                 **self.context_tags,
                 MLFLOW_PARENT_RUN_ID: self.parent_run_id,
-                MLFLOW_RUN_NAME: run_name,
                 tracking.ROLE_TAG: "trial",
                 tracking.STUDY_TAG: trial.study.study_name,
                 tracking.TRIAL_TAG: str(trial.number),

@@ -3,6 +3,7 @@ threads and never open a window. Every segment keeps one colour across all plots
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -72,13 +73,21 @@ def save(
     right: float = 0.97,
     bottom: float = 0.12,
     top: float = 0.91,
+    inches: Mapping[str, float] | None = None,
 ) -> Path:
     """Write a figure as PNG.
 
     Fixed margins instead of a layout engine: constrained layout doubles the drawing cost.
-    Figures with long tick labels pass wider margins.
+    Figures with long tick labels pass wider margins; ``inches`` gives some of them in inches
+    from the figure's edge instead, for figures whose size depends on the data (a fraction of
+    a short figure cut labels off).
     """
     from segmentation.plots.canvas import render_png
 
-    fig.subplots_adjust(left=left, right=right, bottom=bottom, top=top)
+    margins = {"left": left, "right": right, "bottom": bottom, "top": top}
+    width, height = fig.get_size_inches()
+    for side, size in (inches or {}).items():
+        extent = width if side in ("left", "right") else height
+        margins[side] = size / extent if side in ("left", "bottom") else 1 - size / extent
+    fig.subplots_adjust(**margins)
     return render_png(fig, path, dpi)

@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -118,16 +119,11 @@ def box_by_group(frame: pd.DataFrame, value: str, group: str, title: str) -> Fig
     return fig
 
 
-def correlation_size(n: int) -> float:
-    """Height in inches of the correlation heatmap of ``n`` columns (its width is one more)."""
-    return max(5.0, 0.45 * n + 3.0)
-
-
 def correlation_heatmap(frame: pd.DataFrame, columns: Sequence[str], title: str) -> Figure:
     """Pearson correlations of the numeric columns, values written when they fit."""
     corr = frame[list(columns)].astype(float).corr().to_numpy()
     n = len(columns)
-    size = correlation_size(n)
+    size = max(5.0, 0.45 * n + 3.0)
     fig = Figure(figsize=(size + 1.0, size))
     ax = fig.add_subplot()
     image = ax.imshow(corr, cmap="RdBu_r", vmin=-1, vmax=1)
@@ -202,16 +198,14 @@ def write_eda_plots(
     numeric = numeric_columns(frame)
     cats = [c for c in (categories or categorical_columns(frame)) if c in frame.columns]
     # (file name, figure builder, margins): drawn one at a time, so one figure is alive at once.
-    plots: list[tuple[str, Callable[[], Figure], dict[str, float]]] = []
+    plots: list[tuple[str, Callable[[], Figure], dict[str, Any]]] = []
     if numeric:
-        rows = math.ceil(min(len(numeric), MAX_PANELS) / 3)
-        height = 2.6 * rows + 0.6  # as _grid makes it
         plots.append(
             (
                 "histograms.png",
                 lambda: histograms(frame, numeric, f"Distributions: {title}"),
                 # In inches: a fraction of one row's height cut the column names off.
-                {"left": 0.08, "bottom": 0.5 / height, "top": 1 - 0.4 / height},
+                {"left": 0.08, "inches": {"bottom": 0.5, "top": 0.4}},
             )
         )
     if cats:
@@ -232,13 +226,12 @@ def write_eda_plots(
                 )
             )
     if len(numeric) >= 2:
-        width = correlation_size(len(numeric)) + 1.0
         plots.append(
             (
                 "correlation.png",
                 lambda: correlation_heatmap(frame, numeric, f"Correlations: {title}"),
                 # The colour bar's ticks and label need an inch: at 0.95 they were cut off.
-                {"left": 0.25, "bottom": 0.25, "right": 1 - 1.0 / width},
+                {"left": 0.25, "bottom": 0.25, "inches": {"right": 1.0}},
             )
         )
     if len(features) >= 2:
