@@ -45,16 +45,17 @@ sweep: $(STAMP) ## Run the sweep of EXPERIMENT (ARGS="overrides", WORKERS=n)
 test: $(STAMP) ## Run the test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP) ## Check lint and formatting with ruff
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+lint: $(STAMP) ## Lint and format check (ruff), layers and import cycles (import-linter)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports
 
 format: $(STAMP) ## Format the code with ruff
-	$(BIN)/ruff check --fix src tests
-	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks
 
-bench: $(STAMP) ## Benchmarks: tracked vs bare sweep (and scale, workers)
-	$(BIN)/python -m segmentation.bench $(ARGS)
+bench: $(STAMP) ## Benchmarks (results in bench-results/RESULTS.md; ARGS="--only small")
+	$(BIN)/python benchmarks/bench.py $(ARGS)
 
 ui: $(STAMP) ## MLflow UI on 127.0.0.1:$(UI_PORT), light (one worker, no job runner)
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --host 127.0.0.1 --port $(UI_PORT) \

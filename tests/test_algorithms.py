@@ -13,8 +13,9 @@ from sklearn.utils.estimator_checks import check_estimator
 from segmentation.algorithms import gmm, suggest, trial_params
 from segmentation.algorithms.dbscan import NearestCoreDBSCAN
 from segmentation.config import compose
-from segmentation.metrics import cluster_metrics, constraint_violation, silhouette_values
-from segmentation.scaling import make_scaler
+from segmentation.evaluation.constraints import constraint_violation
+from segmentation.evaluation.metrics import cluster_metrics, model_metrics, silhouette_values
+from segmentation.features.scaling import make_scaler
 
 
 def test_nearest_core_dbscan_passes_sklearn_checks():
@@ -31,15 +32,15 @@ def test_gmm_started_from_a_sample_reaches_the_full_fit(covariance_type):
     X, _ = make_blobs(n_samples=4000, centers=4, cluster_std=0.8, random_state=3)
     full = GaussianMixture(4, covariance_type=covariance_type, random_state=0).fit(X)
     model = gmm.build(
-        {"n_components": 4, "covariance_type": covariance_type, "init_sample_size": 500}, 0, len(X)
+        n_components=4, covariance_type=covariance_type, init_sample_size=500, random_state=0
     )
     labels = model.fit_predict(X)
     np.testing.assert_array_equal(labels, model.predict(X))
     assert model.score(X) == pytest.approx(full.score(X), abs=1e-3)
     assert 1 <= model.n_iter_ <= 5  # EM on all rows ran, from near the optimum
-    below = gmm.build({"n_components": 4, "init_sample_size": len(X)}, 0, len(X)).fit(X)
+    below = gmm.build(n_components=4, init_sample_size=len(X), random_state=0).fit(X)
     np.testing.assert_allclose(below.means_, GaussianMixture(4, random_state=0).fit(X).means_)
-    metrics = gmm.extra_metrics(model, X)
+    metrics = model_metrics(model, X)
     assert metrics["bic"] == pytest.approx(model.bic(X))
     assert metrics["aic"] == pytest.approx(model.aic(X))
 
@@ -118,11 +119,19 @@ def test_silhouette_is_sampled_above_threshold():
     assert abs(full["silhouette"] - sampled["silhouette"]) < 0.02
 
 
-@pytest.mark.parametrize("name", ["standard", "robust", "minmax", "none"])
-def test_scalers(name):
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("standard", [[-1.22474487, -1.06904497], [0.0, -0.26726124], [1.22474487, 1.33630621]]),
+        ("robust", [[-1.0, -0.66666667], [0.0, 0.0], [1.0, 1.33333333]]),
+        ("minmax", [[0.0, 0.0], [0.5, 1 / 3], [1.0, 1.0]]),
+        ("none", [[1.0, 10.0], [2.0, 20.0], [3.0, 40.0]]),
+    ],
+)
+def test_scalers_are_built_from_the_scaling_group(name, expected):
     X = np.array([[1.0, 10.0], [2.0, 20.0], [3.0, 40.0]])
-    out = make_scaler(name).fit_transform(X)
-    assert out.shape == X.shape
+    out = make_scaler(compose([f"scaling={name}"]).scaling).fit_transform(X)
+    np.testing.assert_allclose(out, expected, rtol=1e-6)
 
 
 def test_tracking_uri_env_wins(monkeypatch, tmp_path):

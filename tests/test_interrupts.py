@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from segmentation import interrupts
+from segmentation.study import interrupts
 
 
 def ctrl_c() -> None:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 
 from segmentation.algorithms import dbscan, kmeans
 from segmentation.config import compose
-from segmentation.personas import build_personas, persona_names
-from segmentation.profiles import segment_profile
-from segmentation.stability import bootstrap_ari, trial_stability
+from segmentation.evaluation.stability import bootstrap_ari
+from segmentation.segments.personas import build_personas, persona_names
+from segmentation.segments.profiles import segment_profile
 
 INCOME, SPENDING = "Annual Income (k$)", "Spending Score (1-100)"
 
@@ -75,22 +74,26 @@ def test_identical_segments_get_deterministic_unique_names_and_noise_row():
 
 
 def test_stability_high_on_blobs_lower_on_noise():
+    def km():
+        return kmeans.build(n_clusters=4, n_init=4, random_state=0)
+
     X, _ = make_blobs(300, centers=4, cluster_std=0.4, center_box=(-10, 10), random_state=1)
-    labels = KMeans(4, n_init=4, random_state=0).fit_predict(X)
-    params = {"n_clusters": 4, "n_init": 4}
-    blobs = trial_stability(kmeans, params, X, labels, bootstraps=5, seed=0)
+    labels = km().fit_predict(X)
+    blobs = bootstrap_ari(km, X, labels, bootstraps=5, seed=0)
     noise_X = np.random.default_rng(0).uniform(size=(300, 2))
-    noise_labels = KMeans(4, n_init=4, random_state=0).fit_predict(noise_X)
-    noise = trial_stability(kmeans, params, noise_X, noise_labels, bootstraps=5, seed=0)
+    noise_labels = km().fit_predict(noise_X)
+    noise = bootstrap_ari(km, noise_X, noise_labels, bootstraps=5, seed=0)
     assert blobs > 0.95
     assert noise < blobs - 0.1
+
     # DBSCAN compares on the bootstrap's own points.
-    db_params = {"eps": 0.8, "min_samples": 5}
-    db_labels = dbscan.build(db_params, 0, len(X)).fit_predict(X)
-    assert trial_stability(dbscan, db_params, X, db_labels, 3, 0) > 0.9
+    def db():
+        return dbscan.build(eps=0.8, min_samples=5, random_state=0)
+
+    db_labels = db().fit_predict(X)
+    assert bootstrap_ari(db, X, db_labels, 3, 0, on_sample=True) > 0.9
     # Seeded: the same number twice.
-    again = bootstrap_ari(lambda: KMeans(4, n_init=4, random_state=0), noise_X, noise_labels, 5, 0)
-    assert again == noise
+    assert bootstrap_ari(km, noise_X, noise_labels, 5, 0) == noise
     # Bootstrap samples capped below the data size tell the same story.
-    assert trial_stability(kmeans, params, X, labels, 5, 0, sample_rows=100) > 0.95
-    assert trial_stability(kmeans, params, noise_X, noise_labels, 5, 0, sample_rows=100) < 0.9
+    assert bootstrap_ari(km, X, labels, 5, 0, sample_rows=100) > 0.95
+    assert bootstrap_ari(km, noise_X, noise_labels, 5, 0, sample_rows=100) < 0.9

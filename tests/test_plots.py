@@ -7,15 +7,15 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pandas as pd
-import pytest
 from matplotlib.colors import to_rgb
 from sklearn.datasets import make_blobs
 
+from segmentation.evaluation.choosing_k import elbow, k_curves
 from segmentation.plots import PALETTE, contrast_with_white, segment_text_colour
 from segmentation.plots.eda import write_eda_plots
-from segmentation.plots.study import elbow, k_curves, write_k_plots, write_optuna_plots
+from segmentation.plots.study import write_k_plots, write_optuna_plots
 from segmentation.plots.trial import write_trial_plots
-from segmentation.profiles import segment_profile, write_profile
+from segmentation.segments.profiles import segment_profile, write_profile
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -122,66 +122,27 @@ def test_optuna_plots_skip_importances_with_one_trial(tmp_path):
         assert_png(path)
 
 
-def test_text_is_drawn_by_matplotlib_when_its_internals_differ(monkeypatch):
-    """Should a matplotlib release drop what the one-bitmap drawing uses, texts are drawn by
-    matplotlib itself, pixel for pixel."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from segmentation.plots.canvas import StringTextCanvas, StringTextRenderer
-
-    class FontWithoutBitmaps:  # a font object as an older or newer FT2Font might be
-        def __init__(self, font):
-            self._font = font
-
-        def __getattr__(self, name):
-            if name == "draw_glyphs_to_bitmap":
-                raise AttributeError(name)
-            return getattr(self._font, name)
-
-    prepare = StringTextRenderer._prepare_font
-    monkeypatch.setattr(
-        StringTextRenderer,
-        "_prepare_font",
-        lambda self, prop: FontWithoutBitmaps(prepare(self, prop)),
-    )
-
-    def pixels(canvas_class: type) -> np.ndarray:
-        fig = Figure(figsize=(3, 2), dpi=90)
-        fig.text(0.5, 0.5, "Segment 3 (n=45)", rotation=20, ha="center", fontsize=10)
-        canvas = canvas_class(fig)
-        canvas.draw()
-        return np.asarray(canvas.buffer_rgba()).copy()
-
-    assert np.array_equal(pixels(StringTextCanvas), pixels(FigureCanvasAgg))
-
-
-def test_png_holds_the_canvas_pixels(tmp_path):
+def test_template_png_holds_the_canvas_pixels(tmp_path):
     from matplotlib.figure import Figure
     from PIL import Image
 
-    from segmentation.plots.canvas import StringTextCanvas, write_png
+    from segmentation.plots.templates import FigureTemplate
 
-    fig = Figure(figsize=(3.1, 1.7), dpi=90)  # odd sizes: rows are not aligned
+    fig = Figure(figsize=(3.1, 1.7))  # odd sizes: rows are not aligned
     fig.add_subplot().plot([0, 1], [1, 0], color="#D55E00")
     fig.text(0.1, 0.9, "Segment 0 (n=39)")
-    canvas = StringTextCanvas(fig)
-    canvas.draw()
-    with Image.open(write_png(canvas, tmp_path / "a.png")) as image:
+    page = FigureTemplate(fig, left=0.1, right=0.95, bottom=0.15, top=0.9)
+    with Image.open(page.write([], tmp_path / "a.png")) as image:
         assert image.format == "PNG" and image.mode == "RGB"
         decoded = np.asarray(image)
-    assert np.array_equal(decoded, np.asarray(canvas.buffer_rgba())[..., :3])
+    assert np.array_equal(decoded, np.asarray(page.canvas.buffer_rgba())[..., :3])
+    assert (decoded != 255).any(), "the line and the text are drawn"
 
 
-def test_study_plot_parts_draw_every_study_plot(tmp_path):
-    """The parts the artifact workers draw side by side add up to the study's plots; what
-    they skip is logged once, from all of them (``StudyPlots.log``)."""
-    from concurrent.futures import Future
-
-    from mlflow.tracking import MlflowClient
-
-    from segmentation.insights import StudyPlots
-    from segmentation.plots.study import STUDY_PLOT_PARTS, draw_study_plots
+def test_study_plots_draw_ours_and_optunas(tmp_path):
+    """The study's plots, from picklable inputs (the artifact pool draws them); the Optuna plots
+    that need more trials are skipped with the reason."""
+    from segmentation.plots.study import draw_study_plots
 
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr("algorithm", "kmeans")
@@ -193,25 +154,20 @@ def test_study_plot_parts_draw_every_study_plot(tmp_path):
     for n_trials, skips in ((1, {"param_importances", "slice"}), (5, set())):
         study.optimize(objective, n_trials=n_trials - len(study.trials))
         out = tmp_path / str(n_trials)
-        futures = []
-        for part in STUDY_PLOT_PARTS:
-            future: Future = Future()
-            future.set_result(draw_study_plots(out, study.trials, "maximize", "t", part))
-            futures.append(future)
-        client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
-        run = client.create_run(client.create_experiment(f"e{n_trials}"))
-        StudyPlots(futures, out).log(client, run.info.run_id)
-        logged = {a.path.split("/")[-1] for a in client.list_artifacts(run.info.run_id, "study")}
+        skipped = draw_study_plots(out, study.trials, "maximize", "t")
         drawn = {"optimisation_history", "silhouette_vs_k", "optuna_history", "param_importances"}
         expected = {f"{name}.png" for name in drawn | {"slice"} if name not in skips}
-        assert logged - {"skipped.json"} == expected
-        assert ("skipped.json" in logged) == bool(skips)
+        assert {p.name for p in out.iterdir()} == expected
+        assert set(skipped) == skips
+        assert all("needs at least 2 completed trials" in why for why in skipped.values())
+        for path in out.iterdir():
+            assert_png(path)
 
 
 def _trial_pngs(out: Path, X: np.ndarray, labels: np.ndarray, names: list[str]) -> dict:
     from PIL import Image
 
-    from segmentation.metrics import silhouette_values
+    from segmentation.evaluation.metrics import silhouette_values
 
     values = silhouette_values(X, labels)
     profile = segment_profile(X, labels, names)
@@ -298,41 +254,7 @@ def test_profile_row_labels_and_title_are_not_cut(tmp_path):
         profile = segment_profile(X, labels, names, centers=np.zeros((5, n_features)))
         personas = {s: "Very high income, very low spending, young families" for s in range(5)}
         title = "gmm, 10 segments, silhouette 0.555"
-        path = profile_heatmap(tmp_path / f"{n_features}.png", profile, title, personas)
+        path = profile_heatmap(tmp_path / f"{n_features}.png", profile, names, title, personas)
         pixels = np.asarray(Image.open(path).convert("L"))
         assert (pixels[:, :3] == 255).all(), f"{n_features} features: a label reaches the edge"
         assert (pixels[:, -3:] == 255).all(), f"{n_features} features: the title reaches the edge"
-
-
-def test_plain_text_is_drawn_as_matplotlib_draws_it(tmp_path):
-    """The templates draw a plain text as one bitmap (faster than matplotlib 3.11's glyph by
-    glyph): the same ink in the same place, to a pixel (two when rotated, as the bitmap turns
-    about its rounded corner); math text is drawn by matplotlib itself."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from segmentation.plots.canvas import StringTextCanvas
-    from segmentation.plots.templates import DPI
-
-    def pixels(canvas_class: type, text: str, rotation: float) -> np.ndarray:
-        fig = Figure(figsize=(3, 2), dpi=DPI)
-        fig.text(0.5, 0.5, text, rotation=rotation, ha="center", va="center", fontsize=10)
-        canvas = canvas_class(fig)
-        canvas.draw()
-        return 255 - np.asarray(canvas.buffer_rgba())[..., 0].astype(int)  # ink
-
-    for text, rotation in [("Segment 3 (n=45) Très élevé", 0), ("Spending Score (1-100)", 30)]:
-        ours, theirs = (
-            pixels(StringTextCanvas, text, rotation),
-            pixels(FigureCanvasAgg, text, rotation),
-        )
-        # A rotated bitmap is resampled: a little more ink at its edges.
-        assert ours.sum() == pytest.approx(theirs.sum(), rel=0.05), text
-        within = 1 if rotation == 0 else 2
-        for axis in (0, 1):  # the ink's extent along each axis
-            ink_ours = np.flatnonzero(ours.sum(axis=axis) > 0)
-            ink_theirs = np.flatnonzero(theirs.sum(axis=axis) > 0)
-            assert abs(ink_ours[0] - ink_theirs[0]) <= within, text
-            assert abs(ink_ours[-1] - ink_theirs[-1]) <= within, text
-    math = r"$\sigma^2 = 1$"
-    assert np.array_equal(pixels(StringTextCanvas, math, 0), pixels(FigureCanvasAgg, math, 0))

@@ -83,7 +83,7 @@ def postgres_url() -> Iterator[str]:
 
 
 def test_two_workers_on_postgres(store, monkeypatch, postgres_url):
-    from segmentation.sweep import run_sweep
+    from segmentation.study.sweep import run_sweep
 
     monkeypatch.setenv("SEGMENTATION_DB_URL", f"{postgres_url}/optuna")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"{postgres_url}/mlflow")

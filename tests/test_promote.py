@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from mlflow.tracking import MlflowClient
 
-from segmentation import tracking
 from segmentation.cli import promote_main
-from segmentation.datasets import load_dataset
-from segmentation.datasets.reading import content_hash
+from segmentation.data import load_dataset
+from segmentation.data.reading import content_hash
 from segmentation.errors import InputError
-from segmentation.promote import CHAMPION, PREVIOUS, alias_version, promote, rollback
-from segmentation.sweep import run_sweep
+from segmentation.serving.promote import CHAMPION, PREVIOUS, alias_version, promote, rollback
+from segmentation.study.sweep import run_sweep
+from segmentation.tracking import runs as tags
 from tests.conftest import make_cfg, module_store, run_main
 
 FAST = ("sweep.n_trials=3", "algorithm=kmeans", "tracking.log_plots=false")
@@ -42,19 +42,19 @@ def test_promote_moves_champion_and_tags_the_version(swept):
     assert aliases(cfg) == (done.version, None)
     client = MlflowClient(str(cfg.paths.tracking_uri))
     version = client.get_model_version(cfg.tracking.registered_model_name, done.version)
-    tags = version.tags
-    assert tags["dataset"] == "mall"
-    assert tags["dataset_hash"] == content_hash(load_dataset(cfg.dataset).frame)
-    assert tags["feature_set"] == "income_spending"
-    assert tags["algorithm"] == "kmeans"
-    assert float(tags["silhouette"]) == pytest.approx(result.best_trial.value, abs=1e-4)
-    assert tags["source_run"] == done.run_id
-    assert tags["code_version"] and tags["code_version"] != "unknown"
-    assert tags["promoted_at"].startswith("20")
+    found = version.tags
+    assert found["dataset"] == "mall"
+    assert found["dataset_hash"] == content_hash(load_dataset(cfg.dataset).frame)
+    assert found["feature_set"] == "income_spending"
+    assert found["algorithm"] == "kmeans"
+    assert float(found["silhouette"]) == pytest.approx(result.best_trial.value, abs=1e-4)
+    assert found["source_run"] == done.run_id
+    assert found["code_version"] and found["code_version"] != "unknown"
+    assert found["promoted_at"].startswith("20")
     assert version.current_stage in (None, "None")  # aliases only, no registry stages
     # The runs carry the dataset hash too.
     run = client.get_run(done.run_id)
-    assert run.data.tags[tracking.DATASET_HASH_TAG] == tags["dataset_hash"]
+    assert run.data.tags[tags.DATASET_HASH_TAG] == found["dataset_hash"]
     # Promoting the same version again changes nothing; nothing to roll back to yet.
     assert not promote(cfg).changed
     with pytest.raises(InputError, match="nothing to roll back to"):

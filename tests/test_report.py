@@ -13,13 +13,14 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from segmentation import tracking
 from segmentation.cli import report_task
-from segmentation.insights import Segments
-from segmentation.personas import build_personas
-from segmentation.profiles import segment_profile
-from segmentation.report import build_report
-from segmentation.sweep import run_sweep
+from segmentation.segments.describe import Segments
+from segmentation.segments.personas import build_personas
+from segmentation.segments.profiles import segment_profile
+from segmentation.study.sweep import run_sweep
+from segmentation.tracking import runs as tags
+from segmentation.tracking import store as tracking_store
+from segmentation.tracking.reports import build_report
 from tests.conftest import make_cfg, module_store
 
 
@@ -122,11 +123,11 @@ def test_report_cli_writes_file_and_personas_on_request(swept, tmp_path):
 
 def test_report_escapes_text_from_data(swept, tmp_path):
     cfg, _, client = swept
-    exp = tracking.experiment_id(client, "escape", cfg.paths.artifact_root)
-    parent = client.create_run(exp, tags={tracking.ROLE_TAG: "sweep"}).info.run_id
-    best = client.create_run(exp, tags={tracking.ROLE_TAG: "trial"}).info.run_id
+    exp = tracking_store.experiment_id(client, "escape", cfg.paths.artifact_root)
+    parent = client.create_run(exp, tags={tags.ROLE_TAG: "sweep"}).info.run_id
+    best = client.create_run(exp, tags={tags.ROLE_TAG: "trial"}).info.run_id
     client.set_tag(parent, "best_run_id", best)
-    tracking.log_batch(client, parent, params={"dataset": "<script>alert(1)</script>"})
+    tags.log_batch(client, parent, params={"dataset": "<script>alert(1)</script>"})
     rng = np.random.default_rng(0)
     labels = np.repeat([0, 1], 20)
     X = np.column_stack([rng.normal(labels * 5, 1), rng.normal(0, 1, 40)])

@@ -15,9 +15,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from segmentation import tracking
-from segmentation.storage import PID_ATTR, study_storage
-from segmentation.sweep import prepare_space, run_sweep, study_name
+from segmentation.study.storage import PID_ATTR, study_storage
+from segmentation.study.sweep import prepare_space, run_sweep, study_name
+from segmentation.tracking import runs as tags
 from tests.conftest import make_cfg
 from tests.test_workers import FAST, check_sweep
 
@@ -154,9 +154,9 @@ def check_sweep_after_crash(cfg, result, n_trials: int):
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     client = MlflowClient(str(cfg.paths.tracking_uri))
     runs = client.search_runs([result.experiment_id], max_results=1000)
-    parents = [r for r in runs if r.data.tags.get(tracking.ROLE_TAG) == "sweep"]
+    parents = [r for r in runs if r.data.tags.get(tags.ROLE_TAG) == "sweep"]
     assert [r.info.run_id for r in parents] == [result.parent_run_id]
-    children = [r for r in runs if r.data.tags.get(tracking.ROLE_TAG) == "trial"]
+    children = [r for r in runs if r.data.tags.get(tags.ROLE_TAG) == "trial"]
     assert all(r.data.tags["mlflow.parentRunId"] == result.parent_run_id for r in children)
     done = sorted(r.info.run_id for r in children if r.info.status == "FINISHED")
     assert done == sorted(t.user_attrs["mlflow_run_id"] for t in finished)

@@ -12,9 +12,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from segmentation.config import compose
-from segmentation.datasets import data_profile, load_dataset, make_engineer
-from segmentation.datasets import retail_marketing as retail
-from segmentation.sweep import run_sweep
+from segmentation.data import data_profile, load_dataset, make_engineer
+from segmentation.data import retail_marketing as retail
+from segmentation.study.sweep import run_sweep
 from tests.conftest import make_cfg, real_file
 
 FILE = "marketing_campaign.csv"

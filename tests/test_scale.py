@@ -14,10 +14,10 @@ from sklearn.metrics import silhouette_score
 from sklearn.preprocessing import StandardScaler
 
 from segmentation.algorithms import dbscan, kmeans
-from segmentation.datasets.mall import INCOME, SPENDING, generate
+from segmentation.data.mall import INCOME, SPENDING, generate
 from segmentation.errors import InputError
-from segmentation.metrics import cluster_metrics
-from segmentation.sweep import run_sweep
+from segmentation.evaluation.metrics import cluster_metrics
+from segmentation.study.sweep import run_sweep
 from tests.conftest import make_cfg, module_store
 
 
@@ -39,13 +39,13 @@ def test_dbscan_above_row_limit_refused_in_one_line_before_anything_is_written(s
         store,
         "algorithm=all",
         "dataset.synthetic_rows=2000",
-        "algorithm.dbscan.fixed.max_rows=1000",
+        "algorithm.dbscan.max_rows=1000",
     )
     with pytest.raises(InputError) as err:
         run_sweep(cfg)
     message = str(err.value)
     assert "\n" not in message
-    assert "2000 rows exceed algorithm.dbscan.fixed.max_rows=1000" in message
+    assert "2000 rows exceed algorithm.dbscan.max_rows=1000" in message
     assert "algorithm=[kmeans,gmm]" in message and "sample_rows" in message
     assert list(store.iterdir()) == [], "nothing may be written before the refusal"
 
@@ -54,7 +54,7 @@ def test_dbscan_on_a_sample_still_labels_every_row():
     rng = np.random.default_rng(0)
     X = np.vstack([rng.normal(c, 0.2, size=(1500, 2)) for c in (0.0, 3.0)])
     model = dbscan.build(
-        {"eps": 0.3, "min_samples": 5, "max_rows": 1000, "sample_rows": 600}, seed=1, n_rows=len(X)
+        eps=0.3, min_samples=5, sample_rows=600, random_state=1, n_rows=len(X)
     ).fit(X)
     assert len(model.labels_) == len(X)
     np.testing.assert_array_equal(model.labels_, model.predict(X))
@@ -64,8 +64,8 @@ def test_dbscan_on_a_sample_still_labels_every_row():
 
 def test_kmeans_switches_to_minibatch_above_the_configured_size():
     params = {"n_clusters": 3, "n_init": 1, "minibatch_above": 1000}
-    assert isinstance(kmeans.build(params, 0, 1000), KMeans)
-    assert isinstance(kmeans.build(params, 0, 1001), MiniBatchKMeans)
+    assert isinstance(kmeans.build(**params, random_state=0, n_rows=1000), KMeans)
+    assert isinstance(kmeans.build(**params, random_state=0, n_rows=1001), MiniBatchKMeans)
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +76,8 @@ def big_sweep(tmp_path_factory):
             "algorithm=[kmeans,gmm]",
             "sweep.n_trials=3",
             "dataset.synthetic_rows=200000",
-            "algorithm.kmeans.fixed.minibatch_above=100000",
-            "algorithm.gmm.fixed.max_iter=50",
+            "algorithm.kmeans.estimator.minibatch_above=100000",
+            "algorithm.gmm.estimator.max_iter=50",
             "sweep.stability.bootstraps=2",
             # Fewer k for the parent's choosing-k curves: the scale of the trials is under test.
             "sweep.constraints.k_max=5",

@@ -17,16 +17,16 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.preprocessing import StandardScaler
 
 from segmentation.algorithms.dbscan import NearestCoreDBSCAN
 from segmentation.cli import predict_main
-from segmentation.datasets.mall import MallFeatures, generate
+from segmentation.data.mall import MallFeatures, generate
 from segmentation.errors import InputError
-from segmentation.model import SegmentModel, build_pipeline
-from segmentation.predict import score_file
-from segmentation.promote import champion_uri, promote
-from segmentation.scaling import make_scaler
-from segmentation.sweep import run_sweep
+from segmentation.serving.predict import score_file
+from segmentation.serving.promote import champion_uri, promote
+from segmentation.study.sweep import run_sweep
+from segmentation.tracking.model import SegmentModel, build_pipeline
 from tests.conftest import make_cfg, module_store, real_file, run_main
 
 SRC = Path(__file__).parents[1] / "src"
@@ -244,7 +244,7 @@ def test_dbscan_pipeline_scores_raw_rows_with_noise_unassigned():
     features = MallFeatures().fit(raw)
     columns = ["Annual Income (k$)", "Spending Score (1-100)"]
     X_raw = features.transform(raw)[columns].to_numpy()
-    scaler = make_scaler("standard").fit(X_raw)
+    scaler = StandardScaler().fit(X_raw)
     clusterer = NearestCoreDBSCAN(eps=0.3, min_samples=5)
     labels = clusterer.fit_predict(scaler.transform(X_raw))
     model = SegmentModel(build_pipeline(features, columns, scaler, clusterer), {0: "Core"})

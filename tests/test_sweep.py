@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from segmentation import tracking
-from segmentation.sweep import feature_space_name, run_sweep
+from segmentation.study.sweep import feature_space_name, run_sweep
+from segmentation.tracking import runs as tags
+from segmentation.tracking import store as tracking_store
 from tests.conftest import make_cfg, real_file
 
 
@@ -51,7 +52,7 @@ def test_sweep_logs_runs_models_and_registers(store):
     } <= artifacts
     assert run.inputs.dataset_inputs, "dataset logged as the run's input"
     parent = client.get_run(result.parent_run_id)
-    assert parent.data.tags[tracking.ROLE_TAG] == "sweep"
+    assert parent.data.tags[tags.ROLE_TAG] == "sweep"
     assert "best_silhouette" in parent.data.metrics
     assert {a.path for a in client.list_artifacts(result.parent_run_id)} >= {"config.yaml", "study"}
     # The registered model scores raw rows.
@@ -76,7 +77,7 @@ def test_sweep_logs_runs_models_and_registers(store):
 
 
 def test_rerun_resumes_same_parent_and_finishes_budget(store, monkeypatch):
-    from segmentation import insights
+    from segmentation.study import insights
 
     refits = []
     refit = insights.refit_trial
@@ -134,10 +135,10 @@ def test_real_data_after_the_synthetic_default_is_a_new_study(store):
     client = MlflowClient(str(cfg.paths.tracking_uri))
     parent = client.get_run(real.parent_run_id)
     assert parent.data.tags["data_source"] == "real"
-    assert parent.data.tags[tracking.DATASET_HASH_TAG][:8] in real.study_name
+    assert parent.data.tags[tags.DATASET_HASH_TAG][:8] in real.study_name
     # The latest sweep of the feature space (what promotion picks) is the real one.
-    latest = tracking.find_sweep_run(
-        client, real.experiment_id, feature_space_name(cfg), tag=tracking.SPACE_TAG
+    latest = tracking_store.find_sweep_run(
+        client, real.experiment_id, feature_space_name(cfg), tag=tags.SPACE_TAG
     )
     assert latest.info.run_id == real.parent_run_id
 
@@ -166,12 +167,12 @@ def test_real_mall_kmeans_k5_published_silhouette(store):
     assert best.value == pytest.approx(0.5547, abs=0.001)
 
 
-def test_repeated_trials_share_plots_and_model(store):
+def test_repeated_trials_share_the_model_and_draw_the_same_plots(store):
     # Two parameter sets only: most of the 5 trials repeat an earlier one.
     cfg = make_cfg(
         store,
         "sweep.n_trials=5",
-        "sweep.sampler=random",
+        "sampler=random",
         "algorithm=kmeans",
         "algorithm.kmeans.search.n_clusters.low=4",
         "algorithm.kmeans.search.n_clusters.high=5",
@@ -187,26 +188,25 @@ def test_repeated_trials_share_plots_and_model(store):
     )
     assert len(runs) == 5
     by_id = {r.info.run_id: r for r in runs}
-    shared = [r for r in runs if tracking.MODEL_SHARED_TAG in r.data.tags]
+    shared = [r for r in runs if tags.MODEL_SHARED_TAG in r.data.tags]
     distinct = {r.data.params["kmeans.n_clusters"] for r in runs}
     assert len(shared) == 5 - len(distinct)
     for run in shared:
-        first = by_id[run.data.tags[tracking.MODEL_SHARED_TAG]]
+        first = by_id[run.data.tags[tags.MODEL_SHARED_TAG]]
         assert first.data.params["kmeans.n_clusters"] == run.data.params["kmeans.n_clusters"]
-        model_id = run.data.tags[tracking.MODEL_ID_TAG]
-        assert model_id == first.data.tags[tracking.MODEL_ID_TAG]
+        model_id = run.data.tags[tags.MODEL_ID_TAG]
+        assert model_id == first.data.tags[tags.MODEL_ID_TAG]
         assert [o.model_id for o in run.outputs.model_outputs] == [model_id]
-        # The same plots, byte for byte, as the run that drew them.
+        # The same labels draw the same plots, byte for byte.
         for name in ("cluster_scatter.png", "segment_sizes.png", "silhouette.png"):
             ours = client.download_artifacts(run.info.run_id, f"plots/{name}", str(store / "a"))
             theirs = client.download_artifacts(first.info.run_id, f"plots/{name}", str(store / "b"))
             with open(ours, "rb") as a, open(theirs, "rb") as b:
                 assert a.read() == b.read()
-    assert len({r.data.tags[tracking.MODEL_ID_TAG] for r in runs}) == len(distinct)
+    assert len({r.data.tags[tags.MODEL_ID_TAG] for r in runs}) == len(distinct)
 
 
 def test_cli_sweep_draws_data_insights_while_the_trials_run(store):
-    from segmentation.insights import DATA_INSIGHTS_TAG
     from tests.test_resume import start_sweep
 
     overrides = (
@@ -220,10 +220,9 @@ def test_cli_sweep_draws_data_insights_while_the_trials_run(store):
     client = MlflowClient(f"sqlite:///{store}/mlflow.db")
     parent = client.search_runs(
         [client.get_experiment_by_name("mall_income_spending").experiment_id],
-        f"tags.`{tracking.ROLE_TAG}` = 'sweep'",
+        f"tags.`{tags.ROLE_TAG}` = 'sweep'",
     )[0]
-    # A fresh process forks the EDA and choosing-k drawing at the start of the sweep.
-    assert parent.data.tags[DATA_INSIGHTS_TAG] == "background"
+    # The artifact pool draws the EDA and choosing-k plots from the start of the sweep.
     paths = {a.path for a in client.list_artifacts(parent.info.run_id, "eda")}
     assert "eda/histograms.png" in paths
     k = {a.path for a in client.list_artifacts(parent.info.run_id, "choosing_k")}

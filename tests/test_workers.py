@@ -9,11 +9,14 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from segmentation import background, tracking
 from segmentation.errors import InputError, TrackingError
-from segmentation.storage import PID_ATTR, study_storage
-from segmentation.sweep import run_sweep
-from segmentation.workers import OVER_BUDGET_ATTR
+from segmentation.study.artifacts import ArtifactWriter
+from segmentation.study.processes import BACKGROUND_NICENESS
+from segmentation.study.storage import PID_ATTR, study_storage
+from segmentation.study.sweep import run_sweep
+from segmentation.study.budget import OVER_BUDGET_ATTR
+from segmentation.tracking import runs as tags
+from segmentation.tracking import store as tracking_store
 from tests.conftest import make_cfg
 
 FAST = ("algorithm=kmeans", "tracking.log_plots=false", "tracking.log_models=false")
@@ -32,16 +35,16 @@ def check_sweep(cfg, result, n_trials: int) -> list[optuna.trial.FrozenTrial]:
     assert all("mlflow_run_id" not in t.user_attrs for t in others)
     client = MlflowClient(str(cfg.paths.tracking_uri))
     runs = client.search_runs([result.experiment_id], max_results=1000)
-    parents = [r for r in runs if r.data.tags.get(tracking.ROLE_TAG) == "sweep"]
+    parents = [r for r in runs if r.data.tags.get(tags.ROLE_TAG) == "sweep"]
     assert [r.info.run_id for r in parents] == [result.parent_run_id]
     assert parents[0].info.status == "FINISHED"
-    children = [r for r in runs if r.data.tags.get(tracking.ROLE_TAG) == "trial"]
+    children = [r for r in runs if r.data.tags.get(tags.ROLE_TAG) == "trial"]
     assert all(r.data.tags["mlflow.parentRunId"] == result.parent_run_id for r in children)
     assert sorted(r.info.run_id for r in children) == sorted(
         t.user_attrs["mlflow_run_id"] for t in finished
     )
     assert {r.info.status for r in children} == {"FINISHED"}
-    assert len({r.data.tags[tracking.TRIAL_TAG] for r in children}) == n_trials
+    assert len({r.data.tags[tags.TRIAL_TAG] for r in children}) == n_trials
     for t in finished:
         if t.state == TrialState.COMPLETE:
             run = next(r for r in children if r.info.run_id == t.user_attrs["mlflow_run_id"])
@@ -64,7 +67,7 @@ def test_two_workers_run_the_exact_budget_under_one_parent(store):
 
 @pytest.mark.slow
 def test_four_worker_stress_keeps_the_budget_exact(store):
-    cfg = make_cfg(store, "sweep.n_trials=8", "sweep.workers=4", "sweep.sampler=random", *FAST)
+    cfg = make_cfg(store, "sweep.n_trials=8", "sweep.workers=4", "sampler=random", *FAST)
     result = run_sweep(cfg)
     finished = check_sweep(cfg, result, 8)
     assert len({t.number for t in finished}) == 8
@@ -84,7 +87,7 @@ def test_unreachable_postgres_refused_in_one_line(store, monkeypatch):
     # Port 1 on localhost refuses at once: both stores must say so without MLflow's retries.
     url = "postgresql://user:secret@127.0.0.1:1/segments"
     with pytest.raises(TrackingError) as err:
-        tracking.connect(url)
+        tracking_store.connect(url)
     assert "secret" not in str(err.value) and "\n" not in str(err.value)
     monkeypatch.setenv("SEGMENTATION_DB_URL", url)
     cfg = make_cfg(store, "storage=postgres", *FAST)
@@ -105,7 +108,7 @@ def test_postgres_study_needs_a_shared_tracking_store(store, monkeypatch):
     [(2, 2, 2, 0), (2, 4, 2, 0), (2, 1, 2, 1), (2, 2, 8, 2), (1, 2, 8, 1), (0, 2, 8, 0)],
 )
 def test_artifact_processes_only_on_spare_cores(configured, workers, cpus, expected):
-    from segmentation.workers import artifact_workers_per_worker
+    from segmentation.study.workers import artifact_workers_per_worker
 
     assert artifact_workers_per_worker(configured, workers, cpus) == expected
 
@@ -114,7 +117,7 @@ def test_journal_lock_of_a_killed_process_is_free_at_once(tmp_path):
     import signal
     import time
 
-    from segmentation.storage import FlockJournalLock
+    from segmentation.study.storage import FlockJournalLock
 
     journal = tmp_path / "study.journal"
     pid = os.fork()
@@ -141,7 +144,7 @@ def test_journal_lock_left_held_by_an_interrupt_is_taken_again(tmp_path):
     import fcntl
     import threading
 
-    from segmentation.storage import FlockJournalLock
+    from segmentation.study.storage import FlockJournalLock
 
     lock = FlockJournalLock(tmp_path / "study.journal")
     lock.acquire()  # and no release: a Ctrl-C cut in before Optuna's try
@@ -172,12 +175,12 @@ def _blas_threads() -> list[int]:
 
 
 def test_artifact_processes_yield_the_cpu_to_the_trials():
-    writer = background.ArtifactWriter(1)
+    writer = ArtifactWriter(1)
     writer.start()
     try:
         niceness = writer.call(os.nice, 0).result(timeout=60)
         threads = writer.call(_blas_threads).result(timeout=60)
     finally:
         writer.close()
-    assert niceness == min(19, os.nice(0) + background.BACKGROUND_NICENESS)
+    assert niceness == min(19, os.nice(0) + BACKGROUND_NICENESS)
     assert threads and set(threads) == {1}

@@ -7,18 +7,21 @@ import gc
 import sys
 from collections.abc import Callable
 
-from omegaconf import DictConfig
+import hydra
+from omegaconf import DictConfig, OmegaConf
 
 from segmentation.config import conf_dir, ensure_root_env
 from segmentation.errors import InputError, TrackingError
+from segmentation.serving.personas import log_run_personas
+from segmentation.serving.predict import report, score_file
+from segmentation.serving.promote import champion_uri, describe, promote, rollback
+from segmentation.study.sweep import run_sweep
+from segmentation.tracking.reports import latest_sweep_run, write_report
+from segmentation.tracking.store import connect, quiet_console
 
 
 def run_cli(task: Callable[[DictConfig], object]) -> None:
     """Run ``task`` under Hydra; user errors become one line on stderr and exit code 2."""
-    import hydra
-
-    from segmentation.tracking import quiet_console
-
     ensure_root_env()
     quiet_console()
     # Python's last garbage collections at exit took 1.0-1.3 s after every command (MLflow,
@@ -43,8 +46,6 @@ def run_cli(task: Callable[[DictConfig], object]) -> None:
 
 def sweep_main() -> None:
     """``segmentation-sweep``: run or resume the configured sweep."""
-    from segmentation.sweep import run_sweep
-
     run_cli(run_sweep)
 
 
@@ -52,21 +53,13 @@ def report_task(cfg: DictConfig) -> object:
     """Write the sweep report of ``+run_id`` (default: the experiment's latest sweep) to
     ``reports/`` (or ``+output``); with ``+persona_table=true``, log and print the persona table of
     ``+run_id`` (any trial run, or a sweep's best trial) instead."""
-    from omegaconf import OmegaConf
-
     run_id = OmegaConf.select(cfg, "run_id", default=None)
     if OmegaConf.select(cfg, "persona_table", default=False):
-        from segmentation import tracking
-        from segmentation.insights import log_run_personas
-        from segmentation.report import latest_sweep_run
-
-        client = tracking.connect(str(cfg.paths.tracking_uri))
+        client = connect(str(cfg.paths.tracking_uri))
         run_id = run_id or latest_sweep_run(client, str(cfg.experiment_name))
         table = log_run_personas(cfg, client, str(run_id))
         print(table[["segment", "name", "size", "share"]].to_string(index=False), flush=True)
         return table
-    from segmentation.report import write_report
-
     path = write_report(cfg, run_id, OmegaConf.select(cfg, "output", default=None))
     print(f"Report written to {path}", flush=True)
     return path
@@ -84,7 +77,6 @@ def _overrides(cfg: DictConfig, *keys: str) -> dict[str, str | None]:
 
 def promote_main() -> None:
     """``segmentation-promote``: move ``champion`` to the latest sweep's best (or ``+run_id``)."""
-    from segmentation.promote import describe, promote
 
     def task(cfg: DictConfig) -> None:
         print(describe(promote(cfg, _overrides(cfg, "run_id")["run_id"])), flush=True)
@@ -94,14 +86,11 @@ def promote_main() -> None:
 
 def rollback_main() -> None:
     """``segmentation-rollback``: move ``champion`` back to the ``previous`` version."""
-    from segmentation.promote import describe, rollback
-
     run_cli(lambda cfg: print(describe(rollback(cfg), "rolled back"), flush=True))
 
 
 def predict_main() -> None:
     """``segmentation-predict``: score ``+input=file`` into ``+output=file``."""
-    from segmentation.predict import report, score_file
 
     def task(cfg: DictConfig) -> None:
         given = _overrides(cfg, "input", "output", "model_uri")
@@ -114,6 +103,4 @@ def predict_main() -> None:
 
 def model_uri_main() -> None:
     """``segmentation-model-uri``: print the champion's URI of the config (for ``make serve``)."""
-    from segmentation.promote import champion_uri
-
     run_cli(lambda cfg: print(champion_uri(cfg), flush=True))

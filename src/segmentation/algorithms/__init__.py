@@ -1,43 +1,45 @@
-"""Clustering algorithms (``conf/algorithm``): one small module per config file.
+"""Clustering algorithms (``conf/algorithm``): one config file and one small module each.
 
-An algorithm module provides::
+An algorithm's config names its estimator factory as ``estimator._target_`` with the fixed
+arguments beside it, and its Optuna ``search`` space. The module's factory takes the fixed and
+searched arguments plus ``random_state`` and ``n_rows`` and returns an unfitted estimator with
+``fit_predict`` and ``predict``::
 
-    build(params: dict, seed: int, n_rows: int) -> estimator  # unfitted, has fit_predict/predict
-    extra_metrics(estimator, X) -> dict[str, float]            # e.g. inertia, bic
-
-and its config states ``module``, ``fixed`` parameters and the Optuna ``search`` space.
+    def build(*, random_state=None, n_rows=None, **params) -> estimator
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
-from types import ModuleType
 from typing import Any
 
+import numpy as np
 import optuna
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 
 from segmentation.errors import InputError
 
 
-def algorithm_module(name: str, spec: Mapping[str, Any]) -> ModuleType:
-    """Import ``segmentation.algorithms.<module>`` for one algorithm config."""
-    module = spec.get("module", name)
+def fixed_params(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments an algorithm's config fixes (its ``estimator`` node without ``_target_``)."""
+    return {k: v for k, v in (spec.get("estimator") or {}).items() if not k.startswith("_")}
+
+
+def build(name: str, spec: Mapping[str, Any], params: Mapping[str, Any], seed: int, n_rows: int):
+    """The unfitted estimator of algorithm ``name`` with ``params`` (fixed and searched)."""
     try:
-        return importlib.import_module(f"segmentation.algorithms.{module}")
-    except ModuleNotFoundError:
-        raise InputError(
-            f"algorithm '{name}': no module segmentation.algorithms.{module}"
-        ) from None
+        return instantiate(spec["estimator"], **params, random_state=seed, n_rows=n_rows)
+    except InstantiationException as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise InputError(f"algorithm '{name}': cannot build its estimator ({first})") from None
 
 
 def suggest(trial: optuna.Trial, algorithms: Mapping[str, Mapping[str, Any]]) -> tuple[str, dict]:
     """Sample an algorithm (categorical when several) and its conditional parameters."""
     names = sorted(algorithms)
     name = trial.suggest_categorical("algorithm", names) if len(names) > 1 else names[0]
-    if len(names) == 1:
-        trial.set_user_attr("algorithm", name)
-    params = dict(algorithms[name].get("fixed") or {})
+    params = fixed_params(algorithms[name])
     for param, space in (algorithms[name].get("search") or {}).items():
         # Namespaced so conditional parameters of different algorithms never collide.
         key = f"{name}.{param}"
@@ -69,7 +71,16 @@ def trial_algorithm(trial: optuna.trial.FrozenTrial) -> str:
 def trial_params(trial: optuna.trial.FrozenTrial, algorithms: Mapping[str, Mapping]) -> dict:
     """The full estimator parameters (fixed + searched) of a finished trial."""
     name = trial_algorithm(trial)
-    params = dict(algorithms[name].get("fixed") or {})
+    params = fixed_params(algorithms[name])
     prefix = f"{name}."
     params.update({k[len(prefix) :]: v for k, v in trial.params.items() if k.startswith(prefix)})
     return params
+
+
+def centers(estimator: Any) -> np.ndarray | None:
+    """Segment centres in the scaled space (KMeans centroids, GMM means), if the model has any."""
+    for attribute in ("cluster_centers_", "means_"):
+        value = getattr(estimator, attribute, None)
+        if value is not None:
+            return np.asarray(value)
+    return None

@@ -10,10 +10,6 @@ from sklearn.cluster import DBSCAN
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-# Stability compares refits on their own bootstrap points: predict assigns new points to the
-# nearest core sample, which is not how the fit labels border points.
-STABILITY_ON_SAMPLE = True
-
 
 class NearestCoreDBSCAN(ClusterMixin, BaseEstimator):
     """DBSCAN that can assign new points.
@@ -135,19 +131,13 @@ class NearestCoreDBSCAN(ClusterMixin, BaseEstimator):
         return labels
 
 
-def build(params: dict[str, Any], seed: int, n_rows: int) -> NearestCoreDBSCAN:
-    params = dict(params)
-    # max_rows is checked once at sweep start (segmentation.scale); sample_rows opts in to
-    # fitting on a seeded sample instead.
-    params.pop("max_rows", None)
-    sample_rows = params.pop("sample_rows", None)
-    return NearestCoreDBSCAN(max_samples=sample_rows, random_state=seed, **params)
-
-
-def extra_metrics(estimator: NearestCoreDBSCAN, X: np.ndarray) -> dict[str, float]:
-    return {"core_samples": float(len(estimator.core_sample_indices_))}
-
-
-def centers(estimator: NearestCoreDBSCAN) -> None:
-    """DBSCAN segments have no centres."""
-    return None
+def build(
+    *,
+    random_state: int | None = None,
+    n_rows: int | None = None,
+    sample_rows: int | None = None,
+    **params: Any,
+) -> NearestCoreDBSCAN:
+    """DBSCAN with ``params``, fitted on a seeded sample of ``sample_rows`` rows if set (the
+    config's ``max_rows`` is checked once at sweep start: ``segmentation.algorithms.limits``)."""
+    return NearestCoreDBSCAN(max_samples=sample_rows, random_state=random_state, **params)

@@ -122,32 +122,8 @@ class SampleInitGaussianMixture(GaussianMixture):
         return labels
 
 
-def build(params: dict[str, Any], seed: int, n_rows: int) -> SampleInitGaussianMixture:
-    return SampleInitGaussianMixture(random_state=seed, **params)
-
-
-def n_parameters(estimator: GaussianMixture) -> int:
-    """Free parameters of a fitted mixture (weights, means, covariances), as BIC counts them."""
-    k, d = estimator.means_.shape
-    covariance = {
-        "full": k * d * (d + 1) / 2,
-        "diag": k * d,
-        "tied": d * (d + 1) / 2,
-        "spherical": k,
-    }[estimator.covariance_type]
-    return int(covariance + k * d + k - 1)
-
-
-def extra_metrics(estimator: GaussianMixture, X: np.ndarray) -> dict[str, float]:
-    # One pass over the rows for both: estimator.bic and .aic would each score them all.
-    log_likelihood = float(estimator.score(X)) * len(X)
-    free = n_parameters(estimator)
-    return {
-        "bic": -2 * log_likelihood + free * float(np.log(len(X))),
-        "aic": -2 * log_likelihood + 2 * free,
-    }
-
-
-def centers(estimator: GaussianMixture) -> np.ndarray:
-    """Component means in the scaled space."""
-    return estimator.means_
+def build(
+    *, random_state: int | None = None, n_rows: int | None = None, **params: Any
+) -> SampleInitGaussianMixture:
+    """A Gaussian mixture with ``params`` (``n_rows`` unused: the sample start decides)."""
+    return SampleInitGaussianMixture(random_state=random_state, **params)

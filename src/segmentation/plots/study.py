@@ -1,18 +1,17 @@
-"""Plots of a whole study: optimisation history and silhouette against k per algorithm."""
+"""Plots of a whole study: optimisation history, silhouette against k per algorithm, the
+choosing-k curves and Optuna's own plots."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import optuna
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from segmentation import metrics
-from segmentation.plots import PALETTE, save
+from segmentation.plots import PALETTE, PNG_OPTIONS, save
 
 
 def _completed(trials: Sequence[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
@@ -94,104 +93,18 @@ def write_study_plots(
 
 # Optuna's plots of a study (see :func:`write_optuna_plots`).
 OPTUNA_PLOTS = ("optuna_history", "param_importances", "slice")
-# The parts of a study's plots, drawn side by side by the artifact workers, longest first: at
-# 50 trials, Optuna's slice plot (a panel per parameter) 0.4 s, ours (:func:`write_study_plots`)
-# 0.2 s, Optuna's history and importances 0.1 s each.
-STUDY_PLOT_PARTS = ("slice", "ours", "optuna_history", "param_importances")
 
 
 def draw_study_plots(
-    out_dir: Path,
-    trials: Sequence[optuna.trial.FrozenTrial],
-    direction: str,
-    title: str,
-    part: str,
-) -> dict[str, Any]:
-    """One part (see :data:`STUDY_PLOT_PARTS`) of a study's plots into ``out_dir``: ours, or
-    one of Optuna's (drawn from an in-memory copy of the finished trials).
-
-    Takes picklable inputs, so artifact workers can draw the parts while the sweep's process
-    does the rest of its closing work. Returns the seconds it took and the Optuna plot
-    skipped, if it was, with the reason.
-    """
-    import time
-
-    if part not in STUDY_PLOT_PARTS:
-        raise ValueError(f"part {part!r}: expected one of {STUDY_PLOT_PARTS}")
-    start = time.perf_counter()
-    skipped: dict[str, str] = {}
-    if part == "ours":
-        write_study_plots(out_dir, trials, title)
-    else:
-        study = optuna.create_study(direction=direction)
-        study.add_trials([t for t in trials if t.state.is_finished()])
-        _, skipped = write_optuna_plots(out_dir, study, [part])
-    return {"seconds": time.perf_counter() - start, "skipped": skipped}
-
-
-def k_curves(
-    X: np.ndarray,
-    ks: Sequence[int],
-    seed: int,
-    silhouette_sample: int = 10000,
-    fit_rows: int = 20000,
-) -> dict[str, list[float] | list[int] | int]:
-    """KMeans inertia and silhouette, GMM silhouette and BIC for each k (scaled space).
-
-    Quick fits for choosing k (KMeans ``n_init=4``, GMM full covariance), seeded and on one
-    thread, on a seeded sample of at most ``fit_rows`` rows (the curves' shape is what
-    matters, and 18 full fits of a million rows would cost minutes); the silhouette uses a
-    seeded sample above ``silhouette_sample`` rows. ``fit_rows`` and ``silhouette_sample`` are
-    recorded in the result.
-    """
-    if len(X) > fit_rows:
-        X = X[np.sort(np.random.default_rng(seed).choice(len(X), size=fit_rows, replace=False))]
-    from sklearn.cluster import KMeans
-    from sklearn.mixture import GaussianMixture
-    from threadpoolctl import threadpool_limits
-
-    ks = [int(k) for k in ks if 2 <= int(k) < len(X)]
-    sample = min(len(X), silhouette_sample)
-    out: dict = {
-        "k": ks,
-        "kmeans_inertia": [],
-        "kmeans_silhouette": [],
-        "gmm_silhouette": [],
-        "gmm_bic": [],
-        "fit_rows": len(X),
-        "silhouette_sample": sample,
-    }
-
-    def silhouette(labels: np.ndarray) -> float:
-        if len(np.unique(labels)) < 2:
-            return float("nan")
-        rows, row_labels, _ = metrics.silhouette_rows(X, labels, sample, sample, seed)
-        return float(metrics.silhouette_values(rows, row_labels).mean())
-
-    with threadpool_limits(1):
-        for k in ks:
-            km = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(X)
-            out["kmeans_inertia"].append(float(km.inertia_))
-            out["kmeans_silhouette"].append(silhouette(km.labels_))
-            gmm = GaussianMixture(n_components=k, random_state=seed, max_iter=200).fit(X)
-            out["gmm_silhouette"].append(silhouette(gmm.predict(X)))
-            out["gmm_bic"].append(float(gmm.bic(X)))
-    out["elbow_k"] = elbow(ks, out["kmeans_inertia"])
-    return out
-
-
-def elbow(ks: Sequence[int], inertia: Sequence[float]) -> int:
-    """The k farthest from the chord joining the curve's ends (both axes scaled to [0, 1])."""
-    if len(ks) < 3:
-        return int(ks[0]) if ks else 0
-    x = np.asarray(ks, dtype=float)
-    y = np.asarray(inertia, dtype=float)
-    x = (x - x.min()) / (np.ptp(x) or 1.0)
-    y = (y - y.min()) / (np.ptp(y) or 1.0)
-    # Distance of each point to the line through the first and last point.
-    dx, dy = x[-1] - x[0], y[-1] - y[0]
-    distance = np.abs(dy * (x - x[0]) - dx * (y - y[0])) / np.hypot(dx, dy)
-    return int(ks[int(np.argmax(distance))])
+    out_dir: Path, trials: Sequence[optuna.trial.FrozenTrial], direction: str, title: str
+) -> dict[str, str]:
+    """Every plot of a study into ``out_dir``: ours and Optuna's (drawn from an in-memory copy
+    of the finished trials, so an artifact process can draw them from picklable inputs).
+    Returns the Optuna plots skipped, with the reason."""
+    write_study_plots(out_dir, trials, title)
+    study = optuna.create_study(direction=direction)
+    study.add_trials([t for t in trials if t.state.is_finished()])
+    return write_optuna_plots(out_dir, study)[1]
 
 
 def circle(
@@ -299,8 +212,6 @@ def write_optuna_plots(
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as ovm
 
-    from segmentation.plots.canvas import render_png
-
     out_dir.mkdir(parents=True, exist_ok=True)
     completed = _completed(study.get_trials(deepcopy=False))
     plots = {
@@ -338,7 +249,7 @@ def write_optuna_plots(
             # Importances put parameter names on the y axis: leave them room.
             fig.subplots_adjust(left=0.28 if name == "param_importances" else 0.08, bottom=0.15)
             path = out_dir / f"{name}.png"
-            render_png(fig, path, dpi=90)
+            fig.savefig(path, dpi=90, pil_kwargs=PNG_OPTIONS)
             paths.append(path)
         finally:
             plt.close(fig)

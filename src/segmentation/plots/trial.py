@@ -314,13 +314,15 @@ def _profile_figure(columns: Sequence[str], rows: int, limit: float) -> Figure:
 
 
 def profile_heatmap(
-    path: Path, profile: pd.DataFrame, title: str, names: dict[int, str] | None = None
+    path: Path,
+    profile: pd.DataFrame,
+    columns: Sequence[str],
+    title: str,
+    names: dict[int, str] | None = None,
 ) -> Path:
-    """Each segment's mean per feature as a z-score against the population (colour), with the
-    mean in original units written in the cell."""
-    from segmentation.profiles import profile_columns
-
-    columns = [str(c) for c in profile_columns(profile)]
+    """Each segment's mean per feature (``columns``) as a z-score against the population
+    (colour), with the mean in original units written in the cell."""
+    columns = [str(c) for c in columns]
     z = profile[[f"z:{c}" for c in columns]].to_numpy(dtype=float)
     means = profile[[f"mean:{c}" for c in columns]].to_numpy(dtype=float)
     segments = [int(s) for s in profile["segment"]]
@@ -423,5 +425,7 @@ def write_trial_plots(
             )
         )
     if profile is not None:
-        paths.append(profile_heatmap(out_dir / "segment_profile.png", profile, title, personas))
+        paths.append(
+            profile_heatmap(out_dir / "segment_profile.png", profile, names, title, personas)
+        )
     return paths

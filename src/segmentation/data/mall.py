@@ -1,0 +1,119 @@
+"""Mall customers: CustomerID, Gender, Age, Annual Income (k$), Spending Score (1-100)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from segmentation.data import LoadedData
+from segmentation.data.reading import map_columns, typed_frame
+from segmentation.errors import InputError
+
+INCOME = "Annual Income (k$)"
+SPENDING = "Spending Score (1-100)"
+NUMERIC = ["Age", INCOME, SPENDING]
+
+# Synthetic segments modelled on the public file's five income/spending groups:
+# (share, income mean, income sd, spending mean, spending sd, age mean, age sd).
+_SEGMENTS = [
+    (0.11, 26, 7, 20, 11, 45, 13),  # low income, low spending
+    (0.11, 25, 7, 79, 10, 25, 5),  # low income, high spending
+    (0.41, 55, 9, 50, 6, 42, 16),  # middle
+    (0.195, 87, 16, 82, 9, 33, 4),  # high income, high spending
+    (0.175, 88, 16, 17, 10, 41, 11),  # high income, low spending
+]
+
+
+def generate(n_rows: int, seed: int) -> pd.DataFrame:
+    """Seeded synthetic mall customers with the real file's schema and group structure."""
+    rng = np.random.default_rng(seed)
+    shares = np.array([s[0] for s in _SEGMENTS])
+    group = rng.choice(len(_SEGMENTS), size=n_rows, p=shares / shares.sum())
+    params = np.array([s[1:] for s in _SEGMENTS], dtype=float)[group]
+    income = rng.normal(params[:, 0], params[:, 1])
+    spending = rng.normal(params[:, 2], params[:, 3])
+    age = rng.normal(params[:, 4], params[:, 5])
+    return pd.DataFrame(
+        {
+            "CustomerID": np.arange(1, n_rows + 1),
+            "Gender": np.where(rng.random(n_rows) < 0.56, "Female", "Male"),
+            "Age": np.clip(np.round(age), 18, 70).astype(int),
+            INCOME: np.clip(np.round(income), 15, 137).astype(int),
+            SPENDING: np.clip(np.round(spending), 1, 99).astype(int),
+        }
+    )
+
+
+def prepare(raw: pd.DataFrame, cfg: DictConfig, path: str) -> LoadedData:
+    """Map headers, type and validate columns, drop rows with missing values (counted)."""
+    columns = OmegaConf.to_container(cfg.columns, resolve=True)
+    frame, renamed = map_columns(raw.astype(object), columns, path)
+    frame = typed_frame(frame, columns, path)
+    if "Gender" in frame.columns:
+        frame["Gender"] = frame["Gender"].map(_gender, na_action="ignore")
+    rows_in = len(frame)
+    needed = [c for c in columns if c in frame.columns and c != "CustomerID"]
+    frame = frame.dropna(subset=needed).reset_index(drop=True)
+    cleaning = [
+        {
+            "rule": "drop_missing",
+            "rows_in": rows_in,
+            "rows_out": len(frame),
+            "why": "a needed value is missing",
+        }
+    ]
+    loaded = LoadedData(
+        frame=frame,
+        name=str(cfg.name),
+        source="real",
+        path=path,
+        rows_raw=rows_in,
+        cleaning=cleaning,
+    )
+    if renamed:
+        loaded.detected["renamed"] = renamed
+    return loaded
+
+
+def _gender(value: object) -> str:
+    text = str(value).strip().lower()
+    if text in {"m", "male", "man"}:
+        return "Male"
+    if text in {"f", "female", "woman"}:
+        return "Female"
+    return str(value)
+
+
+class MallFeatures(TransformerMixin, BaseEstimator):
+    """Turn raw Mall rows into numeric features: the numeric columns plus ``Gender_Male``.
+
+    Stateless; kept as an estimator so it travels inside the logged pipeline.
+    """
+
+    def fit(self, X: pd.DataFrame, y: object = None) -> MallFeatures:
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        if not isinstance(X, pd.DataFrame):
+            raise InputError("Mall features need a table with named columns")
+        out = pd.DataFrame(index=X.index)
+        for column in NUMERIC:
+            if column in X.columns:
+                out[column] = pd.to_numeric(X[column], errors="coerce").astype(float)
+        if "Gender" in X.columns:
+            out["Gender_Male"] = (X["Gender"].map(_gender) == "Male").astype(float)
+        # Ratios for the `engineered` feature set: spending relative to income, income per
+        # year of age (a proxy for career stage).
+        if {INCOME, SPENDING} <= set(out.columns):
+            out["Spending to Income"] = out[SPENDING] / out[INCOME].clip(lower=1.0)
+        if {INCOME, "Age"} <= set(out.columns):
+            out["Income per Year of Age"] = out[INCOME] / out["Age"].clip(lower=1.0)
+        return out
+
+
+def engineer(cfg: DictConfig | None = None, data: LoadedData | None = None) -> MallFeatures:
+    """The feature engineering step of this dataset's pipelines (stateless: no settings)."""
+    return MallFeatures()

@@ -1,0 +1,1 @@
+"""Evaluation: cluster quality metrics, the sweep's constraints, stability and choosing k."""

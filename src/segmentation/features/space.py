@@ -1,0 +1,79 @@
+"""The feature space of a study: the data, its engineered features, the feature set's columns
+and the fitted scaling (everything fixed for all of a study's trials)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig
+from sklearn.base import TransformerMixin
+
+from segmentation.config import feature_sets, presets_of_dataset
+from segmentation.data import LoadedData, load_dataset, make_engineer, model_input_example
+from segmentation.data.reading import content_hash
+from segmentation.errors import InputError
+from segmentation.features.scaling import make_scaler
+from segmentation.features.selection import feature_matrix
+
+
+@dataclass
+class FeatureSpace:
+    """Everything fixed for one study: the data, its features and the fitted scaling."""
+
+    data: LoadedData
+    engineer: TransformerMixin
+    columns: list[str]
+    X_raw: np.ndarray
+    scaler: TransformerMixin
+    X: np.ndarray
+    input_example: pd.DataFrame
+    # Content hash of the loaded frame: tagged on the runs and on a promoted model version.
+    dataset_hash: str = ""
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.X)
+
+
+def feature_space_name(cfg: DictConfig) -> str:
+    """The space a study's silhouettes live in: dataset, feature set and scaling."""
+    return f"{cfg.dataset.name}.{cfg.features.name}.{cfg.scaling.name}"
+
+
+def check_feature_set(cfg: DictConfig, engineered: pd.DataFrame) -> None:
+    """Refuse a feature set whose columns the dataset does not have, naming those that fit."""
+    missing = [c for c in cfg.features.columns if c not in engineered.columns]
+    if not missing:
+        return
+    fitting = [name for name, cols in feature_sets().items() if set(cols) <= set(engineered)]
+    presets = presets_of_dataset(str(cfg.dataset.name))
+    raise InputError(
+        f"features={cfg.features.name} does not fit dataset={cfg.dataset.name}: it needs "
+        f"column(s) {missing}. Feature sets that fit {cfg.dataset.name}: {', '.join(fitting)}; "
+        f"presets for it: {', '.join(presets) or 'none'} (make sweep EXPERIMENT=<preset>)"
+    )
+
+
+def prepare_space(cfg: DictConfig) -> FeatureSpace:
+    """Load and validate the data, engineer features and fit the scaling (no side effects)."""
+    data = load_dataset(cfg.dataset)
+    engineer = make_engineer(cfg.dataset, data).fit(data.frame)
+    engineered = engineer.transform(data.frame)
+    check_feature_set(cfg, engineered)
+    columns = list(cfg.features.columns)
+    X_raw = feature_matrix(engineered, columns)
+    k_max = int(cfg.sweep.constraints.k_max)
+    needed = max(2 * k_max, 10)
+    if len(X_raw) < needed:
+        raise InputError(
+            f"{data.path}: {len(X_raw)} usable rows, fewer than the {needed} that the k range "
+            f"up to {k_max} needs"
+        )
+    scaler = make_scaler(cfg.scaling).fit(X_raw)
+    X = np.ascontiguousarray(scaler.transform(X_raw), dtype=np.float64)
+    example = model_input_example(data, cfg.dataset, int(cfg.tracking.input_example_rows))
+    return FeatureSpace(
+        data, engineer, columns, X_raw, scaler, X, example, content_hash(data.frame)
+    )

@@ -1,0 +1,1 @@
+"""Monitoring: drift of new customers against a model's training data."""

@@ -1,0 +1,42 @@
+"""The persona table of any trial run (``make report ARGS=+persona_table=true``)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
+
+from segmentation.features.space import prepare_space
+from segmentation.segments.describe import describe_segments
+from segmentation.tracking import runs
+
+
+def log_run_personas(cfg: DictConfig, client: MlflowClient, run_id: str) -> pd.DataFrame:
+    """Persona table of a trial run (a sweep run: its best trial), logged to that run.
+
+    The run's own fitted model segments the configured data, so the names match its model.
+    """
+    run = client.get_run(run_id)
+    if run.data.tags.get(runs.ROLE_TAG) == "sweep":
+        run_id = run.data.tags["best_run_id"]
+        run = client.get_run(run_id)
+    model_id = run.data.tags.get(runs.MODEL_ID_TAG)
+    space = prepare_space(cfg)
+    model = mlflow.pyfunc.load_model(f"models:/{model_id}").unwrap_python_model()
+    clusterer = model.pipeline[-1]
+    fitted = getattr(clusterer, "labels_", None)
+    labels = (
+        np.asarray(fitted)
+        if fitted is not None and len(fitted) == space.n_rows
+        else np.asarray(clusterer.predict(space.X))
+    )
+    segments = describe_segments(cfg, space, labels, clusterer)
+    with tempfile.TemporaryDirectory() as tmp:
+        segments.write(Path(tmp))
+        client.log_artifacts(run_id, tmp, "segments")
+    return segments.personas

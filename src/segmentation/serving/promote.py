@@ -1,0 +1,207 @@
+"""Promotion (``conf/promotion``): the quality gate, the ``champion`` and ``previous`` aliases.
+
+Only registry aliases and version tags are used (registry stages are deprecated since
+MLflow 2.9). ``champion`` is what ``make predict`` and ``make serve`` score with by default.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import math
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import mlflow
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
+
+from segmentation.config import project_root
+from segmentation.errors import InputError
+from segmentation.features.space import feature_space_name
+from segmentation.tracking import runs
+from segmentation.tracking.store import connect, find_sweep_run, redact, register_run_model
+
+CHAMPION = "champion"
+PREVIOUS = "previous"
+
+
+@dataclass
+class Promotion:
+    """What a promotion or rollback did."""
+
+    model_name: str
+    version: str
+    run_id: str
+    previous: str | None
+    changed: bool
+
+
+def model_name(cfg: DictConfig) -> str:
+    """The registered model of the config's dataset and feature space."""
+    return str(cfg.tracking.registered_model_name)
+
+
+def champion_uri(cfg: DictConfig) -> str:
+    """``models:/<name>@champion`` for the config (the default model to score with)."""
+    return f"models:/{model_name(cfg)}@{CHAMPION}"
+
+
+def code_version() -> str:
+    """The git commit of the project checkout, else the installed package version."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(project_root()), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        try:
+            return f"segmentation=={importlib.metadata.version('segmentation')}"
+        except importlib.metadata.PackageNotFoundError:
+            return "unknown"
+
+
+def candidate_run(cfg: DictConfig, client: MlflowClient, run_id: str | None = None) -> Run:
+    """The run to promote: ``run_id`` if given, else the best trial of the latest sweep."""
+    if run_id:
+        try:
+            run = client.get_run(run_id)
+        except mlflow.exceptions.MlflowException:
+            raise InputError(
+                f"run {run_id}: not found in {redact(mlflow.get_tracking_uri())}"
+            ) from None
+        if run.data.tags.get(runs.ROLE_TAG) != "sweep":
+            return run
+        # A sweep's parent run stands for its best trial.
+        best = run.data.tags.get("best_run_id")
+        if not best:
+            raise InputError(f"sweep run {run_id} has no finished best trial yet")
+        return client.get_run(best)
+    experiment = client.get_experiment_by_name(str(cfg.experiment_name))
+    if experiment is None:
+        raise InputError(f"experiment '{cfg.experiment_name}' has no runs; run `make sweep` first")
+    # The latest sweep of this feature space, whichever data it ran on.
+    space = feature_space_name(cfg)
+    parent = find_sweep_run(client, experiment.experiment_id, space, tag=runs.SPACE_TAG)
+    if parent is None:
+        raise InputError(f"experiment '{cfg.experiment_name}': no sweep of {space}")
+    best = parent.data.tags.get("best_run_id")
+    if not best:
+        study = parent.data.tags.get(runs.STUDY_TAG)
+        raise InputError(
+            f"sweep run {parent.info.run_id} (study {study}) has no finished best trial yet"
+        )
+    return client.get_run(best)
+
+
+def gate_failures(run: Run, gate: DictConfig) -> list[str]:
+    """Each failed promotion gate, with its figures (empty: the run may be champion)."""
+    failures = []
+    metrics, tags = run.data.metrics, run.data.tags
+    silhouette = metrics.get("silhouette", math.nan)
+    if not silhouette >= float(gate.min_silhouette):  # also refuses NaN
+        failures.append(f"silhouette {silhouette:.4f} below min_silhouette {gate.min_silhouette}")
+    state = tags.get("trial_state", "unknown")
+    if state != "COMPLETE":
+        reason = tags.get("rejected_reason", "not a finished sweep trial")
+        failures.append(f"sweep constraints not met (trial_state {state}: {reason})")
+    if "stability_ari" in metrics and not metrics["stability_ari"] >= float(gate.min_stability_ari):
+        failures.append(
+            f"stability_ari {metrics['stability_ari']:.4f} below min_stability_ari "
+            f"{gate.min_stability_ari}"
+        )
+    return failures
+
+
+def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
+    """The version holding ``alias``, or ``None``."""
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+def promote(cfg: DictConfig, run_id: str | None = None) -> Promotion:
+    """Register the candidate's model if needed and move ``champion`` to it if it passes the gate.
+
+    Raises :class:`InputError` naming each failed gate (nothing is changed then).
+    """
+    client = connect(str(cfg.paths.tracking_uri))
+    run = candidate_run(cfg, client, run_id)
+    rid = run.info.run_id
+    tags, params = run.data.tags, run.data.params
+    name = model_name(cfg)
+    if params.get("feature_set") not in (None, str(cfg.features.name)) or tags.get(
+        "dataset", cfg.dataset.name
+    ) != str(cfg.dataset.name):
+        raise InputError(
+            f"run {rid}: dataset '{tags.get('dataset')}' / feature set "
+            f"'{params.get('feature_set')}' does not match model '{name}' "
+            f"(dataset '{cfg.dataset.name}', features '{cfg.features.name}'); pick its experiment"
+        )
+    failures = gate_failures(run, cfg.promotion)
+    if failures:
+        raise InputError(
+            f"promotion of run {rid} ({tags.get('algorithm', '?')}) refused: " + "; ".join(failures)
+        )
+    model_id = tags.get(runs.MODEL_ID_TAG)
+    if not model_id:
+        raise InputError(f"run {rid}: no logged model (was tracking.log_models false?)")
+    silhouette = f"{run.data.metrics['silhouette']:.4f}"
+    version = register_run_model(client, name, rid, f"models:/{model_id}")
+    version_tags = {
+        "dataset": tags.get("dataset", cfg.dataset.name),
+        runs.DATASET_HASH_TAG: tags.get(runs.DATASET_HASH_TAG, "unknown"),
+        "data_source": tags.get("data_source", "unknown"),
+        "feature_set": params.get("feature_set", cfg.features.name),
+        "algorithm": tags.get("algorithm", "unknown"),
+        "silhouette": silhouette,
+        "source_run": rid,
+        "code_version": code_version(),
+        "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    if "stability_ari" in run.data.metrics:
+        version_tags["stability_ari"] = f"{run.data.metrics['stability_ari']:.4f}"
+    current = alias_version(client, name, CHAMPION)
+    if current == version:
+        return Promotion(name, version, rid, alias_version(client, name, PREVIOUS), False)
+    for key, value in version_tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    if current is not None:
+        client.set_registered_model_alias(name, PREVIOUS, current)
+    client.set_registered_model_alias(name, CHAMPION, version)
+    return Promotion(name, version, rid, current, True)
+
+
+def rollback(cfg: DictConfig) -> Promotion:
+    """Swap ``champion`` and ``previous``: the former champion becomes ``previous``."""
+    client = connect(str(cfg.paths.tracking_uri))
+    name = model_name(cfg)
+    current = alias_version(client, name, CHAMPION)
+    previous = alias_version(client, name, PREVIOUS)
+    if previous is None:
+        raise InputError(
+            f"model '{name}': no version holds alias '{PREVIOUS}' "
+            f"(champion is {'v' + current if current else 'unset'}); nothing to roll back to"
+        )
+    client.set_registered_model_alias(name, CHAMPION, previous)
+    if current is not None:
+        client.set_registered_model_alias(name, PREVIOUS, current)
+    else:
+        client.delete_registered_model_alias(name, PREVIOUS)
+    run_id = client.get_model_version(name, previous).run_id
+    return Promotion(name, previous, run_id, current, True)
+
+
+def describe(result: Promotion, action: str = "promoted") -> str:
+    """One line for the terminal."""
+    if not result.changed:
+        return f"{result.model_name} v{result.version} (run {result.run_id}) is already {CHAMPION}"
+    before = f"; {PREVIOUS} is v{result.previous}" if result.previous else ""
+    model = f"{result.model_name} v{result.version} (run {result.run_id})"
+    return f"{action} {model} to {CHAMPION}{before}"

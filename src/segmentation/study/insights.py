@@ -1,0 +1,183 @@
+"""The sweep's parent run: EDA and choosing-k plots, the study plots, the best trial's personas
+and stability, and the HTML report. The plots are drawn by the artifact pool
+(:class:`segmentation.study.artifacts.ArtifactWriter`) while the trials run."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+from threadpoolctl import threadpool_limits
+
+from segmentation import algorithms
+from segmentation.evaluation.choosing_k import k_curves
+from segmentation.evaluation.stability import configured_stability
+from segmentation.features.space import FeatureSpace
+from segmentation.plots.eda import box_pairs, eda_frame, write_eda_plots
+from segmentation.plots.study import draw_study_plots, write_k_plots
+from segmentation.segments.describe import Segments, describe_segments
+from segmentation.study import interrupts
+from segmentation.study.artifacts import ArtifactWriter
+from segmentation.tracking.reports import build_report
+from segmentation.tracking.runs import log_batch
+
+
+@dataclass
+class FittedTrial:
+    """A trial's fit kept in memory, so the end of the sweep need not fit it again."""
+
+    number: int
+    value: float
+    name: str
+    params: dict
+    segments: Segments
+
+
+def refit_trial(
+    cfg: DictConfig, space: FeatureSpace, trial: optuna.trial.FrozenTrial
+) -> tuple[str, Any, dict, np.ndarray]:
+    """Refit a finished trial's estimator on the study's data (seeded: the same segments)."""
+    specs = OmegaConf.to_container(cfg.algorithm, resolve=True)
+    name = algorithms.trial_algorithm(trial)
+    params = algorithms.trial_params(trial, specs)
+    estimator = algorithms.build(name, specs[name], params, int(cfg.sweep.seed), space.n_rows)
+    with threadpool_limits(1):
+        labels = np.asarray(estimator.fit_predict(space.X))
+    return name, estimator, params, labels
+
+
+def write_data_insights(cfg: DictConfig, space: FeatureSpace, out: Path) -> dict[str, float]:
+    """The EDA and choosing-k plots into ``out``; returns the seconds each took (they depend
+    on the data alone, so the artifact pool draws them while the trials run)."""
+    seconds: dict[str, float] = {}
+    title = f"{cfg.dataset.name} / {cfg.features.name}"
+    start = time.perf_counter()
+    engineered = space.engineer.transform(space.data.frame)
+    frame = eda_frame(space.data.frame, engineered, cfg.dataset.get("id_column"))
+    kinds = OmegaConf.to_container(cfg.dataset.get("columns") or {}, resolve=True)
+    cats = [c for c, spec in kinds.items() if (spec or {}).get("kind") == "category"]
+    write_eda_plots(
+        out / "eda",
+        frame,
+        space.X_raw,
+        space.columns,
+        title,
+        box=box_pairs(cfg.dataset),
+        categories=cats or None,
+    )
+    seconds["eda"] = time.perf_counter() - start
+    start = time.perf_counter()
+    ks = range(int(cfg.sweep.constraints.k_min), int(cfg.sweep.constraints.k_max) + 1)
+    curves = k_curves(
+        space.X,
+        ks,
+        int(cfg.sweep.seed),
+        int(cfg.sweep.silhouette.curve_sample_size),
+        fit_rows=int(cfg.sweep.silhouette.curve_fit_rows),
+    )
+    write_k_plots(out / "choosing_k", curves, title)
+    (out / "choosing_k" / "k_curves.json").write_text(json.dumps(curves, indent=1))
+    seconds["choosing_k"] = time.perf_counter() - start
+    return seconds
+
+
+@dataclass
+class Drawing:
+    """Plots being drawn into ``out_dir`` by the artifact pool (``future`` gives the drawing
+    function's result)."""
+
+    future: Future
+    out_dir: tempfile.TemporaryDirectory
+
+    def result(self) -> Any:
+        """Wait for the drawing and return its result (its error, if it failed)."""
+        interrupts.wait(self.future)
+        return self.future.result()
+
+    def close(self) -> None:
+        self.future.cancel()
+        self.out_dir.cleanup()
+
+
+def start_data_insights(cfg: DictConfig, space: FeatureSpace, writer: ArtifactWriter) -> Drawing:
+    """Submit the EDA and choosing-k plots to the pool."""
+    return Drawing(*_submit(writer, _data_insights_job, cfg, space))
+
+
+def start_study_plots(
+    writer: ArtifactWriter, trials: list[optuna.trial.FrozenTrial], direction: str, title: str
+) -> Drawing:
+    """Submit the study plots to the pool."""
+    return Drawing(*_submit(writer, _study_plots_job, trials, direction, title))
+
+
+def _submit(writer: ArtifactWriter, job: Any, *args: Any) -> tuple[Future, Any]:
+    out = tempfile.TemporaryDirectory(prefix="segmentation-plots-")
+    return writer.call(job, out.name, *args), out
+
+
+def _data_insights_job(out: str, cfg: DictConfig, space: FeatureSpace) -> dict[str, float]:
+    return write_data_insights(cfg, space, Path(out))
+
+
+def _study_plots_job(out: str, trials: list, direction: str, title: str) -> dict[str, Any]:
+    start = time.perf_counter()
+    skipped = draw_study_plots(Path(out), trials, direction, title)
+    if skipped:
+        (Path(out) / "skipped.json").write_text(json.dumps(skipped, indent=1))
+    return {"study_plots": time.perf_counter() - start}
+
+
+def log_sweep_insights(
+    cfg: DictConfig,
+    client: MlflowClient,
+    space: FeatureSpace,
+    best: optuna.trial.FrozenTrial,
+    parent_id: str,
+    drawings: dict[str, Drawing],
+    fitted: FittedTrial | None = None,
+) -> dict[str, float]:
+    """Log the parent's plots (``drawings``: the EDA and choosing-k plots under their own
+    folders, the study's under ``study/``), the best trial's personas and stability, and the
+    report (the best trial's fit from ``fitted`` when it is that trial, else it is fitted
+    again). Returns the seconds each part took."""
+    seconds: dict[str, float] = {}
+    best_run = best.user_attrs.get("mlflow_run_id")
+    start = time.perf_counter()
+    specs = OmegaConf.to_container(cfg.algorithm, resolve=True)
+    if fitted is not None and fitted.number == best.number:
+        name, params, segments = fitted.name, fitted.params, fitted.segments
+    else:  # a resumed study's or another worker's trial
+        name, estimator, params, labels = refit_trial(cfg, space, best)
+        segments = describe_segments(cfg, space, labels, estimator)
+    ari = configured_stability(
+        cfg,
+        lambda: algorithms.build(name, specs[name], params, int(cfg.sweep.seed), space.n_rows),
+        space.X,
+        segments.labels,
+        on_sample=bool(specs[name].get("stability_on_sample", False)),
+    )
+    seconds["personas_stability"] = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as tmp:
+        segments.write(Path(tmp) / "segments")
+        client.log_artifacts(parent_id, tmp)
+        if best_run:
+            client.log_artifacts(best_run, str(Path(tmp) / "segments"), "segments")
+            log_batch(client, best_run, metrics={"stability_ari": ari})
+    log_batch(client, parent_id, metrics={"stability_ari": ari})
+    for folder, drawing in drawings.items():
+        seconds.update(drawing.result())
+        client.log_artifacts(parent_id, drawing.out_dir.name, folder or None)
+    start = time.perf_counter()
+    client.log_text(parent_id, build_report(client, parent_id), "report.html")
+    seconds["report"] = time.perf_counter() - start
+    return seconds

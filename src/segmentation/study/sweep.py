@@ -1,0 +1,421 @@
+"""The sweep (``conf/sweep``): an Optuna study whose every trial is an MLflow child run of one
+parent run, which ends with the study's summary, the best model registered and the report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+from optuna.trial import TrialState
+
+from segmentation.algorithms.limits import check_algorithm_limits
+from segmentation.data import data_profile
+from segmentation.errors import InputError, TrackingError
+from segmentation.features.space import FeatureSpace, feature_space_name, prepare_space
+from segmentation.study import interrupts, workers
+from segmentation.study.artifacts import ArtifactWriter
+from segmentation.study.budget import run_budget
+from segmentation.study.insights import (
+    Drawing,
+    log_sweep_insights,
+    start_data_insights,
+    start_study_plots,
+)
+from segmentation.study.objective import (
+    Progress,
+    SweepContext,
+    TrialRunner,
+    algorithm_specs,
+    dataset_input,
+    finished_trials,
+    make_sampler,
+    study_name,
+)
+from segmentation.study.storage import fail_dead_trials, study_storage
+from segmentation.tracking import runs
+from segmentation.tracking.store import (
+    connect,
+    experiment_id,
+    find_sweep_run,
+    redact_all,
+    register_run_model,
+)
+
+
+@dataclass
+class SweepResult:
+    study_name: str
+    experiment_id: str
+    parent_run_id: str
+    n_trials: int
+    ran: int
+    best_trial: optuna.trial.FrozenTrial | None
+    registered_version: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    insight_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def count_states(study: optuna.Study) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for trial in study.get_trials(deepcopy=False):
+        counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
+    return counts
+
+
+def artifact_writer(cfg: DictConfig) -> ArtifactWriter:
+    """The processes that draw plots and log models (``tracking.artifact_workers``)."""
+    return ArtifactWriter(int(cfg.tracking.get("artifact_workers", 0)))
+
+
+def run_sweep(cfg: DictConfig) -> SweepResult:
+    """Run (or resume) the study the config describes and register its best model."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = prepare_space(cfg)  # bad input is refused here, before anything is written
+    specs = algorithm_specs(cfg)
+    n_workers = workers.worker_count(cfg)
+    workers.check_shared_tracking(cfg)
+    check_algorithm_limits(specs, space.n_rows)
+    print(space.data.describe(), flush=True)
+    # With several sweep workers, each draws its own trials' plots; the data's are drawn here.
+    writer = artifact_writer(cfg) if n_workers == 1 else ArtifactWriter(0)
+    writer.start()
+    drawings = {}
+    try:
+        if cfg.tracking.log_plots:
+            drawings[""] = start_data_insights(cfg, space, writer)
+        return _run_sweep(cfg, space, n_workers, writer, drawings)
+    finally:
+        for drawing in drawings.values():
+            drawing.close()
+        writer.close()
+
+
+def _run_sweep(
+    cfg: DictConfig,
+    space: FeatureSpace,
+    n_workers: int,
+    writer: ArtifactWriter,
+    drawings: dict[str, Drawing],
+) -> SweepResult:
+    client = connect(str(cfg.paths.tracking_uri))
+    storage = study_storage(cfg)
+    lock = workers.StudyLock.for_config(cfg)
+    try:
+        alone = lock.claim()
+        study = optuna.create_study(
+            study_name=study_name(cfg, space.dataset_hash),
+            storage=storage,
+            load_if_exists=True,
+            direction="maximize",
+            sampler=make_sampler(cfg),
+        )
+        revived = fail_dead_trials(study, all_dead=alone, heartbeat=cfg.storage.kind == "rdb")
+        exp_id = experiment_id(client, str(cfg.experiment_name), cfg.paths.artifact_root)
+        parent = find_sweep_run(client, exp_id, study.study_name)
+        remaining = int(cfg.sweep.n_trials) - finished_trials(study)
+        if parent is not None and remaining <= 0 and not revived:
+            done = finished_result(cfg, study, exp_id, parent)
+            if done is not None:
+                return done
+        ctx = SweepContext(
+            cfg,
+            space,
+            exp_id,
+            open_parent_run(client, cfg, exp_id, study, space, parent),
+            dataset_input(space.data),
+            writer,
+        )
+        close_orphan_child_runs(client, ctx, study)
+        announce(cfg, ctx, study, revived, remaining)
+        return run_study(client, ctx, study, n_workers, remaining, drawings)
+    finally:
+        lock.release()
+
+
+def open_parent_run(
+    client: MlflowClient,
+    cfg: DictConfig,
+    exp_id: str,
+    study: optuna.Study,
+    space: FeatureSpace,
+    parent: Run | None,
+) -> str:
+    """The study's parent run: the existing one set RUNNING again, or a new one with the
+    sweep's params, config, data reports and dataset input."""
+    if parent is not None:
+        client.update_run(parent.info.run_id, status="RUNNING")
+        return parent.info.run_id
+    parent_id = client.create_run(
+        exp_id,
+        run_name=f"sweep-{cfg.dataset.name}-{cfg.features.name}",
+        tags={
+            runs.ROLE_TAG: "sweep",
+            runs.STUDY_TAG: study.study_name,
+            runs.SPACE_TAG: feature_space_name(cfg),
+            "data_source": space.data.source,
+            "dataset": cfg.dataset.name,
+            runs.DATASET_HASH_TAG: space.dataset_hash,
+            "feature_set": cfg.features.name,
+        },
+    ).info.run_id
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    params = {
+        "dataset": cfg.dataset.name,
+        "data_source": space.data.source,
+        "data_path": space.data.path,
+        "feature_set": cfg.features.name,
+        "features": ",".join(space.columns),
+        "scaler": cfg.scaling.name,
+        "algorithms": ",".join(sorted(cfg.algorithm)),
+        "n_trials": int(cfg.sweep.n_trials),
+        "seed": int(cfg.sweep.seed),
+        "sampler": str(cfg.sampler._target_).rsplit(".", 1)[-1],
+        **runs.flatten("constraints", resolved["sweep"]["constraints"]),
+    }
+    runs.log_batch(
+        client,
+        parent_id,
+        params=params,
+        metrics={"rows_raw": space.data.rows_raw, "rows_clean": space.data.rows_clean},
+    )
+    # The tracking URI may come from MLFLOW_TRACKING_URI with a password in it.
+    client.log_dict(parent_id, redact_all(resolved), "config.yaml")
+    client.log_dict(
+        parent_id,
+        {
+            "source": space.data.source,
+            "path": space.data.path,
+            "detected": space.data.detected,
+            "cleaning": space.data.cleaning,
+        },
+        "data/cleaning_report.json",
+    )
+    client.log_dict(parent_id, data_profile(space.data), "data/profile.json")
+    runs.log_dataset(client, parent_id, dataset_input(space.data))
+    return parent_id
+
+
+def announce(
+    cfg: DictConfig, ctx: SweepContext, study: optuna.Study, revived: list[int], remaining: int
+) -> None:
+    n_trials = int(cfg.sweep.n_trials)
+    if revived:
+        print(f"Marked interrupted trial(s) {revived} as failed; they do not count.", flush=True)
+    if remaining <= 0:
+        print(
+            f"Study {study.study_name} already has its {n_trials} trials; finishing its summary.",
+            flush=True,
+        )
+    else:
+        print(
+            f"Study {study.study_name}: {finished_trials(study)} of {n_trials} trials done, "
+            f"running {remaining} (MLflow experiment '{cfg.experiment_name}', parent run "
+            f"{ctx.parent_run_id})",
+            flush=True,
+        )
+
+
+def run_study(
+    client: MlflowClient,
+    ctx: SweepContext,
+    study: optuna.Study,
+    n_workers: int,
+    remaining: int,
+    drawings: dict[str, Drawing],
+) -> SweepResult:
+    """Run the remaining budget, here or in worker processes, then finish the summary."""
+    cfg = ctx.cfg
+    n_trials = int(cfg.sweep.n_trials)
+    runner = TrialRunner(ctx)
+    before = finished_trials(study)
+    try:
+        if remaining > 0 and n_workers > 1:
+            workers.run_workers(cfg, n_workers, ctx.experiment_id, ctx.parent_run_id)
+        elif remaining > 0:
+            try:
+                run_budget(study, runner, n_trials, [Progress(n_trials, bool(cfg.sweep.progress))])
+            finally:
+                ctx.artifacts.wait()  # every plot and model is logged before the sweep goes on
+    except KeyboardInterrupt:
+        client.set_terminated(ctx.parent_run_id, status="KILLED")
+        print("Interrupted: open runs closed; run the same command again to resume.", flush=True)
+        raise
+    except TrackingError:
+        client.set_terminated(ctx.parent_run_id, status="FAILED")
+        raise
+    with interrupts.deferred():
+        result = finish_sweep(client, ctx, study, runner, drawings)
+    result.ran = finished_trials(study) - before
+    return result
+
+
+def finished_result(
+    cfg: DictConfig, study: optuna.Study, exp_id: str, parent: Run
+) -> SweepResult | None:
+    """Report a study whose budget is spent and whose summary is complete, and return its
+    result; ``None`` if the summary must be (re)done.
+
+    The parent run is set FINISHED last, after the best model's registration and the
+    insights, so a process that died before that leaves it otherwise and the next run
+    finishes the summary.
+    """
+    tags = parent.data.tags
+    try:
+        best = study.best_trial
+    except ValueError:  # no valid trial: the summary step says so again
+        return None
+    registered = tags.get("registered_version")
+    wants_version = cfg.tracking.register_model and best.user_attrs.get("model_uri")
+    if parent.info.status != "FINISHED" or (wants_version and registered is None):
+        return None
+    print(f"Study {study.study_name} already has its {int(cfg.sweep.n_trials)} trials.", flush=True)
+    print_best(cfg, best, registered if wants_version else None)
+    return SweepResult(
+        study_name=study.study_name,
+        experiment_id=exp_id,
+        parent_run_id=parent.info.run_id,
+        n_trials=int(cfg.sweep.n_trials),
+        ran=0,
+        best_trial=best,
+        registered_version=registered if wants_version else None,
+        counts=count_states(study),
+    )
+
+
+def print_best(cfg: DictConfig, best: optuna.trial.FrozenTrial, version: str | None) -> None:
+    metrics = best.user_attrs.get("metrics", {})
+    print(
+        f"Best: trial {best.number} ({best.user_attrs.get('algorithm')}, "
+        f"{best.user_attrs.get('n_clusters')} segments) silhouette {best.value:.4f}, "
+        f"davies_bouldin {metrics.get('davies_bouldin', float('nan')):.3f}; run "
+        f"{best.user_attrs.get('mlflow_run_id')}"
+        + (f"; registered {cfg.tracking.registered_model_name} v{version}" if version else ""),
+        flush=True,
+    )
+
+
+def close_orphan_child_runs(client: MlflowClient, ctx: SweepContext, study: optuna.Study) -> None:
+    """Child runs left RUNNING by a killed process are closed as KILLED."""
+    running = {
+        t.user_attrs.get("mlflow_run_id")
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    }
+    for run in client.search_runs(
+        [ctx.experiment_id],
+        filter_string=(
+            f"tags.mlflow.parentRunId = '{ctx.parent_run_id}' and attributes.status = 'RUNNING'"
+        ),
+    ):
+        if run.info.run_id not in running:
+            client.set_terminated(run.info.run_id, status="KILLED")
+
+
+def summary(study: optuna.Study) -> tuple[dict[str, float], dict[str, Any], dict[str, Any]]:
+    """The parent run's summary of the study: metrics (trial counts, the best's metrics),
+    tags (rejection reasons, the best trial) and params (the best's)."""
+    counts = count_states(study)
+    reasons: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)):
+        key = str(t.user_attrs.get("reason", "?")).split(":")[0]
+        reasons[key] = reasons.get(key, 0) + 1
+    metrics = {f"trials_{k.lower()}": v for k, v in counts.items()}
+    tags: dict[str, Any] = {"rejected_reasons": reasons}
+    params: dict[str, Any] = {}
+    try:
+        best = study.best_trial
+    except ValueError:
+        return metrics, tags, params
+    metrics.update({f"best_{k}": v for k, v in best.user_attrs.get("metrics", {}).items()})
+    tags.update(
+        {
+            "best_trial": best.number,
+            "best_run_id": best.user_attrs.get("mlflow_run_id"),
+            "best_algorithm": best.user_attrs.get("algorithm"),
+            "best_model_uri": best.user_attrs.get("model_uri"),
+        }
+    )
+    params = {f"best.{k}": v for k, v in best.params.items()}
+    return metrics, tags, params
+
+
+def finish_sweep(
+    client: MlflowClient,
+    ctx: SweepContext,
+    study: optuna.Study,
+    runner: TrialRunner,
+    drawings: dict[str, Drawing],
+) -> SweepResult:
+    """Log the study's summary to the parent run, register the best model and log the insights
+    (the pool draws the study plots meanwhile; the runner's fit of the best trial is reused)."""
+    cfg, parent_id = ctx.cfg, ctx.parent_run_id
+    metrics, tags, params = summary(study)
+    existing = client.get_run(parent_id).data.params
+    params = {k: v for k, v in params.items() if k not in existing}
+    runs.log_batch(client, parent_id, params=params, metrics=metrics, tags=tags)
+    result = SweepResult(
+        study_name=study.study_name,
+        experiment_id=ctx.experiment_id,
+        parent_run_id=parent_id,
+        n_trials=int(cfg.sweep.n_trials),
+        ran=0,
+        best_trial=None,
+        counts=count_states(study),
+    )
+    if cfg.tracking.log_plots:
+        title = f"{cfg.dataset.name} / {cfg.features.name}"
+        trials = study.get_trials(deepcopy=False)
+        direction = study.direction.name.lower()
+        drawings["study"] = start_study_plots(ctx.artifacts, trials, direction, title)
+    try:
+        best = study.best_trial
+    except ValueError:
+        if "study" in drawings:
+            drawings["study"].result()
+            client.log_artifacts(parent_id, drawings["study"].out_dir.name, "study")
+        client.set_terminated(parent_id, status="FINISHED")
+        raise InputError(
+            f"study {study.study_name}: no trial met the constraints ({result.counts}); "
+            f"rejected: {tags['rejected_reasons']}. Widen sweep.constraints or the search space."
+        ) from None
+    result.best_trial = best
+    if cfg.tracking.register_model and best.user_attrs.get("model_uri"):
+        result.registered_version = register_best(client, ctx, best)
+    result.insight_seconds = log_sweep_insights(
+        cfg, client, ctx.space, best, parent_id, drawings, runner.best_fitted
+    )
+    runs.log_batch(
+        client,
+        parent_id,
+        metrics={f"insights_{k}_seconds": v for k, v in result.insight_seconds.items()},
+    )
+    client.set_terminated(parent_id, status="FINISHED")
+    print_best(cfg, best, result.registered_version)
+    return result
+
+
+def register_best(client: MlflowClient, ctx: SweepContext, best: optuna.trial.FrozenTrial) -> str:
+    """Register the best trial's model (once: a rerun finds the existing version)."""
+    cfg, space = ctx.cfg, ctx.space
+    run_id = best.user_attrs["mlflow_run_id"]
+    version = register_run_model(
+        client,
+        str(cfg.tracking.registered_model_name),
+        run_id,
+        best.user_attrs["model_uri"],
+        tags={
+            "dataset": cfg.dataset.name,
+            runs.DATASET_HASH_TAG: space.dataset_hash,
+            "data_source": space.data.source,
+            "feature_set": cfg.features.name,
+            "algorithm": best.user_attrs.get("algorithm"),
+            "silhouette": f"{best.value:.4f}",
+            "source_run": run_id,
+            "sweep_run": ctx.parent_run_id,
+        },
+    )
+    client.set_tag(ctx.parent_run_id, "registered_version", version)
+    return version

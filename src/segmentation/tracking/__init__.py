@@ -1,0 +1,1 @@
+"""Tracking: MLflow's store and registry, the runs of a sweep and the logged segment model."""

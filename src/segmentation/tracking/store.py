@@ -1,0 +1,153 @@
+"""MLflow's store: connecting to it, experiments, finding a sweep's parent run, registering."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+
+from segmentation.errors import TrackingError
+from segmentation.tracking.runs import ROLE_TAG, STUDY_TAG
+
+
+def quiet_console() -> None:
+    """Keep MLflow's INFO chatter and download bars off the console: a sweep prints its own
+    progress lines (the CLI and every worker process call this)."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+
+
+def set_tracking_uri(tracking_uri: str) -> None:
+    """Point this process's MLflow at a store, leaving ``MLFLOW_TRACKING_URI`` as it was.
+
+    ``mlflow.set_tracking_uri`` also exports the URI to the environment, where the next config
+    composed in this process would read it as the user's choice of store.
+    """
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(tracking_uri)
+    if previous is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = previous
+
+
+def connect(tracking_uri: str) -> MlflowClient:
+    """Point MLflow at the store and make sure it answers (creating a new store's schema).
+
+    Call it in one process before others use the store: processes creating a new SQLite store
+    at once corrupt it. Raises :class:`TrackingError` with one line when the store cannot be
+    reached.
+    """
+    match = re.match(r"sqlite:///(.+)", tracking_uri)
+    if match:
+        Path(match.group(1)).parent.mkdir(parents=True, exist_ok=True)
+    set_tracking_uri(tracking_uri)
+    try:
+        _probe_database(tracking_uri)
+        # A database store connects (and may fail) as soon as the client is made.
+        client = MlflowClient(tracking_uri)
+        client.search_experiments(max_results=1)
+    except Exception as exc:  # any driver or HTTP error means the same thing to the user
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TrackingError(
+            f"tracking store {redact(tracking_uri)} is unreachable: {first}"
+        ) from None
+    return client
+
+
+DATABASE_URI = r"(postgresql|mysql|mssql)(\+\w+)?://"
+
+
+def _probe_database(uri: str) -> None:
+    """Connect once to a database store: MLflow itself retries for about two minutes."""
+    if not re.match(DATABASE_URI, uri):
+        return
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(uri)
+    try:
+        with engine.connect():
+            pass
+    finally:
+        engine.dispose()
+
+
+def redact(uri: str) -> str:
+    """A URI with any password hidden."""
+    return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", uri)
+
+
+def redact_all(value: Any) -> Any:
+    """``value`` (nested dicts and lists) with a password hidden in every string."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {k: redact_all(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_all(v) for v in value]
+    return value
+
+
+def experiment_id(client: MlflowClient, name: str, artifact_root: str | Path | None) -> str:
+    """Id of the named experiment, created with artifacts under ``artifact_root`` if new."""
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        if found.lifecycle_stage == "deleted":
+            client.restore_experiment(found.experiment_id)
+        return found.experiment_id
+    location = None
+    if artifact_root is not None and "://" not in str(artifact_root):
+        location = (Path(artifact_root).resolve() / name).as_uri()
+    elif artifact_root is not None:
+        location = f"{str(artifact_root).rstrip('/')}/{name}"
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except mlflow.exceptions.MlflowException:
+        # Another worker created it first.
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+def find_sweep_run(
+    client: MlflowClient, exp_id: str, value: str, tag: str = STUDY_TAG
+) -> Run | None:
+    """The latest parent run whose ``tag`` is ``value``: of a study (by default) or of a
+    feature space (``SPACE_TAG``); ``None`` if there is none."""
+    runs = client.search_runs(
+        [exp_id],
+        filter_string=f"tags.`{ROLE_TAG}` = 'sweep' and tags.`{tag}` = '{value}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return runs[0] if runs else None
+
+
+def register_run_model(
+    client: MlflowClient,
+    model_name: str,
+    run_id: str,
+    model_uri: str,
+    tags: Mapping[str, Any] | None = None,
+) -> str:
+    """Version of ``model_name`` holding the run's model, registered if it is not yet.
+
+    A run's model is registered once: a rerun (or a promotion of the sweep's best) finds the
+    existing version instead of adding a duplicate.
+    """
+    try:
+        for version in client.search_model_versions(f"name = '{model_name}'"):
+            if version.run_id == run_id:
+                return str(version.version)
+    except mlflow.exceptions.MlflowException:
+        pass  # the registered model does not exist yet
+    clean = {k: str(v) for k, v in (tags or {}).items() if v is not None}
+    return str(mlflow.register_model(model_uri, model_name, tags=clean).version)
