@@ -14,6 +14,7 @@ INPUT ?=
 OUTPUT ?=
 PORT ?= 5001
 UI_PORT ?= 5000
+DASHBOARD_PORT ?= 8080
 PYTEST_ARGS ?=
 
 export SEGMENTATION_ROOT := $(CURDIR)
@@ -23,12 +24,12 @@ export DATA_DIR := $(abspath $(DATA_DIR))
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help venv sweep test lint format bench ui promote rollback predict serve report clean
+.PHONY: help venv sweep test lint format bench ui dashboard promote rollback predict drift serve report clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  Variables: EXPERIMENT=name DATA_DIR=dir ARGS=\"hydra overrides\" WORKERS=n RUN=id"
-	@echo "             INPUT=file OUTPUT=file MODEL=models:/name@alias PORT=n"
+	@echo "             INPUT=file OUTPUT=file MODEL=models:/name@alias PORT=n DASHBOARD_PORT=n"
 
 # (Re)install when the env is missing or older than pyproject.toml.
 $(STAMP): pyproject.toml
@@ -62,14 +63,20 @@ ui: $(STAMP) ## MLflow UI on 127.0.0.1:$(UI_PORT), light (one worker, no job run
 	  --workers 1 --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlruns/mlflow.db} \
 	  --default-artifact-root $(CURDIR)/mlruns/artifacts
 
-promote: $(STAMP) ## Promote the best trial of EXPERIMENT's latest sweep (or RUN=id) to champion
-	$(BIN)/segmentation-promote experiments=$(EXPERIMENT) $(if $(RUN),+run_id=$(RUN)) $(ARGS)
+dashboard: $(STAMP) ## optuna-dashboard of EXPERIMENT's studies on 127.0.0.1:$(DASHBOARD_PORT)
+	$(BIN)/segmentation-dashboard experiments=$(EXPERIMENT) +port=$(DASHBOARD_PORT) $(ARGS)
+
+promote: $(STAMP) ## Promote the best of EXPERIMENT's latest sweep (or RUN=id) to champion; INPUT=file for the migration
+	$(BIN)/segmentation-promote experiments=$(EXPERIMENT) $(if $(RUN),+run_id=$(RUN)) $(if $(INPUT),+input=$(INPUT)) $(ARGS)
 
 rollback: $(STAMP) ## Move champion back to the previous version
 	$(BIN)/segmentation-rollback experiments=$(EXPERIMENT) $(ARGS)
 
 predict: $(STAMP) ## Score INPUT=file into OUTPUT=file with MODEL (default: the champion)
 	$(BIN)/segmentation-predict experiments=$(EXPERIMENT) +input=$(INPUT) +output=$(OUTPUT) $(if $(MODEL),+model_uri=$(MODEL)) $(ARGS)
+
+drift: $(STAMP) ## Drift of INPUT=file against MODEL's training data (exit 3 over the thresholds)
+	$(BIN)/segmentation-drift experiments=$(EXPERIMENT) +input=$(INPUT) $(if $(MODEL),+model_uri=$(MODEL)) $(if $(OUTPUT),+output=$(OUTPUT)) $(ARGS)
 
 serve: $(STAMP) ## Serve MODEL (default: EXPERIMENT's champion) over REST on 127.0.0.1:$(PORT)
 	@uri="$(MODEL)"; test -n "$$uri" || uri=$$($(BIN)/segmentation-model-uri experiments=$(EXPERIMENT) $(ARGS)) || exit 1; \

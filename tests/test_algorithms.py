@@ -74,7 +74,7 @@ def test_suggest_is_conditional_on_the_algorithm():
     specs = OmegaConf.to_container(cfg.algorithm, resolve=True)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
     seen = set()
-    for _ in range(15):
+    for _ in range(30):
         trial = study.ask()
         name, params = suggest(trial, specs)
         seen.add(name)
@@ -82,7 +82,7 @@ def test_suggest_is_conditional_on_the_algorithm():
         study.tell(trial, 0.0)
         frozen = study.trials[-1]
         assert trial_params(frozen, specs) == params
-    assert seen == {"kmeans", "dbscan", "gmm"}
+    assert seen == {"kmeans", "bisecting_kmeans", "gmm", "dbscan", "hdbscan"}
 
 
 def test_k_range_reaches_the_search_space():

@@ -7,11 +7,15 @@ from sklearn.datasets import make_blobs
 
 from segmentation.algorithms import dbscan, kmeans
 from segmentation.config import compose
-from segmentation.evaluation.stability import bootstrap_ari
+from segmentation.evaluation.segment_stability import stability_summary
 from segmentation.segments.personas import build_personas, persona_names
 from segmentation.segments.profiles import segment_profile
 
 INCOME, SPENDING = "Annual Income (k$)", "Spending Score (1-100)"
+
+
+def bootstrap_ari(build, X, labels, bootstraps, seed, on_sample=False, sample_rows=None):
+    return stability_summary(build, X, labels, bootstraps, seed, sample_rows, on_sample)[0]
 
 
 def _profile(groups: list[tuple[int, float, float]], columns=(INCOME, SPENDING)):

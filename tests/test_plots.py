@@ -154,7 +154,7 @@ def test_study_plots_draw_ours_and_optunas(tmp_path):
     for n_trials, skips in ((1, {"param_importances", "slice"}), (5, set())):
         study.optimize(objective, n_trials=n_trials - len(study.trials))
         out = tmp_path / str(n_trials)
-        skipped = draw_study_plots(out, study.trials, "maximize", "t")
+        skipped = draw_study_plots(out, study.trials, ["maximize"], "t")
         drawn = {"optimisation_history", "silhouette_vs_k", "optuna_history", "param_importances"}
         expected = {f"{name}.png" for name in drawn | {"slice"} if name not in skips}
         assert {p.name for p in out.iterdir()} == expected

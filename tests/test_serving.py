@@ -156,8 +156,8 @@ def test_batch_rest_and_pyfunc_agree(champion, customers, server, tmp_path, monk
     assert code == 0, capsys.readouterr().err
     batch = pd.read_csv(out)
     raw = pd.read_csv(customers)
-    # The input as given (its own headers) plus segment and persona.
-    assert list(batch.columns) == [*raw.columns, "segment", "persona"]
+    # The input as given (its own headers) plus segment, persona and confidence.
+    assert list(batch.columns) == [*raw.columns, "segment", "persona", "confidence"]
     assert len(batch) == len(raw)
     assert not Path(f"{out}.rejected.csv").exists()
 
@@ -177,6 +177,8 @@ def test_batch_rest_and_pyfunc_agree(champion, customers, server, tmp_path, monk
     for other in (rest_split, rest_records, pyfunc):
         assert other["segment"].tolist() == batch["segment"].tolist()
         assert other["persona"].tolist() == batch["persona"].tolist()
+        np.testing.assert_allclose(other["confidence"], batch["confidence"], rtol=1e-9)
+    assert batch["confidence"].between(0, 1).all() and batch["confidence"].nunique() > 1
 
 
 def test_rest_refuses_a_missing_column(champion, customers, server):
@@ -189,7 +191,7 @@ def test_rest_refuses_a_missing_column(champion, customers, server):
     rows.loc[1, "Annual Income (k$)"] = None
     status, reply = post(server, {"dataframe_records": rows.to_dict(orient="records")})
     assert status == 400
-    assert "feature(s) ['Annual Income (k$)'] at row(s) [1]" in reply["message"]
+    assert "row 1: 'Annual Income (k$)' is missing" in reply["message"]
 
 
 def test_batch_lists_rejected_rows_and_refuses_a_missing_column(champion, tmp_path, capsys):
@@ -254,7 +256,9 @@ def test_dbscan_pipeline_scores_raw_rows_with_noise_unassigned():
     np.testing.assert_array_equal(out["segment"].to_numpy()[core], labels[core])
     assert set(out.loc[out["segment"] == 0, "persona"]) == {"Core"}
     far = raw.head(1).assign(**{"Annual Income (k$)": 1000, "Spending Score (1-100)": 1000})
-    assert model.predict(None, far).to_dict("records") == [{"segment": -1, "persona": "Unassigned"}]
+    assert model.predict(None, far).to_dict("records") == [
+        {"segment": -1, "persona": "Unassigned", "confidence": 0.0}
+    ]
 
 
 def test_retail_champion_scores_the_raw_marketing_file(tmp_path, monkeypatch):

@@ -11,10 +11,10 @@ from optuna.trial import TrialState
 
 from segmentation.errors import InputError, TrackingError
 from segmentation.study.artifacts import ArtifactWriter
+from segmentation.study.budget import OVER_BUDGET_ATTR
 from segmentation.study.processes import BACKGROUND_NICENESS
 from segmentation.study.storage import PID_ATTR, study_storage
 from segmentation.study.sweep import run_sweep
-from segmentation.study.budget import OVER_BUDGET_ATTR
 from segmentation.tracking import runs as tags
 from segmentation.tracking import store as tracking_store
 from tests.conftest import make_cfg

@@ -6,15 +6,19 @@ import atexit
 import gc
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
+from optuna_dashboard import run_server
 
-from segmentation.config import conf_dir, ensure_root_env
+from segmentation.config import conf_dir, ensure_root_env, unknown_option
 from segmentation.errors import InputError, TrackingError
+from segmentation.monitoring.check import EXIT_OVER_THRESHOLD, check_drift, print_check
 from segmentation.serving.personas import log_run_personas
 from segmentation.serving.predict import report, score_file
 from segmentation.serving.promote import champion_uri, describe, promote, rollback
+from segmentation.study.storage import study_storage
 from segmentation.study.sweep import run_sweep
 from segmentation.tracking.reports import latest_sweep_run, write_report
 from segmentation.tracking.store import connect, quiet_console
@@ -24,6 +28,10 @@ def run_cli(task: Callable[[DictConfig], object]) -> None:
     """Run ``task`` under Hydra; user errors become one line on stderr and exit code 2."""
     ensure_root_env()
     quiet_console()
+    wrong = unknown_option(sys.argv[1:])
+    if wrong:  # before Hydra, whose own message is a block of text
+        print(f"error: {wrong}", file=sys.stderr, flush=True)
+        sys.exit(2)
     # Python's last garbage collections at exit took 1.0-1.3 s after every command (MLflow,
     # scikit-learn and pandas leave millions of objects behind); frozen, they are skipped.
     # Exit handlers still run; finalizers of objects left in reference cycles, which Python
@@ -79,7 +87,8 @@ def promote_main() -> None:
     """``segmentation-promote``: move ``champion`` to the latest sweep's best (or ``+run_id``)."""
 
     def task(cfg: DictConfig) -> None:
-        print(describe(promote(cfg, _overrides(cfg, "run_id")["run_id"])), flush=True)
+        given = _overrides(cfg, "run_id", "input")
+        print(describe(promote(cfg, given["run_id"], given["input"])), flush=True)
 
     run_cli(task)
 
@@ -104,3 +113,36 @@ def predict_main() -> None:
 def model_uri_main() -> None:
     """``segmentation-model-uri``: print the champion's URI of the config (for ``make serve``)."""
     run_cli(lambda cfg: print(champion_uri(cfg), flush=True))
+
+
+def dashboard_task(cfg: DictConfig) -> None:
+    """Serve the study storage of the config (the journal file, or PostgreSQL with
+    ``storage=postgres``) in optuna-dashboard on 127.0.0.1 (``+port=``, default 8080)."""
+    port = int(OmegaConf.select(cfg, "port", default=8080))
+    storage = study_storage(cfg)
+    print(f"optuna-dashboard on http://127.0.0.1:{port} (Ctrl-C stops it)", flush=True)
+    run_server(storage, host="127.0.0.1", port=port)
+
+
+def dashboard_main() -> None:
+    """``segmentation-dashboard``: the studies in optuna-dashboard (``make dashboard``)."""
+    run_cli(dashboard_task)
+
+
+def drift_task(cfg: DictConfig) -> None:
+    """Check ``+input=file`` against the model's training data (``+model_uri``, default the
+    champion; ``+output=dir`` for the reports); exit 3 when a threshold is crossed."""
+    given = _overrides(cfg, "input", "model_uri", "output")
+    if not given["input"]:
+        raise InputError("drift needs +input=<customers file> (make drift INPUT=file)")
+    if not Path(given["input"]).is_file():
+        raise InputError(f"{given['input']}: file not found (expected a CSV or Parquet file)")
+    check = check_drift(cfg, given["input"], given["model_uri"], given["output"])
+    print_check(check)
+    if check.report["over_threshold"]:
+        sys.exit(EXIT_OVER_THRESHOLD)
+
+
+def drift_main() -> None:
+    """``segmentation-drift``: drift of a new batch (``make drift INPUT=file``)."""
+    run_cli(drift_task)

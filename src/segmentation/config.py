@@ -69,6 +69,7 @@ class ConstraintsConfig:
     k_max: int = 10
     max_noise_fraction: float = 0.10
     min_segment_fraction: float = 0.02
+    min_stability: float | None = 0.6
 
 
 @dataclass
@@ -81,9 +82,8 @@ class SilhouetteConfig:
 
 @dataclass
 class StabilityConfig:
-    bootstraps: int = 10
-    every_trial: bool = False
-    sample_rows: int | None = 10000
+    bootstraps: int = 5
+    sample_rows: int | None = 2000
 
 
 @dataclass
@@ -91,6 +91,7 @@ class SweepConfig:
     n_trials: int = 50
     seed: int = 42
     workers: int = 1
+    objective: str = "silhouette"
     constraints: ConstraintsConfig = field(default_factory=ConstraintsConfig)
     silhouette: SilhouetteConfig = field(default_factory=SilhouetteConfig)
     heartbeat_interval: int = 5
@@ -120,6 +121,24 @@ class StorageConfig:
 class PromotionConfig:
     min_silhouette: float = 0.35
     min_stability_ari: float = 0.7
+    max_reassigned_share: float | None = None
+
+
+@dataclass
+class DriftThresholds:
+    psi_warn: float = 0.1
+    psi_drift: float = 0.25
+    segment_psi_drift: float = 0.25
+    min_rows: int = 50
+    low_confidence: float = 0.5
+    max_low_confidence_increase: float = 0.1
+    max_low_confidence_share: float = 0.3
+    p_value: float = 0.01
+
+
+@dataclass
+class MonitoringConfig:
+    thresholds: DriftThresholds = field(default_factory=DriftThresholds)
 
 
 SCHEMAS = {
@@ -130,6 +149,7 @@ SCHEMAS = {
     "tracking": TrackingConfig,
     "storage": StorageConfig,
     "promotion": PromotionConfig,
+    "monitoring": MonitoringConfig,
 }
 
 

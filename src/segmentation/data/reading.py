@@ -176,6 +176,41 @@ def typed_frame(
     return out
 
 
+def row_problems(frame: pd.DataFrame, columns: Mapping[str, Mapping[str, Any]]) -> pd.Series:
+    """The reason each row fails the dataset's column rules ("" when it passes).
+
+    Same rules as :func:`typed_frame` and the dataset's missing-value cleaning, applied per
+    row instead of refusing the whole file: batch scoring and the logged model give a row the
+    same reason.
+    """
+    reasons = pd.Series([""] * len(frame), index=frame.index, dtype=object)
+
+    def add(mask: pd.Series, text: pd.Series | str) -> None:
+        reasons[mask] = reasons[mask].where(reasons[mask] == "", reasons[mask] + "; ")
+        reasons[mask] = reasons[mask] + (text[mask] if isinstance(text, pd.Series) else text)
+
+    for column, spec in columns.items():
+        if column not in frame.columns:
+            continue
+        kind = spec.get("kind", "numeric")
+        values = frame[column]
+        if kind != "id":
+            add(values.isna(), f"'{column}' is missing")
+        if kind != "numeric":
+            continue
+        numbers = pd.to_numeric(values, errors="coerce")
+        bad = values.notna() & numbers.isna()
+        add(bad, f"'{column}' is not a number: " + values.map(repr, na_action="ignore"))
+        low = spec.get("min")
+        if low is not None:
+            below = numbers < low
+            add(
+                below,
+                f"'{column}' below {low:g}: " + numbers.map("{:g}".format, na_action="ignore"),
+            )
+    return reasons
+
+
 def _strip_zeros(value: str) -> str:
     return value.lstrip("0") or "0" if value.isdigit() else value
 

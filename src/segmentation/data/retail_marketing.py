@@ -181,9 +181,10 @@ def prepare(raw: pd.DataFrame, cfg: DictConfig, path: str) -> LoadedData:
     elif how == "median":
         median = float(frame["Income"].median())
         frame = frame.assign(Income=frame["Income"].fillna(median))
+        # column and value: the logged model fills a missing Income with the same figure.
         record(
             "missing_income", rows_in, "Income missing", action="median",
-            rows=int(missing.sum()), value=median,
+            rows=int(missing.sum()), column="Income", value=median,
         )  # fmt: skip
     else:
         raise InputError(f"dataset.cleaning.missing_income '{how}': expected median or drop")

@@ -77,7 +77,7 @@ def stability_summary(
     """Mean adjusted Rand index of bootstrap refits and, from the same refits, the per-segment
     Jaccard stability of :func:`segment_jaccard`.
 
-    The ARI is the one of ``segmentation``'s ``bootstrap_ari`` for the same arguments (same
+    The ARI is the mean adjusted Rand index of the refits against the full fit (same
     draws, same refits): on the bootstrap's points when ``on_sample`` is true or the
     estimator cannot predict, else between ``labels`` and the refit's prediction of all of
     ``X``.

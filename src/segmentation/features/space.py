@@ -50,7 +50,8 @@ def check_feature_set(cfg: DictConfig, engineered: pd.DataFrame) -> None:
     fitting = [name for name, cols in feature_sets().items() if set(cols) <= set(engineered)]
     presets = presets_of_dataset(str(cfg.dataset.name))
     raise InputError(
-        f"features={cfg.features.name} does not fit dataset={cfg.dataset.name}: it needs "
+        f"features={cfg.features.name} (of preset {cfg.experiment_name}) does not fit "
+        f"dataset={cfg.dataset.name}: it needs "
         f"column(s) {missing}. Feature sets that fit {cfg.dataset.name}: {', '.join(fitting)}; "
         f"presets for it: {', '.join(presets) or 'none'} (make sweep EXPERIMENT=<preset>)"
     )

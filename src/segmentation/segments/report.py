@@ -154,8 +154,8 @@ def render_report(parent: Any, best: Any, parent_dir: Path, best_dir: Path) -> s
     ]:
         if (best_dir / "plots" / f"{name}.png").is_file():
             out.append(_img(best_dir / "plots" / f"{name}.png", caption))
-    # Stability.
-    ari = m.get("stability_ari")
+    # Stability and explanations.
+    ari = m.get("best_stability_ari", m.get("stability_ari"))
     out.append("<h2>Can the segments be trusted?</h2>")
     if ari is not None:
         verdict = "stable" if ari >= 0.8 else "moderately stable" if ari >= 0.6 else "unstable"
@@ -163,6 +163,60 @@ def render_report(parent: Any, best: Any, parent_dir: Path, best_dir: Path) -> s
             f"<p>Stability: mean adjusted Rand index of bootstrap refits against the full "
             f"fit <b>stability_ari = {ari:.3f}</b> ({verdict}; 1 means identical "
             "segments, 0 chance agreement).</p>"
+        )
+    per_segment = _json(parent_dir / "segments" / "stability.json") or {}
+    names = {int(r["segment"]): r["name"] for r in personas}
+    if per_segment:
+        out.append(
+            "<p>Per segment: the mean Jaccard similarity of the segment with its best match in "
+            "each bootstrap refit (as R's clusterboot; above 0.75 a segment reproduces, below "
+            "0.5 it dissolves).</p>"
+        )
+        out.append(
+            _table(
+                ["segment", "persona", "Jaccard stability"],
+                [
+                    [s, _e(names.get(int(s), "")), f"{v:.3f}"]
+                    for s, v in sorted(per_segment.items(), key=lambda kv: int(kv[0]))
+                ],
+                raw_cols={1},
+            )
+        )
+    explained = _json(parent_dir / "explanations" / "explanations.json")
+    if explained:
+        rules = explained["rules"]
+        out.append("<h2>Why a customer is in a segment</h2>")
+        out.append(
+            f"<p>A decision tree of depth {_e(rules.get('max_depth'))} on the features "
+            f"reproduces {rules['fidelity']:.1%} of the segment assignments (its fidelity); "
+            "its rule for each segment, and the features that set each segment apart "
+            "(z: the segment mean's distance from the population mean in standard deviations; "
+            "lift: their ratio).</p>"
+        )
+        body = []
+        for seg, rule in sorted(rules["segments"].items(), key=lambda kv: int(kv[0])):
+            top = explained["features"].get(str(seg)) or explained["features"].get(seg) or []
+            traits = "; ".join(
+                f"{f['feature']} {f['segment_mean']:.4g} vs {f['population_mean']:.4g} "
+                f"(z {f['z']:+.2f})"
+                for f in top
+            )
+            body.append(
+                [
+                    seg,
+                    _e(names.get(int(seg), "")),
+                    _e(rule["rule"]),
+                    f"{rule['precision']:.0%}",
+                    f"{rule['coverage']:.0%}",
+                    _e(traits),
+                ]
+            )
+        out.append(
+            _table(
+                ["segment", "persona", "rule", "precision", "coverage", "distinguishing features"],
+                body,
+                raw_cols={1, 2, 5},
+            )
         )
     # EDA and the study.
     out.append("<h2>The data</h2>")

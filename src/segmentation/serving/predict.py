@@ -8,7 +8,6 @@ reason instead of being dropped silently.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from segmentation.data import dataset_module
-from segmentation.data.reading import map_columns, read_table
+from segmentation.data.reading import map_columns, read_table, row_problems
 from segmentation.errors import InputError
 from segmentation.serving.promote import champion_uri
 from segmentation.tracking.store import connect
@@ -40,40 +39,6 @@ class PredictResult:
     rejected: pd.DataFrame
     rejected_path: Path | None
     segments: dict[int, int] = field(default_factory=dict)
-
-
-def row_problems(frame: pd.DataFrame, columns: Mapping[str, Mapping[str, Any]]) -> pd.Series:
-    """The reason each row fails the dataset's column rules ("" when it passes).
-
-    Same rules as :func:`segmentation.data.reading.typed_frame` and the dataset's
-    missing-value cleaning, applied per row instead of refusing the whole file.
-    """
-    reasons = pd.Series([""] * len(frame), index=frame.index, dtype=object)
-
-    def add(mask: pd.Series, text: pd.Series | str) -> None:
-        reasons[mask] = reasons[mask].where(reasons[mask] == "", reasons[mask] + "; ")
-        reasons[mask] = reasons[mask] + (text[mask] if isinstance(text, pd.Series) else text)
-
-    for column, spec in columns.items():
-        if column not in frame.columns:
-            continue
-        kind = spec.get("kind", "numeric")
-        values = frame[column]
-        if kind != "id":
-            add(values.isna(), f"'{column}' is missing")
-        if kind != "numeric":
-            continue
-        numbers = pd.to_numeric(values, errors="coerce")
-        bad = values.notna() & numbers.isna()
-        add(bad, f"'{column}' is not a number: " + values.map(repr, na_action="ignore"))
-        low = spec.get("min")
-        if low is not None:
-            below = numbers < low
-            add(
-                below,
-                f"'{column}' below {low:g}: " + numbers.map("{:g}".format, na_action="ignore"),
-            )
-    return reasons
 
 
 def clean_rows(
@@ -119,11 +84,22 @@ def load_model(cfg: DictConfig, model_uri: str | None) -> tuple[str, Any]:
         ) from None
 
 
-def score_file(
-    cfg: DictConfig, input_path: str | Path, output_path: str | Path, model_uri: str | None = None
-) -> PredictResult:
-    """Score ``input_path`` into ``output_path``: the input's columns, ``segment``, ``persona``."""
-    input_path, output_path = Path(input_path), Path(output_path)
+@dataclass
+class Scored:
+    """A file scored: its rows with ``segment``, ``persona`` and ``confidence``, the rows
+    rejected (file line and reason), and the rows as the model took them."""
+
+    model_uri: str
+    model: Any
+    scored: pd.DataFrame
+    rejected: pd.DataFrame
+    model_rows: pd.DataFrame
+
+
+def score_rows(cfg: DictConfig, input_path: str | Path, model_uri: str | None = None) -> Scored:
+    """Read ``input_path`` as training reads a file, and score the rows that pass with the
+    model (default: the config's champion)."""
+    input_path = Path(input_path)
     columns = OmegaConf.to_container(cfg.dataset.columns, resolve=True)
     raw, _ = read_table(input_path)
     mapped, _ = map_columns(raw, columns, input_path)  # a missing required column stops here
@@ -136,6 +112,12 @@ def score_file(
             f"columns found: {list(raw.columns)}"
         )
     lines = pd.Series(raw.index + 2, index=raw.index)  # line 1 is the header
+    # A value the training data's cleaning filled (a missing Income) gets the figure training
+    # used, kept in the model, as the model itself does on every other route.
+    impute = model.unwrap_python_model().inputs.get("impute") or {}
+    mapped = mapped.assign(
+        **{c: mapped[c].fillna(str(v)) for c, v in impute.items() if c in mapped.columns}
+    )
     reasons = row_problems(mapped, columns)
     ok = reasons == ""
     # The dataset's own typing and cleaning, exactly as in training, on the rows that passed.
@@ -146,13 +128,26 @@ def score_file(
     rejected = raw.loc[bad].copy()
     rejected.insert(0, LINE, lines[bad])
     rejected.insert(1, REASON, reasons[bad])
-    scored = pd.DataFrame(columns=["segment", "persona"])
+    scored = pd.DataFrame(columns=["segment", "persona", "confidence"])
+    model_rows = prepared[needed].reset_index(drop=True)
     if len(prepared):
-        scored = model.predict(prepared[needed].reset_index(drop=True))
+        scored = model.predict(model_rows)
     by_line = raw.set_index(lines)
     out = by_line.loc[kept].reset_index(drop=True)
     out["segment"] = scored["segment"].to_numpy()
     out["persona"] = scored["persona"].to_numpy()
+    out["confidence"] = scored["confidence"].to_numpy()
+    return Scored(uri, model, out, rejected, model_rows)
+
+
+def score_file(
+    cfg: DictConfig, input_path: str | Path, output_path: str | Path, model_uri: str | None = None
+) -> PredictResult:
+    """Score ``input_path`` into ``output_path``: the input's columns, ``segment``, ``persona``
+    and ``confidence``; rejected rows into ``<output>.rejected.csv``."""
+    output_path = Path(output_path)
+    result = score_rows(cfg, input_path, model_uri)
+    out, rejected, uri = result.scored, result.rejected, result.model_uri
     output_path.parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(output_path, index=False)
     rejected_path = output_path.with_name(output_path.name + ".rejected.csv")

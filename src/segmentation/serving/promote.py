@@ -7,10 +7,13 @@ MLflow 2.9). ``champion`` is what ``make predict`` and ``make serve`` score with
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import math
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import mlflow
 from mlflow.entities import Run
@@ -20,7 +23,17 @@ from omegaconf import DictConfig
 from segmentation.config import project_root
 from segmentation.errors import InputError
 from segmentation.features.space import feature_space_name
+from segmentation.segments.alignment import migration_table
+from segmentation.serving.migration import (
+    Migration,
+    compare,
+    customers,
+    description_section,
+    headline_tags,
+    log_aligned_model,
+)
 from segmentation.tracking import runs
+from segmentation.tracking.descriptions import version_description
 from segmentation.tracking.store import connect, find_sweep_run, redact, register_run_model
 
 CHAMPION = "champion"
@@ -36,6 +49,7 @@ class Promotion:
     run_id: str
     previous: str | None
     changed: bool
+    migration: dict | None = None
 
 
 def model_name(cfg: DictConfig) -> str:
@@ -126,10 +140,13 @@ def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
         return None
 
 
-def promote(cfg: DictConfig, run_id: str | None = None) -> Promotion:
+def promote(cfg: DictConfig, run_id: str | None = None, input_path: str | None = None) -> Promotion:
     """Register the candidate's model if needed and move ``champion`` to it if it passes the gate.
 
-    Raises :class:`InputError` naming each failed gate (nothing is changed then).
+    Over an existing champion, the candidate's segments are first aligned to the champion's
+    (:mod:`segmentation.serving.migration`) on the training customers (or ``input_path``): the
+    aligned model is what gets registered, and the migration report is printed, tagged and
+    logged. Raises :class:`InputError` naming each failed gate (nothing is changed then).
     """
     client = connect(str(cfg.paths.tracking_uri))
     run = candidate_run(cfg, client, run_id)
@@ -153,7 +170,23 @@ def promote(cfg: DictConfig, run_id: str | None = None) -> Promotion:
     if not model_id:
         raise InputError(f"run {rid}: no logged model (was tracking.log_models false?)")
     silhouette = f"{run.data.metrics['silhouette']:.4f}"
-    version = register_run_model(client, name, rid, f"models:/{model_id}")
+    current = alias_version(client, name, CHAMPION)
+    migration = None
+    if current is not None and client.get_model_version(name, current).run_id != rid:
+        challenger = mlflow.pyfunc.load_model(f"models:/{model_id}").unwrap_python_model()
+        champion = mlflow.pyfunc.load_model(f"models:/{name}/{current}")
+        migration = compare(champion, challenger, customers(cfg, input_path))
+        refused = reassignment_failure(migration.report, cfg.promotion)
+        if refused:
+            print(migration_table(migration.report), flush=True)
+            raise InputError(
+                f"promotion of run {rid} ({tags.get('algorithm', '?')}) refused: {refused}"
+            )
+        label = f"{tags.get('algorithm', 'model')}-k{int(run.data.metrics['n_clusters'])}"
+        uri, model_id = log_aligned_model(client, rid, migration, f"{label}-aligned")
+        version = str(mlflow.register_model(uri, name).version)
+    else:
+        version = register_run_model(client, name, rid, f"models:/{model_id}")
     version_tags = {
         "dataset": tags.get("dataset", cfg.dataset.name),
         runs.DATASET_HASH_TAG: tags.get(runs.DATASET_HASH_TAG, "unknown"),
@@ -167,15 +200,63 @@ def promote(cfg: DictConfig, run_id: str | None = None) -> Promotion:
     }
     if "stability_ari" in run.data.metrics:
         version_tags["stability_ari"] = f"{run.data.metrics['stability_ari']:.4f}"
-    current = alias_version(client, name, CHAMPION)
     if current == version:
         return Promotion(name, version, rid, alias_version(client, name, PREVIOUS), False)
+    if migration is not None:
+        version_tags.update(headline_tags(migration.report, current))
     for key, value in version_tags.items():
         client.set_model_version_tag(name, version, key, value)
+    client.update_model_version(
+        name, version, description=promoted_description(client, run, migration, current)
+    )
     if current is not None:
         client.set_registered_model_alias(name, PREVIOUS, current)
     client.set_registered_model_alias(name, CHAMPION, version)
-    return Promotion(name, version, rid, current, True)
+    return Promotion(name, version, rid, current, True, migration.report if migration else None)
+
+
+def reassignment_failure(report: dict, gate: DictConfig) -> str | None:
+    """The optional migration gate (``promotion.max_reassigned_share``, off when null)."""
+    limit = gate.get("max_reassigned_share")
+    if limit is not None and report["reassigned_share"] > float(limit):
+        return (
+            f"reassigned_share {report['reassigned_share']:.4f} above max_reassigned_share "
+            f"{limit} ({report['n_customers']} customers scored by both models)"
+        )
+    return None
+
+
+def promoted_description(
+    client: MlflowClient, run: Run, migration: Migration | None, champion: str | None
+) -> str:
+    """The version's markdown: the run's data, features, algorithm and metrics, its personas
+    (aligned ones over a champion) and the migration report."""
+    if migration is not None:
+        sizes = {int(s["segment"]): s for s in migration.report["sizes"]}
+        total = max(migration.report["n_customers"], 1)
+        personas = [
+            {
+                "segment": k,
+                "name": v,
+                "size": sizes.get(k, {}).get("count_after", 0),
+                "share": sizes.get(k, {}).get("count_after", 0) / total,
+            }
+            for k, v in sorted(migration.model.personas.items())
+        ]
+        extra = [description_section(migration.report, str(champion))]
+    else:
+        personas, extra = run_personas(client, run.info.run_id), []
+    return version_description(run.data.params, run.data.metrics, personas, extra)
+
+
+def run_personas(client: MlflowClient, run_id: str) -> list[dict]:
+    """The persona table a run logged (the best trial of a sweep has one), else empty."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = client.download_artifacts(run_id, "segments/personas.json", tmp)
+        except mlflow.exceptions.MlflowException:
+            return []
+        return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
 def rollback(cfg: DictConfig) -> Promotion:
@@ -204,4 +285,8 @@ def describe(result: Promotion, action: str = "promoted") -> str:
         return f"{result.model_name} v{result.version} (run {result.run_id}) is already {CHAMPION}"
     before = f"; {PREVIOUS} is v{result.previous}" if result.previous else ""
     model = f"{result.model_name} v{result.version} (run {result.run_id})"
-    return f"{action} {model} to {CHAMPION}{before}"
+    line = f"{action} {model} to {CHAMPION}{before}"
+    if result.migration is not None:
+        aligned = f"segments aligned to v{result.previous}"
+        return f"{migration_table(result.migration)}\n{line} ({aligned})"
+    return line

@@ -10,6 +10,7 @@ logged, so a sweep never ends with work outstanding.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import tempfile
@@ -32,7 +33,7 @@ from segmentation.plots.trial import write_trial_plots
 from segmentation.segments.profiles import write_profile
 from segmentation.study import interrupts
 from segmentation.study.processes import become_background
-from segmentation.tracking.model import log_segment_model
+from segmentation.tracking.model import SegmentModel, log_segment_model
 from segmentation.tracking.runs import log_batch, log_dataset
 from segmentation.tracking.store import quiet_console, set_tracking_uri
 
@@ -66,7 +67,8 @@ class TrialArtifacts:
     log_plots: bool
     profile: pd.DataFrame | None = None
     personas: dict[int, str] | None = None
-    pipeline: Any = None
+    segment_stability: dict[int, float] | None = None
+    model: SegmentModel | None = None
     input_example: pd.DataFrame | None = None
     model_id: str | None = None
     main_logging_seconds: float = 0.0
@@ -132,12 +134,14 @@ def write_trial_artifacts(job: TrialArtifacts) -> dict[str, float]:
             plots_seconds = time.perf_counter() - started
         if job.profile is not None:
             write_profile(job.profile, Path(tmp) / "segments")
+        if job.segment_stability:
+            (Path(tmp) / "segments" / "stability.json").write_text(
+                json.dumps({str(k): v for k, v in job.segment_stability.items()}, indent=1)
+            )
         client.log_artifacts(job.run_id, tmp)
     if job.model_id is not None:
         set_tracking_uri(job.tracking_uri)
-        log_segment_model(
-            job.pipeline, job.input_example, personas=job.personas, model_id=job.model_id
-        )
+        log_segment_model(job.model, job.input_example, model_id=job.model_id)
         if mlflow.active_run() is None:  # inline, the trial's active run got the link already
             client.log_outputs(job.run_id, models=[LoggedModelOutput(job.model_id, step=0)])
     if job.dataset_input is not None:

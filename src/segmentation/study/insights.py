@@ -14,21 +14,30 @@ from typing import Any
 
 import numpy as np
 import optuna
+import pandas as pd
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 from threadpoolctl import threadpool_limits
 
 from segmentation import algorithms
 from segmentation.evaluation.choosing_k import k_curves
-from segmentation.evaluation.stability import configured_stability
 from segmentation.features.space import FeatureSpace
+from segmentation.plots import subsample
 from segmentation.plots.eda import box_pairs, eda_frame, write_eda_plots
 from segmentation.plots.study import draw_study_plots, write_k_plots
 from segmentation.segments.describe import Segments, describe_segments
+from segmentation.segments.explain import (
+    distinguishing_features,
+    explanations_markdown,
+    surrogate_rules,
+)
 from segmentation.study import interrupts
 from segmentation.study.artifacts import ArtifactWriter
 from segmentation.tracking.reports import build_report
 from segmentation.tracking.runs import log_batch
+
+# Customers the explanations are computed from (a seeded sample above that).
+EXPLAIN_ROWS = 50_000
 
 
 @dataclass
@@ -114,10 +123,13 @@ def start_data_insights(cfg: DictConfig, space: FeatureSpace, writer: ArtifactWr
 
 
 def start_study_plots(
-    writer: ArtifactWriter, trials: list[optuna.trial.FrozenTrial], direction: str, title: str
+    writer: ArtifactWriter,
+    trials: list[optuna.trial.FrozenTrial],
+    directions: list[str],
+    title: str,
 ) -> Drawing:
     """Submit the study plots to the pool."""
-    return Drawing(*_submit(writer, _study_plots_job, trials, direction, title))
+    return Drawing(*_submit(writer, _study_plots_job, trials, directions, title))
 
 
 def _submit(writer: ArtifactWriter, job: Any, *args: Any) -> tuple[Future, Any]:
@@ -129,51 +141,73 @@ def _data_insights_job(out: str, cfg: DictConfig, space: FeatureSpace) -> dict[s
     return write_data_insights(cfg, space, Path(out))
 
 
-def _study_plots_job(out: str, trials: list, direction: str, title: str) -> dict[str, Any]:
+def _study_plots_job(out: str, trials: list, directions: list[str], title: str) -> dict[str, Any]:
     start = time.perf_counter()
-    skipped = draw_study_plots(Path(out), trials, direction, title)
+    skipped = draw_study_plots(Path(out), trials, directions, title)
     if skipped:
         (Path(out) / "skipped.json").write_text(json.dumps(skipped, indent=1))
     return {"study_plots": time.perf_counter() - start}
+
+
+def best_fit(
+    cfg: DictConfig,
+    space: FeatureSpace,
+    best: optuna.trial.FrozenTrial,
+    fitted: FittedTrial | None = None,
+) -> FittedTrial:
+    """The best trial's fit: ``fitted`` when it is that trial, else it is fitted again (a resumed
+    study's or another worker's trial)."""
+    if fitted is not None and fitted.number == best.number:
+        return fitted
+    name, estimator, params, labels = refit_trial(cfg, space, best)
+    segments = describe_segments(cfg, space, labels, estimator)
+    return FittedTrial(best.number, float(best.values[0]), name, params, segments)
+
+
+def explain(space: FeatureSpace, segments: Segments, seed: int) -> dict[str, Any]:
+    """Per segment, the features that set it apart and a surrogate tree's rule (in original
+    units, from a seeded sample of at most ``EXPLAIN_ROWS`` customers), with the markdown."""
+    rows = subsample(space.n_rows, EXPLAIN_ROWS, seed)
+    frame = pd.DataFrame(space.X_raw[rows], columns=space.columns)
+    labels = segments.labels[rows]
+    features = distinguishing_features(frame, labels)
+    rules = surrogate_rules(frame, labels, seed=seed)
+    return {
+        "features": features,
+        "rules": rules,
+        "markdown": explanations_markdown(features, rules, segments.names),
+    }
 
 
 def log_sweep_insights(
     cfg: DictConfig,
     client: MlflowClient,
     space: FeatureSpace,
-    best: optuna.trial.FrozenTrial,
     parent_id: str,
+    best_run: str | None,
     drawings: dict[str, Drawing],
-    fitted: FittedTrial | None = None,
+    fit: FittedTrial,
+    explanations: dict[str, Any],
 ) -> dict[str, float]:
     """Log the parent's plots (``drawings``: the EDA and choosing-k plots under their own
-    folders, the study's under ``study/``), the best trial's personas and stability, and the
-    report (the best trial's fit from ``fitted`` when it is that trial, else it is fitted
-    again). Returns the seconds each part took."""
+    folders, the study's under ``study/``), the best trial's personas and explanations (on the
+    parent run and the best trial's run), and the report. Returns the seconds each part took."""
     seconds: dict[str, float] = {}
-    best_run = best.user_attrs.get("mlflow_run_id")
-    start = time.perf_counter()
-    specs = OmegaConf.to_container(cfg.algorithm, resolve=True)
-    if fitted is not None and fitted.number == best.number:
-        name, params, segments = fitted.name, fitted.params, fitted.segments
-    else:  # a resumed study's or another worker's trial
-        name, estimator, params, labels = refit_trial(cfg, space, best)
-        segments = describe_segments(cfg, space, labels, estimator)
-    ari = configured_stability(
-        cfg,
-        lambda: algorithms.build(name, specs[name], params, int(cfg.sweep.seed), space.n_rows),
-        space.X,
-        segments.labels,
-        on_sample=bool(specs[name].get("stability_on_sample", False)),
-    )
-    seconds["personas_stability"] = time.perf_counter() - start
     with tempfile.TemporaryDirectory() as tmp:
-        segments.write(Path(tmp) / "segments")
+        fit.segments.write(Path(tmp) / "segments")
+        out = Path(tmp) / "explanations"
+        out.mkdir()
+        (out / "explanations.json").write_text(
+            json.dumps({k: v for k, v in explanations.items() if k != "markdown"}, default=float)
+        )
+        (out / "explanations.md").write_text(explanations["markdown"], encoding="utf-8")
         client.log_artifacts(parent_id, tmp)
         if best_run:
             client.log_artifacts(best_run, str(Path(tmp) / "segments"), "segments")
-            log_batch(client, best_run, metrics={"stability_ari": ari})
-    log_batch(client, parent_id, metrics={"stability_ari": ari})
+            client.log_artifacts(best_run, str(out), "explanations")
+            client.download_artifacts(best_run, "segments/stability.json", tmp)
+            client.log_artifacts(parent_id, str(Path(tmp) / "segments"), "segments")
+    log_batch(client, parent_id, metrics={"surrogate_fidelity": explanations["rules"]["fidelity"]})
     for folder, drawing in drawings.items():
         seconds.update(drawing.result())
         client.log_artifacts(parent_id, drawing.out_dir.name, folder or None)

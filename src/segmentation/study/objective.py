@@ -8,11 +8,12 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import mlflow
 import numpy as np
 import optuna
+import pandas as pd
 from hydra.utils import instantiate
 from mlflow.entities import DatasetInput, LoggedModelOutput
 from mlflow.models import infer_signature
@@ -25,19 +26,31 @@ from threadpoolctl import threadpool_limits
 from segmentation import algorithms
 from segmentation.data import LoadedData
 from segmentation.errors import InputError
-from segmentation.evaluation.constraints import constraint_violation
+from segmentation.evaluation.confidence import confidence
+from segmentation.evaluation.constraints import (
+    constraint_values,
+    constraint_violation,
+    degenerate,
+)
+from segmentation.evaluation.drift import reference_profile
 from segmentation.evaluation.metrics import cluster_metrics, model_metrics
-from segmentation.evaluation.stability import configured_stability
+from segmentation.evaluation.segment_stability import stability_summary
 from segmentation.features.space import FeatureSpace, feature_space_name
+from segmentation.plots import subsample
 from segmentation.segments.describe import describe_segments
 from segmentation.study import interrupts
 from segmentation.study.artifacts import ArtifactWriter, TrialArtifacts
 from segmentation.study.insights import FittedTrial
 from segmentation.study.storage import mark_worker
 from segmentation.tracking import runs
-from segmentation.tracking.model import build_pipeline
+from segmentation.tracking.descriptions import NOTE_TAG
+from segmentation.tracking.model import SegmentModel, build_pipeline
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+# Customers a model's drift reference is computed from (a seeded sample above that).
+REFERENCE_ROWS = 50_000
+# Training confidences kept with a model (the drift check's baseline of low-confidence share).
+REFERENCE_CONFIDENCES = 2000
 # Rows from which a dataset input's column types are inferred.
 SCHEMA_SAMPLE_ROWS = 1000
 
@@ -61,6 +74,46 @@ def make_sampler(cfg: DictConfig, worker: int = 0) -> optuna.samplers.BaseSample
     """The configured sampler (``conf/sampler``); each worker its own seed, or identical seeds
     would propose identical trials."""
     return instantiate(cfg.sampler, seed=int(cfg.sweep.seed) + worker)
+
+
+def pareto(cfg: DictConfig) -> bool:
+    """``sweep.objective=pareto``: silhouette and stability, both maximised."""
+    objective = str(cfg.sweep.objective)
+    if objective not in ("silhouette", "pareto"):
+        raise InputError(f"sweep.objective={objective}: expected silhouette or pareto")
+    return objective == "pareto"
+
+
+def directions(cfg: DictConfig) -> list[str]:
+    return ["maximize", "maximize"] if pareto(cfg) else ["maximize"]
+
+
+def chosen_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
+    """The trial the sweep picks: the best feasible one; with two objectives (silhouette and
+    stability), the knee of the feasible Pareto front (:func:`knee`). Raises ``ValueError``
+    when no trial is feasible."""
+    if len(study.directions) == 1:
+        return study.best_trial
+    front = study.best_trials
+    if not front:
+        raise ValueError("no feasible trial")
+    return knee(front)
+
+
+def knee(front: list[optuna.trial.FrozenTrial]) -> optuna.trial.FrozenTrial:
+    """The Pareto-front trial nearest the ideal point (best silhouette and best stability), each
+    objective scaled to [0, 1] over the front; ties go to the earlier trial."""
+    values = np.array([t.values for t in front], dtype=float)
+    low, high = values.min(axis=0), values.max(axis=0)
+    scaled = (values - low) / np.where(high > low, high - low, 1.0)
+    distance = np.hypot(*(1.0 - scaled).T)
+    order = sorted(range(len(front)), key=lambda i: (round(distance[i], 12), front[i].number))
+    return front[order[0]]
+
+
+def silhouette_of(trial: optuna.trial.FrozenTrial) -> float:
+    """A finished trial's silhouette (its first objective)."""
+    return float(trial.values[0])
 
 
 def finished_trials(study: optuna.Study) -> int:
@@ -89,6 +142,21 @@ def dataset_input(data: LoadedData) -> DatasetInput:
             ]
         )
     return runs.dataset_input(dataset)
+
+
+def model_inputs(cfg: DictConfig, space: FeatureSpace) -> dict[str, Any]:
+    """What a logged model accepts: the dataset's rules for its input columns, and the figures
+    training filled missing values with (a cleaning rule's ``column`` and ``value``)."""
+    rules = OmegaConf.to_container(cfg.dataset.columns, resolve=True)
+    example = space.input_example.columns
+    return {
+        "columns": {c: spec for c, spec in rules.items() if c in example},
+        "impute": {
+            str(c["column"]): c["value"]
+            for c in space.data.cleaning
+            if "column" in c and "value" in c and c["column"] in example
+        },
+    }
 
 
 @dataclass
@@ -141,8 +209,20 @@ class TrialRunner:
             "n_rows": space.n_rows,
             "seed": self.seed,
         }
+        self.model_inputs = model_inputs(cfg, space)
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def reference(self, fit: Fit) -> dict[str, Any]:
+        """The training distributions a model keeps for drift checks (from a seeded sample of
+        at most ``REFERENCE_ROWS`` customers): its features, segment shares and confidences."""
+        space = self.ctx.space
+        rows = subsample(space.n_rows, REFERENCE_ROWS, self.seed)
+        frame = pd.DataFrame(space.X_raw[rows], columns=space.columns)
+        reference = reference_profile(frame, space.columns, fit.labels[rows], seed=self.seed)
+        sure = confidence(fit.estimator, space.X[rows], fit.labels[rows])
+        reference["confidence"] = np.round(sure[:REFERENCE_CONFIDENCES], 4).tolist()
+        return reference
+
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         interrupts.checkpoint()  # a Ctrl-C after the last trial: no new run
         mark_worker(trial)
         name, params = algorithms.suggest(trial, self.specs)
@@ -201,7 +281,23 @@ class TrialRunner:
         metrics["fit_seconds"] = fit_seconds
         return Fit(estimator, labels, metrics, sil_values, sil_labels)
 
-    def _run(self, trial: optuna.Trial, run_id: str, name: str, params: dict) -> float:
+    def stability(self, name: str, params: dict, fit: Fit) -> tuple[float, dict[int, float]]:
+        """Bootstrap stability of a fit: the refits' mean ARI and each segment's Jaccard."""
+        cfg, X = self.ctx.cfg, self.ctx.space.X
+        spec = self.specs[name]
+        return stability_summary(
+            lambda: algorithms.build(name, spec, params, self.seed, len(X)),
+            X,
+            fit.labels,
+            bootstraps=int(cfg.sweep.stability.bootstraps),
+            seed=self.seed,
+            sample_rows=cfg.sweep.stability.get("sample_rows"),
+            on_sample=bool(spec.get("stability_on_sample", False)),
+        )
+
+    def _run(
+        self, trial: optuna.Trial, run_id: str, name: str, params: dict
+    ) -> float | tuple[float, float]:
         cfg, space = self.ctx.cfg, self.ctx.space
         flat = {f"{name}.{k}": v for k, v in params.items()}
         run_params = {**self.common_params, "algorithm": name, "trial": trial.number, **flat}
@@ -210,49 +306,40 @@ class TrialRunner:
                 fit = self.fit(name, params)
         except Exception as exc:  # any fit error is recorded and the sweep goes on
             first = str(exc).splitlines()[0] if str(exc) else ""
-            reason = f"fit error: {type(exc).__name__}: {first}"
-            runs.log_batch(
-                self.client,
-                run_id,
-                params=run_params,
-                tags={"trial_state": "PRUNED", "rejected_reason": reason},
-            )
-            trial.set_user_attr("reason", reason)
-            raise optuna.TrialPruned(reason) from None
+            self._prune(trial, run_id, run_params, f"fit error: {type(exc).__name__}: {first}")
         run_params["estimator"] = type(fit.estimator).__name__
         metrics = fit.metrics
-        reason = constraint_violation(metrics, self.constraints)
         k = int(metrics["n_clusters"])
         trial.set_user_attr("n_clusters", k)
-        trial.set_user_attr("metrics", {m: v for m, v in metrics.items() if not math.isnan(v)})
         start = time.perf_counter()
+        segment_stability: dict[int, float] = {}
+        if degenerate(metrics) is None:
+            with interrupts.allowed():
+                metrics["stability_ari"], segment_stability = self.stability(name, params, fit)
+            if segment_stability:
+                metrics["min_segment_stability"] = min(segment_stability.values())
+        trial.set_user_attr("metrics", {m: v for m, v in metrics.items() if not math.isnan(v)})
+        reason = constraint_violation(metrics, self.constraints)
         with interrupts.allowed():
-            if cfg.sweep.stability.every_trial:
-                metrics["stability_ari"] = configured_stability(
-                    cfg,
-                    lambda: algorithms.build(
-                        name, self.specs[name], params, self.seed, len(space.X)
-                    ),
-                    space.X,
-                    fit.labels,
-                    on_sample=bool(self.specs[name].get("stability_on_sample", False)),
-                )
             segments = describe_segments(cfg, space, fit.labels, fit.estimator)
         metrics["metrics_seconds"] += time.perf_counter() - start
         start = time.perf_counter()
         silhouette = metrics["silhouette"]
         summary = f"{name}, {k} segments, silhouette {silhouette:.3f}"
+        state = "PRUNED" if degenerate(metrics) else "INFEASIBLE" if reason else "COMPLETE"
         tags = {
-            "trial_state": "PRUNED" if reason else "COMPLETE",
+            "trial_state": state,
             # The run's description in the MLflow UI.
-            "mlflow.note.content": (
-                f"{summary}: " + ", ".join(segments.names.values())
+            NOTE_TAG: (
+                f"{summary}, stability {metrics['stability_ari']:.2f}: "
+                + ", ".join(segments.names.values())
                 if not reason
                 else f"{summary}; rejected: {reason}"
             ),
         }
         if reason:
             tags["rejected_reason"] = reason
+            trial.set_user_attr("reason", reason)
         job = TrialArtifacts.sampled(
             X_raw=space.X_raw,
             X_scaled=space.X,
@@ -268,6 +355,7 @@ class TrialRunner:
             log_plots=bool(cfg.tracking.log_plots),
             profile=segments.profile,
             personas=segments.names,
+            segment_stability=segment_stability,
             params=run_params,
             metrics=metrics,
             tags=tags,
@@ -277,14 +365,29 @@ class TrialRunner:
             self._attach_model(trial, job, name, params, fit, f"{name}-k{k}")
         job.main_logging_seconds = time.perf_counter() - start
         self.ctx.artifacts.submit(job)
-        if reason:
-            trial.set_user_attr("reason", reason)
+        if state == "PRUNED":
             raise optuna.TrialPruned(reason)
+        # Measured violations, so the sampler learns where the feasible region lies.
+        for key, value in constraint_values(metrics, self.constraints).items():
+            trial.set_constraint(key, value)
         value = float(silhouette)
         best = self.best_fitted
-        if best is None or value > best.value:  # ties: Optuna's best is the first
+        if not reason and (best is None or value > best.value):  # ties: the first, as Optuna
             self.best_fitted = FittedTrial(trial.number, value, name, params, segments)
+        if pareto(cfg):
+            return value, float(metrics["stability_ari"])
         return value
+
+    def _prune(self, trial: optuna.Trial, run_id: str, params: dict, reason: str) -> NoReturn:
+        """Record a trial that has no score (a fit error) and prune it."""
+        runs.log_batch(
+            self.client,
+            run_id,
+            params=params,
+            tags={"trial_state": "PRUNED", "rejected_reason": reason, NOTE_TAG: reason},
+        )
+        trial.set_user_attr("reason", reason)
+        raise optuna.TrialPruned(reason)
 
     def _attach_model(
         self,
@@ -310,8 +413,9 @@ class TrialRunner:
                 source_run_id=run_id,
                 params={k: str(v) for k, v in job.params.items()},
             ).model_id
-            job.pipeline = build_pipeline(
-                space.engineer, space.columns, space.scaler, fit.estimator
+            pipeline = build_pipeline(space.engineer, space.columns, space.scaler, fit.estimator)
+            job.model = SegmentModel(
+                pipeline, job.personas, self.model_inputs, reference=self.reference(fit)
             )
             job.input_example, job.model_id = space.input_example, model_id
             self.models_by_key[key] = (model_id, run_id)
@@ -332,17 +436,18 @@ class Progress:
             return
         done = finished_trials(study)
         try:
-            best = study.best_trial
+            best = chosen_trial(study)
             best_text = (
-                f"best silhouette {best.value:.4f} (trial {best.number}, "
+                f"best silhouette {silhouette_of(best):.4f} (trial {best.number}, "
                 f"{best.user_attrs.get('algorithm')}, k={best.user_attrs.get('n_clusters')})"
             )
         except ValueError:
             best_text = "no valid trial yet"
+        reason = trial.user_attrs.get("reason")
         this = (
-            f"{trial.value:.4f}"
-            if trial.state == TrialState.COMPLETE
-            else f"rejected: {trial.user_attrs.get('reason', trial.state.name)}"
+            f"{silhouette_of(trial):.4f}"
+            if trial.state == TrialState.COMPLETE and not reason
+            else f"rejected: {reason or trial.state.name}"
         )
         print(
             f"[{done:>3}/{self.total}] {best_text} | trial {trial.number}: {this} "

@@ -4,9 +4,11 @@ parent run, which ends with the study's summary, the best model registered and t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import optuna
+import pandas as pd
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
@@ -21,6 +23,9 @@ from segmentation.study.artifacts import ArtifactWriter
 from segmentation.study.budget import run_budget
 from segmentation.study.insights import (
     Drawing,
+    FittedTrial,
+    best_fit,
+    explain,
     log_sweep_insights,
     start_data_insights,
     start_study_plots,
@@ -30,13 +35,22 @@ from segmentation.study.objective import (
     SweepContext,
     TrialRunner,
     algorithm_specs,
+    chosen_trial,
     dataset_input,
+    directions,
     finished_trials,
     make_sampler,
+    silhouette_of,
     study_name,
 )
 from segmentation.study.storage import fail_dead_trials, study_storage
 from segmentation.tracking import runs
+from segmentation.tracking.descriptions import (
+    NOTE_TAG,
+    describe_experiment,
+    registered_model_description,
+    version_description,
+)
 from segmentation.tracking.store import (
     connect,
     experiment_id,
@@ -57,12 +71,17 @@ class SweepResult:
     registered_version: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
     insight_seconds: dict[str, float] = field(default_factory=dict)
+    report: Path | None = None
 
 
 def count_states(study: optuna.Study) -> dict[str, int]:
+    """Trials by state; a complete trial that breaks a constraint counts as INFEASIBLE."""
     counts: dict[str, int] = {}
     for trial in study.get_trials(deepcopy=False):
-        counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
+        state = trial.state.name
+        if trial.state == TrialState.COMPLETE and trial.user_attrs.get("reason"):
+            state = "INFEASIBLE"
+        counts[state] = counts.get(state, 0) + 1
     return counts
 
 
@@ -110,11 +129,12 @@ def _run_sweep(
             study_name=study_name(cfg, space.dataset_hash),
             storage=storage,
             load_if_exists=True,
-            direction="maximize",
+            directions=directions(cfg),
             sampler=make_sampler(cfg),
         )
         revived = fail_dead_trials(study, all_dead=alone, heartbeat=cfg.storage.kind == "rdb")
         exp_id = experiment_id(client, str(cfg.experiment_name), cfg.paths.artifact_root)
+        describe_experiment(client, exp_id, str(cfg.experiment_description))
         parent = find_sweep_run(client, exp_id, study.study_name)
         remaining = int(cfg.sweep.n_trials) - finished_trials(study)
         if parent is not None and remaining <= 0 and not revived:
@@ -265,7 +285,7 @@ def finished_result(
     """
     tags = parent.data.tags
     try:
-        best = study.best_trial
+        best = chosen_trial(study)
     except ValueError:  # no valid trial: the summary step says so again
         return None
     registered = tags.get("registered_version")
@@ -290,7 +310,7 @@ def print_best(cfg: DictConfig, best: optuna.trial.FrozenTrial, version: str | N
     metrics = best.user_attrs.get("metrics", {})
     print(
         f"Best: trial {best.number} ({best.user_attrs.get('algorithm')}, "
-        f"{best.user_attrs.get('n_clusters')} segments) silhouette {best.value:.4f}, "
+        f"{best.user_attrs.get('n_clusters')} segments) silhouette {silhouette_of(best):.4f}, "
         f"davies_bouldin {metrics.get('davies_bouldin', float('nan')):.3f}; run "
         f"{best.user_attrs.get('mlflow_run_id')}"
         + (f"; registered {cfg.tracking.registered_model_name} v{version}" if version else ""),
@@ -319,14 +339,16 @@ def summary(study: optuna.Study) -> tuple[dict[str, float], dict[str, Any], dict
     tags (rejection reasons, the best trial) and params (the best's)."""
     counts = count_states(study)
     reasons: dict[str, int] = {}
-    for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)):
+    for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED, TrialState.COMPLETE)):
+        if t.state == TrialState.COMPLETE and not t.user_attrs.get("reason"):
+            continue
         key = str(t.user_attrs.get("reason", "?")).split(":")[0]
         reasons[key] = reasons.get(key, 0) + 1
     metrics = {f"trials_{k.lower()}": v for k, v in counts.items()}
     tags: dict[str, Any] = {"rejected_reasons": reasons}
     params: dict[str, Any] = {}
     try:
-        best = study.best_trial
+        best = chosen_trial(study)
     except ValueError:
         return metrics, tags, params
     metrics.update({f"best_{k}": v for k, v in best.user_attrs.get("metrics", {}).items()})
@@ -368,10 +390,10 @@ def finish_sweep(
     if cfg.tracking.log_plots:
         title = f"{cfg.dataset.name} / {cfg.features.name}"
         trials = study.get_trials(deepcopy=False)
-        direction = study.direction.name.lower()
-        drawings["study"] = start_study_plots(ctx.artifacts, trials, direction, title)
+        names = [d.name.lower() for d in study.directions]
+        drawings["study"] = start_study_plots(ctx.artifacts, trials, names, title)
     try:
-        best = study.best_trial
+        best = chosen_trial(study)
     except ValueError:
         if "study" in drawings:
             drawings["study"].result()
@@ -382,23 +404,109 @@ def finish_sweep(
             f"rejected: {tags['rejected_reasons']}. Widen sweep.constraints or the search space."
         ) from None
     result.best_trial = best
+    if len(study.directions) > 1:
+        log_pareto_front(client, parent_id, study, best)
+    fit = best_fit(cfg, ctx.space, best, runner.best_fitted)
+    explanations = explain(ctx.space, fit.segments, int(cfg.sweep.seed))
     if cfg.tracking.register_model and best.user_attrs.get("model_uri"):
-        result.registered_version = register_best(client, ctx, best)
+        result.registered_version = register_best(client, ctx, best, fit, explanations)
+    best_run = best.user_attrs.get("mlflow_run_id")
     result.insight_seconds = log_sweep_insights(
-        cfg, client, ctx.space, best, parent_id, drawings, runner.best_fitted
+        cfg, client, ctx.space, parent_id, best_run, drawings, fit, explanations
     )
     runs.log_batch(
         client,
         parent_id,
         metrics={f"insights_{k}_seconds": v for k, v in result.insight_seconds.items()},
+        tags={
+            NOTE_TAG: (
+                f"Sweep of {cfg.dataset.name} / {cfg.features.name}: best trial {best.number}, "
+                f"{fit.name} with {best.user_attrs.get('n_clusters')} segments, silhouette "
+                f"{silhouette_of(best):.3f}. [Open the report]({report_link(parent_id)})"
+            )
+        },
     )
+    result.report = write_report_file(cfg, client, parent_id)
     client.set_terminated(parent_id, status="FINISHED")
     print_best(cfg, best, result.registered_version)
+    print_next(cfg, result)
     return result
 
 
-def register_best(client: MlflowClient, ctx: SweepContext, best: optuna.trial.FrozenTrial) -> str:
-    """Register the best trial's model (once: a rerun finds the existing version)."""
+PARETO_RULE = (
+    "knee of the feasible Pareto front: the trial nearest the ideal point (best silhouette "
+    "and best stability_ari), each objective scaled to [0, 1] over the front"
+)
+
+
+def log_pareto_front(
+    client: MlflowClient, parent_id: str, study: optuna.Study, picked: optuna.trial.FrozenTrial
+) -> None:
+    """The feasible Pareto front as a table on the parent run, with the trial picked and why
+    (the front's plot is among the study plots)."""
+    rows = [
+        {
+            "trial": t.number,
+            "algorithm": t.user_attrs.get("algorithm"),
+            "k": t.user_attrs.get("n_clusters"),
+            "silhouette": t.values[0],
+            "stability_ari": t.values[1],
+            "run_id": t.user_attrs.get("mlflow_run_id"),
+            "picked": t.number == picked.number,
+        }
+        for t in sorted(study.best_trials, key=lambda t: -t.values[0])
+    ]
+    client.log_table(parent_id, pd.DataFrame(rows), "pareto/front.json")
+    client.log_text(parent_id, pd.DataFrame(rows).to_csv(index=False), "pareto/front.csv")
+    runs.log_batch(
+        client,
+        parent_id,
+        tags={
+            "pareto_picked_trial": picked.number,
+            "pareto_rule": PARETO_RULE,
+            "pareto_front_size": len(rows),
+        },
+    )
+
+
+def report_link(run_id: str) -> str:
+    """The run's report as the MLflow UI's server serves it (relative to the UI's address)."""
+    return f"get-artifact?path=report.html&run_uuid={run_id}"
+
+
+def write_report_file(cfg: DictConfig, client: MlflowClient, parent_id: str) -> Path:
+    """The parent run's report, also as a file under ``paths.reports_dir``."""
+    path = Path(str(cfg.paths.reports_dir)) / f"report-{parent_id}.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    client.download_artifacts(parent_id, "report.html", str(path.parent))
+    (path.parent / "report.html").replace(path)
+    return path
+
+
+def print_next(cfg: DictConfig, result: SweepResult) -> None:
+    """Where to look next: the report, the parent run in the MLflow UI, the next command."""
+    uri = str(cfg.paths.tracking_uri)
+    local = uri.startswith("sqlite:")
+    ui = "http://127.0.0.1:5000" if local else uri
+    print(f"Report: {result.report}", flush=True)
+    # The query opens the UI in its model-training mode (else it may open in its GenAI mode).
+    print(
+        f"MLflow UI: {'make ui, then ' if local else ''}{ui}/#/experiments/"
+        f"{result.experiment_id}/runs/{result.parent_run_id}?workflowType=machine_learning",
+        flush=True,
+    )
+    print(f"Next: make promote EXPERIMENT={cfg.experiment_name}", flush=True)
+
+
+def register_best(
+    client: MlflowClient,
+    ctx: SweepContext,
+    best: optuna.trial.FrozenTrial,
+    fit: FittedTrial,
+    explanations: dict[str, Any],
+) -> str:
+    """Register the best trial's model (once: a rerun finds the existing version), with the
+    registered model's and the version's descriptions."""
     cfg, space = ctx.cfg, ctx.space
     run_id = best.user_attrs["mlflow_run_id"]
     version = register_run_model(
@@ -412,10 +520,31 @@ def register_best(client: MlflowClient, ctx: SweepContext, best: optuna.trial.Fr
             "data_source": space.data.source,
             "feature_set": cfg.features.name,
             "algorithm": best.user_attrs.get("algorithm"),
-            "silhouette": f"{best.value:.4f}",
+            "silhouette": f"{silhouette_of(best):.4f}",
             "source_run": run_id,
             "sweep_run": ctx.parent_run_id,
         },
+    )
+    name = str(cfg.tracking.registered_model_name)
+    client.update_registered_model(
+        name,
+        description=registered_model_description(
+            str(cfg.dataset.name),
+            str(cfg.features.name),
+            ", ".join(space.columns),
+            str(cfg.experiment_description),
+        ),
+    )
+    run = client.get_run(run_id)
+    client.update_model_version(
+        name,
+        version,
+        description=version_description(
+            run.data.params,
+            run.data.metrics,
+            fit.segments.personas.to_dict(orient="records"),
+            extra=["**Explanations**", explanations["markdown"]],
+        ),
     )
     client.set_tag(ctx.parent_run_id, "registered_version", version)
     return version

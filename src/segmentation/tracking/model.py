@@ -17,9 +17,12 @@ import numpy as np
 import pandas as pd
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.types import ColSpec, Schema
+from mlflow.types.schema import AnyType
 from sklearn.base import TransformerMixin
 from sklearn.pipeline import Pipeline
 
+from segmentation.data.reading import row_problems
+from segmentation.evaluation.confidence import confidence
 from segmentation.features.selection import FeatureSelector
 from segmentation.segments.personas import segment_personas
 
@@ -65,50 +68,101 @@ def build_pipeline(
 
 
 class SegmentModel(mlflow.pyfunc.PythonModel):
-    """Pyfunc model: ``predict`` returns ``segment`` and ``persona`` columns.
+    """Pyfunc model: raw customer rows in; ``segment``, ``persona`` and ``confidence`` out.
 
     Parameters
     ----------
     pipeline : Pipeline, optional
-        Fitted pipeline from raw rows to segment ids; when logged, read from the
-        ``pipeline`` artifact at load time.
+        Fitted pipeline from raw rows to segment ids (engineering, feature selection, scaling,
+        clustering); when logged, read from the ``pipeline`` artifact at load time.
     personas : mapping of int to str, optional
-        Persona name per segment id; when logged, read from the ``personas`` artifact.
+        Persona name per segment id.
+    inputs : mapping, optional
+        What the model accepts: ``columns`` (the dataset's column rules: kind, min) and
+        ``impute`` (column -> the training figure a missing value is filled with, as the
+        training data's cleaning did).
+    relabel : mapping of int to int, optional
+        Segment ids renumbered at promotion, so a segment matched to the previous champion's
+        keeps its id (see :mod:`segmentation.segments.alignment`).
+    reference : mapping, optional
+        The training data's feature distributions and segment shares, for drift checks.
+
+    The personas, inputs, relabelling and reference are read from the ``card`` artifact when
+    logged.
     """
 
-    def __init__(self, pipeline: Pipeline | None = None, personas: Mapping[int, str] | None = None):
+    def __init__(
+        self,
+        pipeline: Pipeline | None = None,
+        personas: Mapping[int, str] | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        relabel: Mapping[int, int] | None = None,
+        reference: Mapping[str, Any] | None = None,
+    ):
         self.pipeline = pipeline
         self.personas = {int(k): str(v) for k, v in (personas or {}).items()}
+        self.inputs = dict(inputs or {})
+        self.relabel = {int(k): int(v) for k, v in (relabel or {}).items()}
+        self.reference = dict(reference or {})
+
+    def card(self) -> dict[str, Any]:
+        """Everything but the pipeline, as JSON-ready data."""
+        return {
+            "personas": {str(k): v for k, v in self.personas.items()},
+            "inputs": self.inputs,
+            "relabel": {str(k): v for k, v in self.relabel.items()},
+            "reference": self.reference,
+        }
 
     def load_context(self, context: Any) -> None:
         self.pipeline = joblib.load(context.artifacts["pipeline"])
-        with open(context.artifacts["personas"], encoding="utf-8") as fh:
-            self.personas = {int(k): str(v) for k, v in json.load(fh).items()}
+        card = json.loads(Path(context.artifacts["card"]).read_text(encoding="utf-8"))
+        self.personas = {int(k): str(v) for k, v in card["personas"].items()}
+        self.inputs = card["inputs"]
+        self.relabel = {int(k): int(v) for k, v in card["relabel"].items()}
+        self.reference = card["reference"]
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-        self._refuse_missing_features(frame)
-        segments = np.asarray(self.pipeline.predict(frame), dtype=np.int64)
+        X = self.features(frame)
+        clusterer = self.pipeline.steps[-1][1]
+        segments = np.asarray(clusterer.predict(X), dtype=np.int64)
+        sure = confidence(clusterer, X, segments)
+        if self.relabel:
+            segments = np.array([self.relabel.get(int(s), int(s)) for s in segments], np.int64)
         return pd.DataFrame(
-            {"segment": segments, "persona": segment_personas(segments, self.personas)}
+            {
+                "segment": segments,
+                "persona": segment_personas(segments, self.personas),
+                "confidence": sure,
+            }
         )
 
-    def _refuse_missing_features(self, frame: pd.DataFrame) -> None:
-        """Name the rows and features left missing (a REST client then gets a 400 that says
-        what to fix, instead of the clusterer's bare NaN error)."""
-        if "select" not in self.pipeline.named_steps:
-            return
+    def features(self, frame: pd.DataFrame) -> np.ndarray:
+        """The scaled features of raw rows, after filling what training filled; a row that
+        breaks the dataset's column rules is refused with the reason batch scoring gives it."""
+        impute = self.inputs.get("impute") or {}
+        if impute:
+            frame = frame.assign(
+                **{c: frame[c].fillna(v) for c, v in impute.items() if c in frame.columns}
+            )
+        reasons = row_problems(frame, self.inputs.get("columns") or {})
+        bad = np.flatnonzero((reasons != "").to_numpy())
+        if len(bad):
+            shown = "; ".join(f"row {i}: {reasons.iloc[i]}" for i in bad[:10])
+            more = f" (and {len(bad) - 10} more rows)" if len(bad) > 10 else ""
+            raise mlflow.exceptions.MlflowException.invalid_parameter_value(
+                f"{len(bad)} of {len(frame)} rows cannot be scored (0-based rows): {shown}{more}"
+            )
         features: Any = frame
         # Step by step: the sweep assembles the pipeline from fitted parts without fitting it.
-        for name, step in self.pipeline.steps:
+        for _, step in self.pipeline.steps[:-1]:
             features = step.transform(features)
-            if name == "select":
-                break
         features = np.asarray(features, dtype=float)
         missing = np.isnan(features)
-        if missing.any():
+        if missing.any():  # a value the engineering could not compute
             rows = np.flatnonzero(missing.any(axis=1))
             names = np.asarray(self.pipeline.named_steps["select"].columns)
             cols = names[missing.any(axis=0)].tolist()
@@ -116,63 +170,61 @@ class SegmentModel(mlflow.pyfunc.PythonModel):
                 f"missing or non-numeric values in feature(s) {cols} at row(s) "
                 f"{rows[:10].tolist()} (0-based) of {len(frame)}"
             )
+        return features
 
 
-OUTPUT_SCHEMA = Schema([ColSpec("long", "segment"), ColSpec("string", "persona")])
+OUTPUT_SCHEMA = Schema(
+    [ColSpec("long", "segment"), ColSpec("string", "persona"), ColSpec("double", "confidence")]
+)
 
 
 def model_signature(example: pd.DataFrame) -> ModelSignature:
-    """Inputs: the dataset's raw columns (numbers as doubles, so missing values are allowed);
-    outputs: segment id and persona name."""
-    example = example.copy()
-    for column in example.columns:
-        if pd.api.types.is_numeric_dtype(example[column]):
-            example[column] = example[column].astype("float64")
-    return ModelSignature(inputs=infer_signature(example).inputs, outputs=OUTPUT_SCHEMA)
+    """Inputs: the dataset's raw columns by name, numbers of any numeric type (``pd.read_csv``
+    gives whole numbers as int64, a column with a gap as float64; the model checks the values
+    itself), text as strings; outputs: segment id, persona name and confidence."""
+    inputs = [
+        ColSpec(AnyType(), spec.name, required=spec.required)
+        if pd.api.types.is_numeric_dtype(example[spec.name])
+        else spec
+        for spec in infer_signature(example).inputs.inputs
+    ]
+    return ModelSignature(inputs=Schema(inputs), outputs=OUTPUT_SCHEMA)
 
 
 @contextmanager
-def _pyfunc_arguments(
-    pipeline: Pipeline, example: pd.DataFrame, personas: Mapping[int, str] | None
-) -> Iterator[dict[str, Any]]:
+def _pyfunc_arguments(model: SegmentModel, example: pd.DataFrame) -> Iterator[dict[str, Any]]:
     """The arguments that make the segment model a pyfunc model: its code, its artifacts (the
-    pipeline and the persona names, written to a temporary directory for as long as the block
-    runs), the signature, the input example and the pinned requirements."""
+    pipeline and the card, written to a temporary directory for as long as the block runs),
+    the signature, the input example and the pinned requirements."""
     with tempfile.TemporaryDirectory() as tmp:
         pipeline_path = Path(tmp) / "pipeline.joblib"
-        personas_path = Path(tmp) / "personas.json"
-        joblib.dump(pipeline, pipeline_path)
-        personas_path.write_text(
-            json.dumps({str(k): v for k, v in (personas or {}).items()}), encoding="utf-8"
-        )
+        card_path = Path(tmp) / "card.json"
+        joblib.dump(model.pipeline, pipeline_path)
+        card_path.write_text(json.dumps(model.card(), default=float), encoding="utf-8")
         yield {
             "python_model": str(Path(__file__).with_name("logged_model.py")),
-            "artifacts": {"pipeline": str(pipeline_path), "personas": str(personas_path)},
+            "artifacts": {"pipeline": str(pipeline_path), "card": str(card_path)},
             "signature": model_signature(example),
             "input_example": example,
             "pip_requirements": pip_requirements(),
         }
 
 
-def save_segment_model(
-    path: str | Path,
-    pipeline: Pipeline,
-    example: pd.DataFrame,
-    personas: Mapping[int, str] | None = None,
-) -> None:
+def save_segment_model(path: str | Path, model: SegmentModel, example: pd.DataFrame) -> None:
     """Save the model as :func:`log_segment_model` logs it, into the directory ``path``."""
-    with _pyfunc_arguments(pipeline, example, personas) as arguments:
+    with _pyfunc_arguments(model, example) as arguments:
         mlflow.pyfunc.save_model(path=str(path), **arguments)
 
 
 def log_segment_model(
-    pipeline: Pipeline,
+    model: SegmentModel,
     example: pd.DataFrame,
-    personas: Mapping[int, str] | None = None,
     name: str = "model",
     model_id: str | None = None,
+    **options: Any,
 ) -> mlflow.models.model.ModelInfo:
     """Log the model to the active run (or into the already created LoggedModel ``model_id``)
-    with a signature and a few-row input example (never the training data)."""
-    with _pyfunc_arguments(pipeline, example, personas) as arguments:
-        return mlflow.pyfunc.log_model(name=name, model_id=model_id, **arguments)
+    with a signature and a few-row input example (never the training data); ``options`` go to
+    :func:`mlflow.pyfunc.log_model` (e.g. ``registered_model_name``)."""
+    with _pyfunc_arguments(model, example) as arguments:
+        return mlflow.pyfunc.log_model(name=name, model_id=model_id, **arguments, **options)
