@@ -16,6 +16,7 @@ PORT ?= 5001
 UI_PORT ?= 5000
 DASHBOARD_PORT ?= 8080
 PYTEST_ARGS ?=
+ENGINE ?= local
 
 export SEGMENTATION_ROOT := $(CURDIR)
 # Data files are read from DATA_DIR (default data/raw); the offline default is synthetic data.
@@ -24,12 +25,13 @@ export DATA_DIR := $(abspath $(DATA_DIR))
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help venv sweep test lint format bench ui dashboard promote rollback predict drift serve report clean
+.PHONY: help venv spark-install sweep test lint format bench ui dashboard promote rollback predict drift serve report clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  Variables: EXPERIMENT=name DATA_DIR=dir ARGS=\"hydra overrides\" WORKERS=n RUN=id"
 	@echo "             INPUT=file OUTPUT=file MODEL=models:/name@alias PORT=n DASHBOARD_PORT=n"
+	@echo "             ENGINE=local|spark (make spark-install first)"
 
 # (Re)install when the env is missing or older than pyproject.toml.
 $(STAMP): pyproject.toml
@@ -40,8 +42,12 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## Create .venv and install the project (done by the other targets)
 
+spark-install: $(STAMP) ## Java 17 (Debian) and PySpark, for ENGINE=spark
+	@command -v java >/dev/null 2>&1 || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y openjdk-17-jre-headless; }
+	$(BIN)/python -m pip install --quiet -e '.[dev,postgres,spark]'
+
 sweep: $(STAMP) ## Run the sweep of EXPERIMENT (ARGS="overrides", WORKERS=n)
-	$(BIN)/segmentation-sweep experiments=$(EXPERIMENT) sweep.workers=$(WORKERS) $(ARGS)
+	$(BIN)/segmentation-sweep experiments=$(EXPERIMENT) sweep.workers=$(WORKERS) engine=$(ENGINE) $(ARGS)
 
 test: $(STAMP) ## Run the test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -73,7 +79,7 @@ rollback: $(STAMP) ## Move champion back to the previous version
 	$(BIN)/segmentation-rollback experiments=$(EXPERIMENT) $(ARGS)
 
 predict: $(STAMP) ## Score INPUT=file into OUTPUT=file with MODEL (default: the champion)
-	$(BIN)/segmentation-predict experiments=$(EXPERIMENT) +input=$(INPUT) +output=$(OUTPUT) $(if $(MODEL),+model_uri=$(MODEL)) $(ARGS)
+	$(BIN)/segmentation-predict experiments=$(EXPERIMENT) +input=$(INPUT) +output=$(OUTPUT) $(if $(MODEL),+model_uri=$(MODEL)) engine=$(ENGINE) $(ARGS)
 
 drift: $(STAMP) ## Drift of INPUT=file against MODEL's training data (exit 3 over the thresholds)
 	$(BIN)/segmentation-drift experiments=$(EXPERIMENT) +input=$(INPUT) $(if $(MODEL),+model_uri=$(MODEL)) $(if $(OUTPUT),+output=$(OUTPUT)) $(ARGS)

@@ -1,6 +1,6 @@
 """``make bench``: what tracking costs, and how the sweep holds up at a million customers.
 
-Sections (``--only small,scale,workers``; all by default):
+Sections (``--only small,scale,workers,stability`` by default; ``seeds``, ``spark`` on request):
 
 - ``small`` (issue 2): the default 50-trial Mall sweep with full tracking, run through the CLI
   in a fresh process (process start to registered model), against the same trials bare
@@ -10,6 +10,13 @@ Sections (``--only small,scale,workers``; all by default):
   logging), and tracked against bare at 100,000 rows.
 - ``workers`` (issue 7): trials per minute with 1 and 2 worker processes on 100,000 synthetic
   customers, with plots and models off and with full tracking.
+- ``seeds`` (issue 16): the default sweep on the real Mall file (``DATA_DIR``) for the default
+  seed and 10 others: how many reach the known optimum.
+- ``stability`` (issue 16): a trial's fit against its stability refits at 200, 100,000 and
+  1,000,000 rows.
+- ``spark`` (issue 18, on request, after ``make spark-install``): scoring rows per second and a
+  5-trial KMeans sweep, Spark against local, at ``--spark-rows`` and ten times that
+  (``spark_bench.py``).
 
 Figures are medians of ``--repeats`` runs, measured side by side in one invocation; they are
 printed and written into ``bench-results/RESULTS.md`` (only the sections that ran are replaced).
@@ -33,6 +40,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -45,15 +53,16 @@ from threadpoolctl import threadpool_limits
 
 from segmentation import algorithms
 from segmentation.config import compose, ensure_root_env, project_root
-from segmentation.evaluation.constraints import constraint_violation
+from segmentation.evaluation.constraints import constraint_values, degenerate
 from segmentation.evaluation.metrics import cluster_metrics, model_metrics
+from segmentation.evaluation.segment_stability import stability_summary
 from segmentation.features.space import prepare_space
 from segmentation.study.objective import algorithm_specs, make_sampler
 from segmentation.study.storage import study_storage
 from segmentation.study.sweep import run_sweep
 from segmentation.tracking.store import quiet_console
 
-SECTIONS = ("small", "scale", "workers")
+SECTIONS = ("small", "scale", "workers", "seeds", "stability", "spark")
 CHILD_MODES = ("tracked", "bare")
 SPLIT_METRICS = ("fit_seconds", "metrics_seconds", "plots_seconds", "logging_seconds")
 SCALE_OVERRIDES = ("features=engineered", "algorithm=[kmeans,gmm]", "experiment_name=bench_scale")
@@ -90,9 +99,21 @@ def bare_sweep(cfg: Any) -> dict[str, Any]:
             metrics.update(model_metrics(estimator, space.X))
         except Exception as exc:  # as in the tracked sweep: a fit error prunes the trial
             raise optuna.TrialPruned(str(exc)) from None
-        reason = constraint_violation(metrics, constraints)
+        reason = degenerate(metrics)
         if reason:
             raise optuna.TrialPruned(reason)
+        # As in the tracked sweep: stability of every scored trial, constraints for the sampler.
+        metrics["stability_ari"], _ = stability_summary(
+            lambda: algorithms.build(name, specs[name], params, seed, space.n_rows),
+            space.X,
+            labels,
+            bootstraps=int(cfg.sweep.stability.bootstraps),
+            seed=seed,
+            sample_rows=cfg.sweep.stability.get("sample_rows"),
+            on_sample=bool(specs[name].get("stability_on_sample", False)),
+        )
+        for key, value in constraint_values(metrics, constraints).items():
+            trial.set_constraint(key, value)
         return float(metrics["silhouette"])
 
     study = optuna.create_study(direction="maximize", sampler=make_sampler(cfg))
@@ -457,6 +478,94 @@ def section_workers() -> str:
     return workers_table(bench_workers())
 
 
+# --- seeds: the known Mall optimum over seeds; stability's cost --------------------------------
+
+# Silhouette of KMeans k=5 on the real Mall file's income and spending (the published figure).
+MALL_OPTIMUM = 0.554
+
+
+def section_seeds(tmp: Path) -> str:
+    """Issue 16: the default 50-trial sweep on the real Mall file for the default seed and 10
+    others (the same objective as the tracked sweep, nothing logged)."""
+    data_dir = Path(os.environ.get("DATA_DIR", project_root() / "data" / "raw")).resolve()
+    if not (data_dir / "Mall_Customers.csv").is_file():
+        return f"Skipped: {data_dir}/Mall_Customers.csv not found (set DATA_DIR)."
+    seeds = [42, *range(10)]
+    best = {}
+    for seed in seeds:
+        run = run_sweep_child(
+            "bare", tmp / f"seed-{seed}", [f"sweep.seed={seed}", f"paths.data_dir={data_dir}"]
+        )
+        best[seed] = run["best_value"]
+        print(f"  seed {seed}: best silhouette {best[seed]:.4f}", flush=True)
+    others = [s for s in seeds if s != 42]
+    reached = sum(best[s] >= MALL_OPTIMUM for s in others)
+    return "\n".join(
+        [
+            "Default sweep (`make sweep DATA_DIR=...`: 50 trials, all algorithms, stability and "
+            "constraints as configured) on the real Mall file; best silhouette per seed.",
+            "",
+            "| seed | best silhouette | >= 0.554 |",
+            "|---|---|---|",
+            *[
+                f"| {s}{' (default)' if s == 42 else ''} | {best[s]:.4f} | "
+                f"{'yes' if best[s] >= MALL_OPTIMUM else 'no'} |"
+                for s in seeds
+            ],
+            "",
+            f"Other seeds reaching the optimum: **{reached} of {len(others)}** (target 9); "
+            f"default seed: {'yes' if best[42] >= MALL_OPTIMUM else 'no'}.",
+        ]
+    )
+
+
+def section_stability(repeats: int) -> str:
+    """Issue 16: a KMeans k=5 trial's fit and its stability (bootstrap refits as configured)
+    at 200, 100,000 and 1,000,000 synthetic customers (6 features)."""
+    cfg = compose(["features=engineered", "paths.data_dir=/nonexistent"])
+    lines = [
+        f"KMeans k=5 (n_init 4) on synthetic Mall customers, 6 features; stability = "
+        f"{cfg.sweep.stability.bootstraps} bootstrap refits of at most "
+        f"{cfg.sweep.stability.sample_rows} rows (ARI and per-segment Jaccard from the same "
+        f"refits); median of {repeats}.",
+        "",
+        "| rows | fit | stability | stability / fit |",
+        "|---|---|---|---|",
+    ]
+    for rows in (200, 100_000, 1_000_000):
+        space = prepare_space(compose(["features=engineered", f"dataset.synthetic_rows={rows}"]))
+
+        build = partial(
+            algorithms.build,
+            "kmeans",
+            {"estimator": {"_target_": "segmentation.algorithms.kmeans.build"}},
+            {"n_clusters": 5, "n_init": 4},
+            0,
+            rows,
+        )
+
+        fits, stabilities = [], []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            with threadpool_limits(1):
+                labels = build().fit_predict(space.X)
+            fits.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            stability_summary(
+                build,
+                space.X,
+                labels,
+                bootstraps=int(cfg.sweep.stability.bootstraps),
+                seed=0,
+                sample_rows=cfg.sweep.stability.sample_rows,
+            )
+            stabilities.append(time.perf_counter() - start)
+        fit, stab = statistics.median(fits), statistics.median(stabilities)
+        print(f"  stability {rows} rows: fit {fit:.3f}s, stability {stab:.3f}s", flush=True)
+        lines.append(f"| {rows:,} | {fit:.3f} s | {stab:.3f} s | {stab / fit:.2f}x |")
+    return "\n".join(lines)
+
+
 # --- the report ------------------------------------------------------------------------------
 
 
@@ -490,6 +599,9 @@ TITLES = {
     "small": "Speed: the default sweep, tracked against bare (issue 2)",
     "scale": "Scale: a million customers (issue 6)",
     "workers": "Parallel workers (issue 7)",
+    "seeds": "The default sweep finds the known Mall optimum (issue 16)",
+    "stability": "What stability costs per trial (issue 16)",
+    "spark": "Spark against the local engine (issue 18)",
 }
 
 
@@ -527,12 +639,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--only", default=",".join(SECTIONS), help="comma-separated sections: small, scale, workers"
+        "--only",
+        default="small,scale,workers,stability",
+        help=f"comma-separated sections of {', '.join(SECTIONS)} (seeds needs DATA_DIR)",
     )
     parser.add_argument("--repeats", type=int, default=3, help="runs per measure (median)")
     parser.add_argument("--scale-rows", type=int, default=1_000_000)
     parser.add_argument("--scale-trials", type=int, default=20)
     parser.add_argument("--ratio-rows", type=int, default=100_000)
+    parser.add_argument(
+        "--spark-rows", type=int, default=1_000_000, help="spark section: this and 10 times it"
+    )
     parser.add_argument(
         "--scale-repeats",
         type=int,
@@ -574,6 +691,20 @@ def main(argv: Sequence[str] | None = None) -> None:
                     args.scale_trials,
                     args.ratio_rows,
                     args.scale_bare,
+                )
+            elif name == "seeds":
+                results[name] = section_seeds(Path(tmp))
+            elif name == "stability":
+                results[name] = section_stability(args.repeats)
+            elif name == "spark":
+                # pyspark is an optional extra (make spark-install): imported for this section only.
+                from spark_bench import section_spark
+
+                results[name] = section_spark(
+                    scoring_rows=(args.spark_rows, 10 * args.spark_rows),
+                    sweep_rows=(args.spark_rows, 10 * args.spark_rows),
+                    local_sweep_max=args.spark_rows,
+                    local_scoring_max=10 * args.spark_rows,
                 )
             else:
                 results[name] = section_workers()

@@ -48,6 +48,7 @@ def make_cfg(store: Path, *overrides: str, data_dir: Path | None = None):
     base = [
         f"paths.mlruns_dir={store}",
         f"paths.data_dir={data_dir or store / 'no-data'}",
+        f"paths.reports_dir={store / 'reports'}",
         "sweep.progress=false",
     ]
     return compose([*base, *overrides])

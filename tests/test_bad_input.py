@@ -1,4 +1,9 @@
-"""Bad input is refused with one line, before any MLflow run or Optuna study exists."""
+"""Bad input is refused with one line, before any MLflow run or Optuna study exists.
+
+The files are written from the seeded retail generator as the real file is written (see
+``tests.test_datasets.retail_text``), with the property each test relies on planted; the test
+named ``test_real_*`` reads the real file (``real_file``: skipped locally when absent, failing in
+CI)."""
 
 from __future__ import annotations
 
@@ -10,17 +15,23 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from segmentation.data import load_dataset
 from segmentation.errors import InputError
-from segmentation.sweep import run_sweep
+from segmentation.study.sweep import run_sweep
 from tests.conftest import make_cfg, real_file
+from tests.test_datasets import retail_text
 
 FILE = "marketing_campaign.csv"
+ROWS = 300
 
 
 @pytest.fixture(scope="module")
 def canonical() -> pd.DataFrame:
-    """The real retail file as text, as a user would edit it."""
-    return pd.read_csv(real_file(FILE), sep="\t", dtype=str, keep_default_na=False)
+    """Generated retail customers as text, as a user would edit the real file; planted: its
+    latest enrolment date (2014-06-29), which the negative-age refusal names."""
+    frame = retail_text(ROWS)
+    frame.loc[0, "Dt_Customer"] = "29-06-2014"
+    return frame
 
 
 def _write(frame: pd.DataFrame, folder: Path) -> Path:
@@ -97,7 +108,11 @@ def test_bad_values_refused(store, tmp_path, canonical, edits, pattern):
 
 
 def test_ambiguous_dates(store, tmp_path, canonical):
-    early = canonical[canonical["Dt_Customer"].str[:2].astype(int) <= 12]
+    # Planted: every day folded into 1-12 (month kept), so no date decides the day/month order.
+    days = canonical["Dt_Customer"].str[:2].astype(int)
+    early = canonical.assign(
+        Dt_Customer=((days - 1) % 12 + 1).map("{:02d}".format) + canonical["Dt_Customer"].str[2:]
+    )
     _refused(store, _write(early, tmp_path), r"'Dt_Customer' has ambiguous dates.*date_format")
 
 
@@ -108,13 +123,45 @@ def test_fewer_rows_than_the_k_range_needs(store, tmp_path, canonical):
     )  # fmt: skip
 
 
-def test_cleaning_handles_what_it_can(store, tmp_path, canonical):
-    """A few missing incomes are imputed and reported, not refused (no sweep needed)."""
-    from segmentation.datasets import load_dataset
+def _rule(data, name: str) -> dict:
+    return next(entry for entry in data.cleaning if entry["rule"] == name)
 
-    cfg = make_cfg(store, "experiments=retail_rfm", data_dir=_write(canonical, tmp_path))
+
+def test_cleaning_handles_what_it_can(store, tmp_path, canonical):
+    """Missing incomes are imputed with the median and reported, not refused (no sweep needed)."""
+    planted = [2, 30, 31, 150, 299]
+    frame = _edit(canonical, "Income", planted, "")
+    cfg = make_cfg(store, "experiments=retail_rfm", data_dir=_write(frame, tmp_path))
     data = load_dataset(cfg.dataset)
-    assert next(e for e in data.cleaning if e["rule"] == "missing_income")["rows"] == 24
+    rule = _rule(data, "missing_income")
+    median = pd.to_numeric(canonical["Income"].drop(index=planted)).median()
+    assert (rule["rows"], rule["action"], rule["value"]) == (5, "median", median)
+    assert (rule["rows_in"], rule["rows_out"], data.rows_clean) == (ROWS, ROWS, ROWS)
+    assert (data.frame.loc[planted, "Income"] == median).all()
+    assert _rule(data, "missing_values")["columns"] == {}
+
+
+def test_missing_values_are_counted_per_column_before_the_drop(store, tmp_path, canonical):
+    """Regression: the per-column counts were taken after the incomplete rows were dropped, so
+    ``columns`` was always empty."""
+    frame = _edit(canonical, "Recency", [4, 40, 140], "")
+    frame = _edit(frame, "MntWines", [7, 70], "")
+    cfg = make_cfg(store, "experiments=retail_rfm", data_dir=_write(frame, tmp_path))
+    data = load_dataset(cfg.dataset)
+    rule = _rule(data, "missing_values")
+    assert (rule["rows_in"], rule["rows_out"]) == (ROWS, ROWS - 5)
+    assert rule["columns"] == {"Recency": 3, "MntWines": 2}
+    dropped = {str(canonical.loc[i, "ID"]) for i in (4, 40, 140, 7, 70)}
+    assert dropped.isdisjoint(data.frame["ID"]) and data.rows_clean == ROWS - 5
+
+
+def test_real_file_missing_incomes_imputed(store):
+    """The real file (real_file): its 24 missing incomes are imputed, none refused."""
+    cfg = make_cfg(store, "experiments=retail_rfm", data_dir=real_file(FILE).parent)
+    data = load_dataset(cfg.dataset)
+    rule = _rule(data, "missing_income")
+    assert (rule["rows"], rule["action"]) == (24, "median")
+    assert data.frame["Income"].notna().all()
 
 
 def test_cli_refuses_with_one_line_and_exit_code_2(tmp_path, canonical):

@@ -112,19 +112,29 @@ def test_second_model_promoted_then_rolled_back(swept):
     second = run_sweep(cfg2)
     assert second.registered_version != first.registered_version
     done = promote(cfg2)
-    assert (done.version, done.previous) == (second.registered_version, first.registered_version)
-    assert aliases(cfg) == (second.registered_version, first.registered_version)
+    # The second model's segments aligned to the first's: its sweep's version when no id or
+    # persona name changes, else a new version of the aligned model from the same run.
+    second_version = done.version
+    assert done.previous == first.registered_version and done.migration is not None
+    client = MlflowClient(str(cfg.paths.tracking_uri))
+    name = cfg.tracking.registered_model_name
+    second_run = second.best_trial.user_attrs["mlflow_run_id"]
+    assert client.get_model_version(name, second_version).run_id == second_run
+    assert aliases(cfg) == (second_version, first.registered_version)
     rollback(cfg)
-    assert aliases(cfg) == (first.registered_version, second.registered_version)
+    assert aliases(cfg) == (first.registered_version, second_version)
     # Rolling back again swaps back: previous always holds the last champion.
     rollback(cfg)
-    assert aliases(cfg) == (second.registered_version, first.registered_version)
-    # A run id given explicitly (RUN=) is promoted the same way; a sweep's id means its best.
-    done = promote(cfg, first.best_trial.user_attrs["mlflow_run_id"])
-    assert done.changed
-    assert aliases(cfg) == (first.registered_version, second.registered_version)
-    done = promote(cfg, second.parent_run_id)
-    assert done.run_id == second.best_trial.user_attrs["mlflow_run_id"]
-    assert aliases(cfg) == (second.registered_version, first.registered_version)
+    assert aliases(cfg) == (second_version, first.registered_version)
+    # A run id given explicitly (RUN=) is promoted the same way (aligned to the champion of the
+    # moment); a sweep's id means its best.
+    first_run = first.best_trial.user_attrs["mlflow_run_id"]
+    done = promote(cfg, first_run)
+    assert done.changed and done.run_id == first_run and done.previous == second_version
+    assert aliases(cfg) == (done.version, second_version)
+    assert client.get_model_version(name, done.version).run_id == first_run
+    again = promote(cfg, second.parent_run_id)
+    assert again.run_id == second_run and again.previous == done.version
+    assert client.get_model_version(name, aliases(cfg)[0]).run_id == second_run
     with pytest.raises(InputError, match="not found"):
         promote(cfg, "0" * 32)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import mlflow
@@ -53,7 +54,7 @@ def test_sweep_logs_runs_models_and_registers(store):
     assert run.inputs.dataset_inputs, "dataset logged as the run's input"
     parent = client.get_run(result.parent_run_id)
     assert parent.data.tags[tags.ROLE_TAG] == "sweep"
-    assert "best_silhouette" in parent.data.metrics
+    assert parent.data.metrics["best_silhouette"] == pytest.approx(result.best_trial.values[0])
     assert {a.path for a in client.list_artifacts(result.parent_run_id)} >= {"config.yaml", "study"}
     # The registered model scores raw rows.
     version = client.get_model_version(
@@ -72,8 +73,14 @@ def test_sweep_logs_runs_models_and_registers(store):
         }
     )
     out = model.predict(rows)
-    assert list(out.columns) == ["segment", "persona"]
+    assert list(out.columns) == ["segment", "persona", "confidence"]
     assert out["segment"].dtype == np.int64
+    # Opposite customers (low income, high spending; high income, low spending) part ways.
+    assert out["segment"][0] != out["segment"][1]
+    path = client.download_artifacts(version.run_id, "segments/personas.json", str(store))
+    with open(path, encoding="utf-8") as fh:
+        names = {int(p["segment"]): p["name"] for p in json.load(fh)}
+    assert out["persona"].tolist() == [names[s] for s in out["segment"]]
 
 
 def test_rerun_resumes_same_parent_and_finishes_budget(store, monkeypatch):
@@ -89,7 +96,7 @@ def test_rerun_resumes_same_parent_and_finishes_budget(store, monkeypatch):
     first = run_sweep(cfg)
     assert refits == []  # its best trial ran in this process: its fit is reused
     client = MlflowClient(str(cfg.paths.tracking_uri))
-    stability = client.get_run(first.parent_run_id).data.metrics["stability_ari"]
+    fidelity = client.get_run(first.parent_run_id).data.metrics["surrogate_fidelity"]
     cfg = make_cfg(store, "sweep.n_trials=5", *light)
     second = run_sweep(cfg)
     assert second.parent_run_id == first.parent_run_id
@@ -111,7 +118,7 @@ def test_rerun_resumes_same_parent_and_finishes_budget(store, monkeypatch):
     assert refits[-1] == fourth.best_trial.number  # an earlier process's trial: fitted again
     assert client.get_run(first.parent_run_id).info.status == "FINISHED"
     if fourth.best_trial.number == first.best_trial.number:  # the refit gives the same segments
-        assert client.get_run(first.parent_run_id).data.metrics["stability_ari"] == stability
+        assert client.get_run(first.parent_run_id).data.metrics["surrogate_fidelity"] == fidelity
     # MLflow exports the URI it is given; the next composed config must not read it as the
     # user's choice of store.
     assert "MLFLOW_TRACKING_URI" not in os.environ

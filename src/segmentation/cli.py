@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import atexit
 import gc
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from wsgiref.simple_server import make_server
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
-from optuna_dashboard import run_server
+from optuna_dashboard import wsgi
 
 from segmentation.config import conf_dir, ensure_root_env, unknown_option
 from segmentation.errors import InputError, TrackingError
@@ -18,6 +21,7 @@ from segmentation.monitoring.check import EXIT_OVER_THRESHOLD, check_drift, prin
 from segmentation.serving.personas import log_run_personas
 from segmentation.serving.predict import report, score_file
 from segmentation.serving.promote import champion_uri, describe, promote, rollback
+from segmentation.spark import engine_name, run_spark_sweep, score_table, spark_report
 from segmentation.study.storage import study_storage
 from segmentation.study.sweep import run_sweep
 from segmentation.tracking.reports import latest_sweep_run, write_report
@@ -53,8 +57,8 @@ def run_cli(task: Callable[[DictConfig], object]) -> None:
 
 
 def sweep_main() -> None:
-    """``segmentation-sweep``: run or resume the configured sweep."""
-    run_cli(run_sweep)
+    """``segmentation-sweep``: run or resume the configured sweep (on the configured engine)."""
+    run_cli(lambda cfg: run_spark_sweep(cfg) if engine_name(cfg) == "spark" else run_sweep(cfg))
 
 
 def report_task(cfg: DictConfig) -> object:
@@ -105,7 +109,10 @@ def predict_main() -> None:
         given = _overrides(cfg, "input", "output", "model_uri")
         if not given["input"] or not given["output"]:
             raise InputError("predict needs +input=<customers file> and +output=<segments file>")
-        report(score_file(cfg, given["input"], given["output"], given["model_uri"]))
+        if engine_name(cfg) == "spark":
+            spark_report(score_table(cfg, given["input"], given["output"], given["model_uri"]))
+        else:
+            report(score_file(cfg, given["input"], given["output"], given["model_uri"]))
 
     run_cli(task)
 
@@ -119,9 +126,21 @@ def dashboard_task(cfg: DictConfig) -> None:
     """Serve the study storage of the config (the journal file, or PostgreSQL with
     ``storage=postgres``) in optuna-dashboard on 127.0.0.1 (``+port=``, default 8080)."""
     port = int(OmegaConf.select(cfg, "port", default=8080))
-    storage = study_storage(cfg)
+    server = make_server("127.0.0.1", port, wsgi(study_storage(cfg)))
+    # Served from a thread: wsgiref's handler catches a Ctrl-C that lands while it answers a
+    # request and goes on serving; the main thread only waits, so the Ctrl-C reaches it.
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
     print(f"optuna-dashboard on http://127.0.0.1:{port} (Ctrl-C stops it)", flush=True)
-    run_server(storage, host="127.0.0.1", port=port)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        while thread.is_alive():
+            thread.join(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def dashboard_main() -> None:

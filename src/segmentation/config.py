@@ -9,7 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
 from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 # The name under which each group's schema is stored; a group's YAML files start from it.
@@ -165,10 +168,6 @@ register_schemas()
 
 def compose(overrides: Sequence[str] = (), config_name: str = "config") -> DictConfig:
     """Compose the real config outside ``@hydra.main`` (tests, scripts, notebooks)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
     ensure_root_env()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):

@@ -186,6 +186,8 @@ def row_problems(frame: pd.DataFrame, columns: Mapping[str, Mapping[str, Any]]) 
     reasons = pd.Series([""] * len(frame), index=frame.index, dtype=object)
 
     def add(mask: pd.Series, text: pd.Series | str) -> None:
+        if not mask.any():  # the masked assignments cost milliseconds even when empty
+            return
         reasons[mask] = reasons[mask].where(reasons[mask] == "", reasons[mask] + "; ")
         reasons[mask] = reasons[mask] + (text[mask] if isinstance(text, pd.Series) else text)
 

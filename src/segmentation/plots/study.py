@@ -3,6 +3,7 @@ choosing-k curves and Optuna's own plots."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -219,8 +220,6 @@ def write_optuna_plots(
 ) -> tuple[list[Path], dict[str, str]]:
     """Optuna's own plots (history, parameter importances, slice; or those in ``names``);
     returns the files written and, per plot skipped, the reason."""
-    import warnings
-
     # Imported where Optuna's plots are drawn only (pyplot and Optuna's plotting: 0.15 s).
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as ovm

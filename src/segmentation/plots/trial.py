@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import PercentFormatter
 from matplotlib.transforms import ScaledTranslation
+from sklearn.decomposition import PCA
 
 from segmentation.plots import segment_colour, segment_label, segment_text_colour, subsample
 from segmentation.plots.templates import axes_title, data_key, side_legend, template
@@ -34,8 +35,6 @@ def _plane(
     or the first principal components of the scaled space when there are more."""
     if X_raw.shape[1] == dims:
         return X_raw, list(names)
-    from sklearn.decomposition import PCA
-
     pca = PCA(n_components=dims, random_state=0).fit(X_scaled)
     axis_names = [
         f"PC{i + 1} ({r:.0%} of variance{', scaled units' if dims == 2 else ''})"

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from omegaconf import DictConfig, OmegaConf
 
 from segmentation.segments.profiles import profile_columns
 
@@ -37,8 +38,6 @@ def persona_config(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
     """The persona settings with defaults filled in (``None``: generic names, no rules)."""
     out = dict(DEFAULTS)
     if cfg:
-        from omegaconf import DictConfig, OmegaConf
-
         plain = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
         out.update({k: v for k, v in plain.items() if v is not None})
     return out

@@ -34,6 +34,7 @@ from segmentation.serving.migration import (
 )
 from segmentation.tracking import runs
 from segmentation.tracking.descriptions import version_description
+from segmentation.tracking.model import SegmentModel
 from segmentation.tracking.store import connect, find_sweep_run, redact, register_run_model
 
 CHAMPION = "champion"
@@ -182,9 +183,12 @@ def promote(cfg: DictConfig, run_id: str | None = None, input_path: str | None =
             raise InputError(
                 f"promotion of run {rid} ({tags.get('algorithm', '?')}) refused: {refused}"
             )
-        label = f"{tags.get('algorithm', 'model')}-k{int(run.data.metrics['n_clusters'])}"
-        uri, model_id = log_aligned_model(client, rid, migration, f"{label}-aligned")
-        version = str(mlflow.register_model(uri, name).version)
+        version = aligned_version(client, name, rid, migration, challenger)
+        if version is None:
+            label = f"{tags.get('algorithm', 'model')}-k{int(run.data.metrics['n_clusters'])}"
+            uri, model_id = log_aligned_model(client, rid, migration, f"{label}-aligned")
+            version = str(mlflow.register_model(uri, name).version)
+            client.set_model_version_tag(name, version, ALIGNMENT_TAG, alignment_key(migration))
     else:
         version = register_run_model(client, name, rid, f"models:/{model_id}")
     version_tags = {
@@ -213,6 +217,32 @@ def promote(cfg: DictConfig, run_id: str | None = None, input_path: str | None =
         client.set_registered_model_alias(name, PREVIOUS, current)
     client.set_registered_model_alias(name, CHAMPION, version)
     return Promotion(name, version, rid, current, True, migration.report if migration else None)
+
+
+# On a version registered at promotion: the renumbering and persona names it was aligned with.
+ALIGNMENT_TAG = "segmentation.alignment"
+
+
+def alignment_key(migration: Migration) -> str:
+    model = migration.model
+    return json.dumps(
+        {"relabel": sorted(model.relabel.items()), "personas": sorted(model.personas.items())}
+    )
+
+
+def aligned_version(
+    client: MlflowClient, name: str, run_id: str, migration: Migration, challenger: SegmentModel
+) -> str | None:
+    """A version of the run that already scores as the aligned model would: the run's own
+    (registered by its sweep) when no id or name changes, or one registered at an earlier
+    promotion with the same alignment. ``None``: a new aligned version is needed."""
+    key = alignment_key(migration)
+    unchanged = not migration.model.relabel and migration.model.personas == challenger.personas
+    for version in client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'"):
+        tag = version.tags.get(ALIGNMENT_TAG)
+        if tag == key or (tag is None and unchanged):
+            return str(version.version)
+    return None
 
 
 def reassignment_failure(report: dict, gate: DictConfig) -> str | None:

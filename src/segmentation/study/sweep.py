@@ -3,6 +3,7 @@ parent run, which ends with the study's summary, the best model registered and t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,20 +107,23 @@ def run_sweep(cfg: DictConfig) -> SweepResult:
     try:
         if cfg.tracking.log_plots:
             drawings[""] = start_data_insights(cfg, space, writer)
-        return _run_sweep(cfg, space, n_workers, writer, drawings)
+        return sweep_space(cfg, space, n_workers, writer, drawings)
     finally:
         for drawing in drawings.values():
             drawing.close()
         writer.close()
 
 
-def _run_sweep(
+def sweep_space(
     cfg: DictConfig,
     space: FeatureSpace,
     n_workers: int,
     writer: ArtifactWriter,
     drawings: dict[str, Drawing],
+    runner_factory: Callable[[SweepContext], TrialRunner] = TrialRunner,
 ) -> SweepResult:
+    """The study of a prepared feature space, its parent run, its trials (each run by a runner
+    from ``runner_factory``: another engine brings its own fit) and its summary."""
     client = connect(str(cfg.paths.tracking_uri))
     storage = study_storage(cfg)
     lock = workers.StudyLock.for_config(cfg)
@@ -151,7 +155,7 @@ def _run_sweep(
         )
         close_orphan_child_runs(client, ctx, study)
         announce(cfg, ctx, study, revived, remaining)
-        return run_study(client, ctx, study, n_workers, remaining, drawings)
+        return run_study(client, ctx, study, n_workers, remaining, drawings, runner_factory(ctx))
     finally:
         lock.release()
 
@@ -246,11 +250,12 @@ def run_study(
     n_workers: int,
     remaining: int,
     drawings: dict[str, Drawing],
+    runner: TrialRunner,
 ) -> SweepResult:
-    """Run the remaining budget, here or in worker processes, then finish the summary."""
+    """Run the remaining budget, here (with ``runner``) or in worker processes, then finish the
+    summary."""
     cfg = ctx.cfg
     n_trials = int(cfg.sweep.n_trials)
-    runner = TrialRunner(ctx)
     before = finished_trials(study)
     try:
         if remaining > 0 and n_workers > 1:

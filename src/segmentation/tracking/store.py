@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import sqlalchemy
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
@@ -69,8 +70,6 @@ def _probe_database(uri: str) -> None:
     """Connect once to a database store: MLflow itself retries for about two minutes."""
     if not re.match(DATABASE_URI, uri):
         return
-    import sqlalchemy
-
     engine = sqlalchemy.create_engine(uri)
     try:
         with engine.connect():

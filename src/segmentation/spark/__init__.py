@@ -1,0 +1,41 @@
+"""The Spark engine (``conf/engine/spark.yaml``): training and batch scoring on tables beyond one
+machine, with the same configs, the same MLflow runs and the same registered pyfunc model.
+
+Importing this package does not import pyspark: the CLI dispatches here only for ``engine=spark``
+and serving never needs a JVM.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+
+def engine_name(cfg: DictConfig) -> str:
+    """The configured engine (``local`` when the config has no ``engine`` group)."""
+    return str(OmegaConf.select(cfg, "engine.name", default="local") or "local")
+
+
+def run_spark_sweep(cfg: DictConfig) -> Any:
+    """Run (or resume) the configured sweep on Spark (see :mod:`segmentation.spark.sweep`)."""
+    from segmentation.spark.sweep import run_spark_sweep as run
+
+    return run(cfg)
+
+
+def score_table(
+    cfg: DictConfig, input_path: str | Path, output_path: str | Path, model_uri: str | None = None
+) -> Any:
+    """Score a file or folder with Spark (see :mod:`segmentation.spark.scoring`)."""
+    from segmentation.spark.scoring import score_table as score
+
+    return score(cfg, input_path, output_path, model_uri)
+
+
+def spark_report(result: Any) -> None:
+    """Print a Spark scoring's summary (see :func:`segmentation.spark.scoring.report`)."""
+    from segmentation.spark.scoring import report
+
+    report(result)

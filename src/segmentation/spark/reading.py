@@ -1,0 +1,91 @@
+"""Reading customer tables with Spark: a Parquet or CSV file, or a folder of them, with the
+header variants of the dataset config mapped as the local reader maps them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from segmentation.data.reading import PARQUET_SUFFIXES, map_columns, sniff_delimiter
+from segmentation.errors import InputError
+from segmentation.spark.session import spark_errors
+
+CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
+# Cell texts the local reader treats as missing (segmentation.data.reading).
+MISSING_TEXTS = ("", "nan", "NaN", "NA", "None")
+
+
+def data_files(path: Path) -> list[Path]:
+    """The readable files of ``path`` (itself, or the Parquet/CSV files under a folder,
+    Spark's ``_SUCCESS`` and hidden files left out); one line when there are none."""
+    if not path.exists():
+        raise InputError(f"{path}: not found (expected a Parquet or CSV file, or a folder of them)")
+    if path.is_file():
+        files = [path]
+    else:
+        files = sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file()
+            and not p.name.startswith(("_", "."))
+            and p.suffix.lower() in PARQUET_SUFFIXES | CSV_SUFFIXES
+        )
+    files = [p for p in files if p.stat().st_size > 0]
+    if not files:
+        raise InputError(f"{path}: no readable files (expected non-empty Parquet or CSV files)")
+    return files
+
+
+def read_input(spark: Any, path: str | Path) -> Any:
+    """A Spark DataFrame of the file or folder: Parquet keeps its types; CSV is read as text,
+    its delimiter sniffed from the first file's header (tab, comma, semicolon, pipe)."""
+    path = Path(path).expanduser().resolve()
+    files = data_files(path)
+    parquet = [p for p in files if p.suffix.lower() in PARQUET_SUFFIXES]
+    with spark_errors(f"{path}: cannot be read"):
+        if parquet:
+            frame = spark.read.parquet(*map(str, parquet))
+        else:
+            with open(files[0], encoding="utf-8-sig", errors="replace") as fh:
+                delimiter = sniff_delimiter(fh.readline())
+            frame = (
+                spark.read.option("header", True)
+                .option("sep", delimiter)
+                .option("inferSchema", False)
+                .option("ignoreLeadingWhiteSpace", True)
+                .option("ignoreTrailingWhiteSpace", True)
+                .csv([str(p) for p in files])
+            )
+        clean = {c: str(c).strip().strip("\ufeff") for c in frame.columns}
+        frame = frame.withColumnsRenamed({k: v for k, v in clean.items() if k != v})
+    if not frame.columns:
+        raise InputError(f"{path}: no columns found")
+    return frame
+
+
+def column_renames(
+    columns: list[str], specs: Mapping[str, Mapping[str, Any]], path: str | Path
+) -> dict[str, str]:
+    """Header variant -> canonical name, as the local reader maps them; a missing required
+    column is refused in one line naming what was tried and what was found."""
+    _, renamed = map_columns(pd.DataFrame(columns=columns), specs, path)
+    return dict(renamed)
+
+
+def canonical_text(frame: Any, specs: Mapping[str, Any], renames: Mapping[str, str]) -> list:
+    """Spark columns of the dataset's canonical columns found in ``frame``, as the local reader
+    sees cells: stripped text, the usual missing markers as null (aliased canonical names)."""
+    from pyspark.sql import functions as F
+
+    source = {renames.get(c, c): c for c in frame.columns}
+    out = []
+    for name in specs:
+        if name not in source:
+            continue
+        quoted = "`" + source[name].replace("`", "``") + "`"
+        text = F.trim(F.col(quoted).cast("string"))
+        out.append(F.when(text.isin(*MISSING_TEXTS), None).otherwise(text).alias(name))
+    return out

@@ -1,0 +1,270 @@
+"""Batch scoring on Spark: every row of a Parquet/CSV file or folder scored with the registered
+pyfunc model through ``mlflow.pyfunc.spark_udf``, rows that cannot be scored written beside it
+with their reason, exactly as :mod:`segmentation.serving.predict` decides them."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from segmentation.errors import InputError
+from segmentation.serving.predict import (
+    REASON,
+    SHOWN_REJECTIONS,
+    clean_rows,
+    load_model,
+    row_problems,
+)
+from segmentation.spark.reading import canonical_text, column_renames, read_input
+from segmentation.spark.session import get_session, spark_errors
+
+SOURCE_FILE = "source_file"
+_ROW = "__row__"
+_FILE = "__file__"
+_REASON = "__reason__"
+# MLflow column types -> Spark SQL types (the model's output schema becomes the UDF's type).
+SPARK_TYPES = {
+    "long": "bigint",
+    "integer": "int",
+    "double": "double",
+    "float": "float",
+    "string": "string",
+    "boolean": "boolean",
+}
+
+
+@dataclass
+class SparkPredictResult:
+    """What a Spark batch scoring wrote."""
+
+    model_uri: str
+    output: Path
+    scored: int
+    rejected: int
+    rejected_path: Path | None
+    segments: dict[int, int] = field(default_factory=dict)
+    shown_rejections: pd.DataFrame | None = None
+
+
+def rejected_folder(output: Path) -> Path:
+    """Where the rejected rows of ``output`` go: ``<output>.rejected`` (Parquet)."""
+    return output.with_name(output.name + ".rejected")
+
+
+def _raw(i: int) -> str:
+    return f"__raw{i}__"
+
+
+def _model_in(j: int) -> str:
+    return f"__in{j}__"
+
+
+def _quoted(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def output_type(model: Any) -> str:
+    """The UDF's struct type, from the model's output schema (``segment``, ``persona`` and any
+    other column such as ``confidence``)."""
+    schema = model.metadata.get_output_schema()
+    if schema is None:
+        return "segment bigint, persona string"
+    return ", ".join(
+        f"{_quoted(spec.name)} {SPARK_TYPES.get(str(getattr(spec.type, 'name', '')), 'string')}"
+        for spec in schema.inputs
+    )
+
+
+def input_kind(spec: Any, specs: Mapping[str, Mapping[str, Any]]) -> str:
+    """The MLflow type a model input is sent as: the signature's, or for an input of any type
+    (numbers of any width), double for the dataset's numeric columns and string otherwise."""
+    name = getattr(spec.type, "name", None)
+    if isinstance(name, str) and name in SPARK_TYPES:
+        return name
+    numeric = (specs.get(spec.name) or {}).get("kind", "numeric") == "numeric"
+    return "double" if numeric else "string"
+
+
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells as Python objects, missing as None (pandas' own string dtype would send NaN
+    back to Spark as the text 'nan')."""
+    out = frame.astype(object)
+    return out.where(out.notna(), None)
+
+
+def validator(
+    cfg_dataset: dict[str, Any],
+    specs: Mapping[str, Mapping[str, Any]],
+    canonical: list[str],
+    inputs: list[tuple[str, str]],
+    raw_names: list[str],
+    path: str,
+):
+    """The per-batch check of ``mapInPandas``: the local route's row rules and the dataset's
+    cleaning (:func:`row_problems`, :func:`clean_rows`), giving each row its reason ("" when
+    it passes) and the model's typed inputs."""
+    cfg = OmegaConf.create({"dataset": cfg_dataset})
+
+    def check(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            mapped = _plain(batch[canonical])
+            lines = batch[_ROW].astype("int64")
+            reasons = row_problems(mapped, specs)
+            ok = reasons == ""
+            prepared, kept, rules = clean_rows(cfg, mapped[ok], lines[ok], Path(path))
+            dropped = ok & ~lines.isin(kept)
+            reasons[dropped] = (
+                f"removed by the dataset's cleaning rule(s): {', '.join(rules) or '?'}"
+            )
+            out = _plain(batch[[*raw_names, _FILE, _ROW]])
+            out[_ROW] = lines
+            out[_REASON] = reasons.astype(object)
+            by_line = prepared.set_axis(kept) if len(prepared) else pd.DataFrame(index=kept)
+            for j, (name, kind) in enumerate(inputs):
+                values = by_line[name].reindex(lines.to_numpy()) if name in by_line else None
+                if values is None:
+                    values = pd.Series([None] * len(batch))
+                values = values.set_axis(batch.index)
+                if kind in ("double", "float"):
+                    out[_model_in(j)] = pd.to_numeric(values, errors="coerce").astype("float64")
+                elif kind in ("long", "integer"):
+                    out[_model_in(j)] = pd.to_numeric(values, errors="coerce").astype("Int64")
+                else:
+                    out[_model_in(j)] = _plain(values.to_frame())[values.name]
+            yield out
+
+    return check
+
+
+def _validated_schema(raw_schema: Any, inputs: list[tuple[str, str]]) -> str:
+    fields = [
+        f"{_quoted(name)} {raw_schema[name].dataType.simpleString()}" for name in raw_schema.names
+    ]
+    fields += [f"{_FILE} string", f"{_ROW} bigint", f"{_REASON} string"]
+    fields += [
+        f"{_model_in(j)} {SPARK_TYPES.get(kind, 'string')}" for j, (_, kind) in enumerate(inputs)
+    ]
+    return ", ".join(fields)
+
+
+def score_table(
+    cfg: DictConfig, input_path: str | Path, output_path: str | Path, model_uri: str | None = None
+) -> SparkPredictResult:
+    """Score ``input_path`` (a file or folder) into the Parquet folder ``output_path``: the
+    input's columns, ``segment``, ``persona`` (and any further model output). Rows that cannot
+    be scored go to ``<output>.rejected`` with ``source_file`` and ``reason``. Every check runs
+    before anything is written."""
+    from pyspark.sql import functions as F
+
+    input_path = Path(input_path).expanduser().resolve()
+    output_path = Path(output_path).expanduser().resolve()
+    specs = OmegaConf.to_container(cfg.dataset.columns, resolve=True)
+    spark = get_session(cfg)
+    frame = read_input(spark, input_path)
+    raw_columns = list(frame.columns)
+    renames = column_renames(raw_columns, specs, input_path)  # a missing required column stops
+    uri, model = load_model(cfg, model_uri)
+    source = {renames.get(c, c): c for c in raw_columns}
+    canonical = [c for c in specs if c in source]
+    schema = model.metadata.get_input_schema()
+    inputs = [(spec.name, input_kind(spec, specs)) for spec in schema.inputs]
+    absent = [name for name, _ in inputs if name not in source]
+    if absent:
+        raise InputError(
+            f"{input_path}: column(s) {absent} needed by model {uri} not found; "
+            f"columns found: {raw_columns}"
+        )
+    columns = [F.col(_quoted(c)).alias(_raw(i)) for i, c in enumerate(raw_columns)]
+    columns += canonical_text(frame, specs, renames)
+    staged = frame.select(
+        *columns,
+        F.col("_metadata.file_path").alias(_FILE),
+        F.monotonically_increasing_id().alias(_ROW),
+    )
+    raw_names = [_raw(i) for i in range(len(raw_columns))]
+    check = validator(
+        OmegaConf.to_container(cfg.dataset, resolve=True),
+        specs,
+        canonical,
+        inputs,
+        raw_names,
+        str(input_path),
+    )
+    raw_schema = staged.select(*raw_names).schema
+    validated = staged.mapInPandas(check, _validated_schema(raw_schema, inputs))
+    validated = validated.persist()
+    predict = mlflow.pyfunc.spark_udf(
+        spark, uri, result_type=output_type(model), env_manager="local"
+    )
+    names = [spec.name for spec in model.metadata.get_output_schema().inputs]
+    model_input = F.struct(*[F.col(_model_in(j)).alias(n) for j, (n, _) in enumerate(inputs)])
+    scored = (
+        validated.filter(F.col(_REASON) == "")
+        .withColumn("__prediction__", predict(model_input))
+        .select(
+            *[F.col(_raw(i)).alias(c) for i, c in enumerate(raw_columns)],
+            *[F.col("__prediction__")[n].alias(n) for n in names],
+        )
+    )
+    rejected = validated.filter(F.col(_REASON) != "").select(
+        F.col(_FILE).alias(SOURCE_FILE),
+        F.col(_REASON).alias(REASON),
+        *[F.col(_raw(i)).alias(c) for i, c in enumerate(raw_columns)],
+    )
+    rejected_path = rejected_folder(output_path)
+    try:
+        with spark_errors(f"scoring {input_path}"):
+            scored.write.mode("overwrite").parquet(str(output_path))
+            rejected.write.mode("overwrite").parquet(str(rejected_path))
+            written = spark.read.parquet(str(output_path))
+            counts = {
+                int(r["segment"]): int(r["count"])
+                for r in written.groupBy("segment").count().collect()
+            }
+            listed = spark.read.parquet(str(rejected_path))
+            n_rejected = listed.count()
+            shown = listed.limit(SHOWN_REJECTIONS).toPandas() if n_rejected else None
+    except BaseException:
+        shutil.rmtree(output_path, ignore_errors=True)  # nothing half-written is left behind
+        shutil.rmtree(rejected_path, ignore_errors=True)
+        raise
+    finally:
+        validated.unpersist()
+    if not n_rejected:
+        shutil.rmtree(rejected_path, ignore_errors=True)  # a stale list would mislead
+    return SparkPredictResult(
+        model_uri=uri,
+        output=output_path,
+        scored=sum(counts.values()),
+        rejected=n_rejected,
+        rejected_path=rejected_path if n_rejected else None,
+        segments=dict(sorted(counts.items())),
+        shown_rejections=shown,
+    )
+
+
+def report(result: SparkPredictResult) -> None:
+    """Print the summary to stdout and the first rejected rows to stderr."""
+    if result.shown_rejections is not None:
+        for row in result.shown_rejections.itertuples(index=False):
+            print(
+                f"rejected row of {getattr(row, SOURCE_FILE)}: {getattr(row, REASON)}",
+                file=sys.stderr,
+            )
+    more = result.rejected - SHOWN_REJECTIONS
+    if more > 0:
+        print(f"... and {more} more rejected row(s)", file=sys.stderr)
+    listed = f"; list in {result.rejected_path}" if result.rejected_path else ""
+    print(
+        f"Scored {result.scored} row(s) with {result.model_uri} into {result.output} (Spark); "
+        f"rejected {result.rejected}{listed}. Segments: {result.segments}",
+        flush=True,
+    )

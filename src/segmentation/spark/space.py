@@ -1,0 +1,192 @@
+"""The feature space of a Spark study: the whole table cleaned, engineered and scaled by Spark
+(the dataset's own ``prepare`` and fitted engineering applied per batch), and a seeded, bounded
+sample of it collected as the :class:`~segmentation.features.space.FeatureSpace` that metrics,
+plots, profiles and the logged model's example use."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from segmentation.data import LoadedData, dataset_module, make_engineer, model_input_example
+from segmentation.errors import InputError
+from segmentation.features.scaling import make_scaler
+from segmentation.features.selection import feature_matrix
+from segmentation.features.space import FeatureSpace, check_feature_set
+from segmentation.spark.convert import scaler_to_sklearn
+from segmentation.spark.reading import canonical_text, column_renames, read_input
+from segmentation.spark.session import engine_settings, spark_errors
+
+ID = "_id"
+SPARK_SCALINGS = ("standard", "none")
+
+
+@dataclass
+class SparkLoadedData(LoadedData):
+    """The sample's cleaned frame (``frame``) with the whole table's row counts."""
+
+    rows_total: int = 0
+
+    @property
+    def rows_clean(self) -> int:
+        return self.rows_total
+
+
+@dataclass
+class SparkTables:
+    """The Spark side of a study: every row's ``features`` (scaled vector) and the sample."""
+
+    table: Any
+    sample: Any
+    rows: int
+
+
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.astype(object)
+    return out.where(out.notna(), None)
+
+
+def _fraction(wanted: int, rows: int) -> float:
+    return min(1.0, 1.5 * wanted / max(rows, 1))
+
+
+def engineering(cfg_dataset: dict, path: str, engineer: Any, columns: list[str]):
+    """Per batch of ``mapInPandas``: the dataset's typing and cleaning, then the fitted
+    engineering and the feature set's columns (missing values refused, as locally)."""
+    dataset = OmegaConf.create(cfg_dataset)
+    names = [f"f{i}" for i in range(len(columns))]
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        module = dataset_module(dataset)
+        for batch in batches:
+            if batch.empty:
+                continue
+            loaded = module.prepare(_plain(batch), dataset, path)
+            if loaded.frame.empty:
+                continue
+            X = feature_matrix(engineer.transform(loaded.frame), columns)
+            yield pd.DataFrame(X, columns=names)
+
+    return run, ", ".join(f"{n} double" for n in names)
+
+
+def read_training_table(cfg: DictConfig, spark: Any) -> tuple[Any, str, str]:
+    """The configured dataset as Spark text columns (canonical names), its source and path."""
+    specs = OmegaConf.to_container(cfg.dataset.columns, resolve=True)
+    path = Path(str(cfg.dataset.path)).expanduser().resolve()
+    if not path.exists() and cfg.dataset.get("synthetic_fallback", False):
+        module = dataset_module(cfg.dataset)
+        frame = module.generate(int(cfg.dataset.synthetic_rows), int(cfg.dataset.synthetic_seed))
+        table = spark.createDataFrame(frame.astype(str))
+        source = "synthetic"
+    else:
+        table = read_input(spark, path)
+        source = "real"
+    renames = column_renames(list(table.columns), specs, path)
+    return table.select(*canonical_text(table, specs, renames)), source, str(path)
+
+
+def table_hash(text: Any) -> str:
+    """A content hash of the table computed by Spark (row order does not matter)."""
+    from pyspark.sql import functions as F
+
+    row = text.select(
+        F.count(F.lit(1)).alias("n"),
+        F.bit_xor(F.xxhash64(*text.columns)).alias("x"),
+    ).first()
+    digest = hashlib.sha256("\x1f".join(text.columns).encode())
+    digest.update(f"spark:{row['n']}:{row['x']}".encode())
+    return digest.hexdigest()[:16]
+
+
+def prepare_spark_space(cfg: DictConfig, spark: Any) -> tuple[FeatureSpace, SparkTables]:
+    """Read, clean, engineer and scale the whole table with Spark; collect a seeded sample."""
+    from pyspark.ml.feature import StandardScaler, VectorAssembler
+    from pyspark.ml.functions import vector_to_array
+    from pyspark.sql import functions as F
+
+    scaling = str(cfg.scaling.name)
+    if scaling not in SPARK_SCALINGS:
+        raise InputError(
+            f"engine=spark: scaling={scaling} is not available; use one of {SPARK_SCALINGS}"
+        )
+    seed = int(cfg.sweep.seed)
+    wanted = int(engine_settings(cfg).get("sample_rows") or 20000)
+    with spark_errors(f"dataset {cfg.dataset.name}"):
+        text, source, path = read_training_table(cfg, spark)
+        rows_raw = text.count()
+        raw_sample = text.sample(fraction=_fraction(wanted, rows_raw), seed=seed).limit(wanted)
+        sample = dataset_module(cfg.dataset).prepare(
+            _plain(raw_sample.toPandas()), cfg.dataset, path
+        )
+        if sample.frame.empty:
+            raise InputError(f"{path}: no usable rows")
+        engineer = make_engineer(cfg.dataset, sample).fit(sample.frame)
+        check_feature_set(cfg, engineer.transform(sample.frame.head(50)))
+        columns = list(cfg.features.columns)
+        run, schema = engineering(
+            OmegaConf.to_container(cfg.dataset, resolve=True), path, engineer, columns
+        )
+        names = [f"f{i}" for i in range(len(columns))]
+        features = text.mapInPandas(run, schema)
+        assembled = VectorAssembler(inputCols=names, outputCol="raw").transform(features)
+        if scaling == "standard":
+            fitted = StandardScaler(
+                withMean=True, withStd=True, inputCol="raw", outputCol="features"
+            ).fit(assembled)
+            scaled = fitted.transform(assembled)
+        else:
+            scaled = assembled.withColumn("features", F.col("raw"))
+        table = scaled.select(F.monotonically_increasing_id().alias(ID), "raw", "features")
+        table = table.persist()
+        rows = table.count()
+        k_max = int(cfg.sweep.constraints.k_max)
+        needed = max(2 * k_max, 10)
+        if rows < needed:
+            raise InputError(
+                f"{path}: {rows} usable rows, fewer than the {needed} that the k range up to "
+                f"{k_max} needs"
+            )
+        picked = table.sample(fraction=_fraction(wanted, rows), seed=seed).limit(wanted)
+        picked = picked.localCheckpoint(eager=True)
+        local = (
+            picked.select(
+                ID, vector_to_array("raw").alias("raw"), vector_to_array("features").alias("x")
+            )
+            .toPandas()
+            .sort_values(ID)
+        )
+        data_hash = table_hash(text)
+    X_raw = np.stack(local["raw"].to_numpy()).astype(np.float64)
+    X = np.ascontiguousarray(np.stack(local["x"].to_numpy()), dtype=np.float64)
+    if scaling == "standard":
+        scaler = scaler_to_sklearn(fitted, rows)
+    else:
+        scaler = make_scaler(cfg.scaling).fit(X_raw)
+    data = SparkLoadedData(
+        frame=sample.frame,
+        name=str(cfg.dataset.name),
+        source=source,
+        path=path,
+        rows_raw=rows_raw,
+        detected={**sample.detected, "engine": "spark", "sample_rows": len(sample.frame)},
+        cleaning=[
+            {
+                "rule": "prepare (per Spark batch)",
+                "rows_in": rows_raw,
+                "rows_out": rows,
+                "why": "the dataset's cleaning rules, applied to each batch of rows",
+            }
+        ],
+        rows_total=rows,
+    )
+    example = model_input_example(sample, cfg.dataset, int(cfg.tracking.input_example_rows))
+    space = FeatureSpace(data, engineer, columns, X_raw, scaler, X, example, data_hash)
+    return space, SparkTables(table=table, sample=picked, rows=rows)

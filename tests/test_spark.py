@@ -1,0 +1,286 @@
+"""The Spark engine on a real local[2] Spark: scoring with spark_udf agrees with the local
+route row for row (rejected rows included), Spark models convert to scikit-learn estimators that
+predict as Spark does, a Spark sweep logs the same runs and registers the same pyfunc model, and
+bad input is one line with exit code 2."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from segmentation.data.mall import generate
+from segmentation.tracking.runs import ROLE_TAG
+from tests.conftest import make_cfg, module_store
+
+
+def _require_spark() -> None:
+    """Skip without pyspark or Java outside CI (saying which); in CI their absence fails."""
+    missing = []
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        missing.append("pyspark is not installed (make spark-install)")
+    home = os.environ.get("JAVA_HOME")
+    if not (shutil.which("java") or (home and Path(home, "bin", "java").exists())):
+        missing.append("Java 17 is not installed (apt-get install openjdk-17-jre-headless)")
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the Spark tests: " + "; ".join(missing))
+        pytest.skip("; ".join(missing))
+
+
+_require_spark()
+
+
+def engine_override(name: str) -> str:
+    """``engine=<name>`` once config.yaml lists the engine group, ``+engine=<name>`` before."""
+    from segmentation.config import compose
+
+    try:
+        compose([f"engine={name}"])
+        return f"engine={name}"
+    except Exception:
+        return f"+engine={name}"
+
+
+SPARK = [engine_override("spark"), "engine.master='local[2]'", "engine.shuffle_partitions=2"]
+
+
+@pytest.fixture(scope="module")
+def spark(tmp_path_factory):
+    """One local[2] SparkSession for the whole file."""
+    from segmentation.spark.session import get_session
+
+    cfg = make_cfg(tmp_path_factory.mktemp("spark-session"), *SPARK)
+    session = get_session(cfg)
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def champion(tmp_path_factory):
+    """A small local sweep whose best model is promoted to champion."""
+    from segmentation.serving.promote import promote
+    from segmentation.study.sweep import run_sweep
+
+    with module_store(tmp_path_factory, "spark-serving") as store:
+        cfg = make_cfg(
+            store,
+            *SPARK,
+            "sweep.n_trials=2",
+            "algorithm=kmeans",
+            "tracking.log_plots=false",
+        )
+        run_sweep(cfg)
+        promote(cfg)
+        yield cfg
+
+
+def customers_with_problems(n: int = 300, seed: int = 7) -> pd.DataFrame:
+    """Raw customers under header variants, with a few rows that cannot be scored."""
+    frame = generate(n, seed=seed).astype(object)
+    frame.loc[3, "Age"] = None
+    frame.loc[10, "Annual Income (k$)"] = "lots"
+    frame.loc[20, "Spending Score (1-100)"] = -5
+    return frame.rename(columns={"Annual Income (k$)": "annual_income", "Gender": "Genre"})
+
+
+def test_spark_scoring_equals_local_scoring(spark, champion, tmp_path):
+    from segmentation.serving.predict import score_file
+    from segmentation.spark.scoring import score_table
+
+    frame = customers_with_problems()
+    csv = tmp_path / "in" / "customers.csv"
+    csv.parent.mkdir()
+    frame.to_csv(csv, index=False)
+    local = score_file(champion, csv, tmp_path / "local.csv")
+    result = score_table(champion, csv.parent, tmp_path / "spark-out")
+
+    local_out = pd.read_csv(tmp_path / "local.csv", dtype={"CustomerID": str})
+    spark_out = spark.read.parquet(str(tmp_path / "spark-out")).toPandas()
+    outputs = [c for c in ("segment", "persona", "confidence") if c in local_out.columns]
+    assert list(spark_out.columns) == [*frame.columns, *outputs]
+    assert result.scored == len(local_out) == len(frame) - 3
+    merged = local_out.merge(spark_out, on="CustomerID", suffixes=("_local", "_spark"))
+    assert len(merged) == len(local_out)
+    assert (merged["segment_local"] == merged["segment_spark"]).all()
+    assert (merged["persona_local"] == merged["persona_spark"]).all()
+    if "confidence" in outputs:
+        assert np.allclose(merged["confidence_local"], merged["confidence_spark"])
+    assert result.segments == local.segments
+
+    rejected = spark.read.parquet(str(result.rejected_path)).toPandas()
+    by_id_spark = dict(zip(rejected["CustomerID"], rejected["reason"], strict=True))
+    by_id_local = {
+        str(k): v
+        for k, v in zip(local.rejected["CustomerID"], local.rejected["reason"], strict=True)
+    }
+    assert by_id_spark == by_id_local
+    assert rejected["source_file"].str.endswith("customers.csv").all()
+
+
+def test_spark_scoring_reads_parquet_folders(spark, champion, tmp_path):
+    from segmentation.serving.predict import score_file
+    from segmentation.spark.scoring import score_table
+
+    frame = generate(120, seed=3)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    frame.iloc[:60].to_parquet(folder / "part-0.parquet")
+    frame.iloc[60:].to_parquet(folder / "part-1.parquet")
+    (folder / "_SUCCESS").write_text("")
+    local = score_file(champion, folder / "part-0.parquet", tmp_path / "a.csv")
+    result = score_table(champion, folder, tmp_path / "out")
+    assert result.scored == 120 and result.rejected == 0 and result.rejected_path is None
+    out = spark.read.parquet(str(tmp_path / "out")).toPandas().sort_values("CustomerID")
+    assert out["Age"].dtype == frame["Age"].dtype  # Parquet keeps the input's types
+    first = pd.read_csv(tmp_path / "a.csv").sort_values("CustomerID")
+    assert out["segment"].iloc[:60].tolist() == first["segment"].tolist()
+    assert local.scored == 60
+
+
+@pytest.fixture(scope="module")
+def mall_dir(tmp_path_factory) -> Path:
+    """A generated Mall file of 3,000 customers (the sweep's training table)."""
+    folder = tmp_path_factory.mktemp("mall-data")
+    generate(3000, seed=11).to_csv(folder / "Mall_Customers.csv", index=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def spark_sweep(spark, mall_dir, tmp_path_factory):
+    """A 2-trial KMeans sweep on Spark, its best model registered."""
+    from segmentation.spark.sweep import run_spark_sweep
+
+    with module_store(tmp_path_factory, "spark-sweep") as store:
+        cfg = make_cfg(store, *SPARK, "sweep.n_trials=3", "algorithm=kmeans", data_dir=mall_dir)
+        yield cfg, run_spark_sweep(cfg)
+
+
+def _trial_runs(cfg):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(str(cfg.paths.tracking_uri))
+    exp = client.get_experiment_by_name(str(cfg.experiment_name))
+    runs = client.search_runs([exp.experiment_id], f"tags.`{ROLE_TAG}` = 'trial'")
+    return client, runs
+
+
+def test_spark_sweep_logs_trials_and_registers_the_same_model_contract(
+    spark, spark_sweep, champion, mall_dir
+):
+    import mlflow
+
+    cfg, result = spark_sweep
+    assert result.best_trial is not None and result.registered_version == "1"
+    client, runs = _trial_runs(cfg)
+    assert len(runs) >= 2  # one child run per trial (the sweep may add its own)
+    run = client.get_run(result.best_trial.user_attrs["mlflow_run_id"])
+    _, local_runs = _trial_runs(champion)
+    local_run = local_runs[0]
+    assert set(local_run.data.params) <= set(run.data.params) | {"estimator"}
+    assert run.data.params["engine"] == "spark"
+    assert int(run.data.params["n_rows"]) == 3000
+    for metric in ("silhouette", "davies_bouldin", "calinski_harabasz", "inertia", "fit_seconds"):
+        assert metric in run.data.metrics
+    assert run.data.metrics["silhouette"] == pytest.approx(result.best_trial.value)
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert artifacts, "the trial's plots are logged"
+
+    # The registered model is the local pyfunc contract: raw rows in, segment and persona out.
+    name = str(cfg.tracking.registered_model_name)
+    model = mlflow.pyfunc.load_model(f"models:/{name}/1")
+    rows = generate(50, seed=5).drop(columns=["CustomerID"])
+    rows[["Age", "Annual Income (k$)", "Spending Score (1-100)"]] = rows[
+        ["Age", "Annual Income (k$)", "Spending Score (1-100)"]
+    ].astype(float)
+    out = model.predict(rows)
+    assert list(out.columns)[:2] == ["segment", "persona"]
+    pipeline = model.unwrap_python_model().pipeline
+    assert type(pipeline.named_steps["cluster"]).__name__ == "KMeans"
+    assert type(pipeline.named_steps["scale"]).__name__ == "StandardScaler"
+
+
+@pytest.fixture(scope="module")
+def spark_space(spark, mall_dir, tmp_path_factory):
+    """The Mall table engineered and scaled by Spark, in three features."""
+    from segmentation.spark.space import prepare_spark_space
+
+    cfg = make_cfg(
+        tmp_path_factory.mktemp("space"), *SPARK, "features=age_income_spending", data_dir=mall_dir
+    )
+    return prepare_spark_space(cfg, spark)
+
+
+def test_spark_scaling_converts_to_the_same_scaler(spark_space):
+    space, tables = spark_space
+    assert tables.rows == 3000 and space.data.rows_clean == 3000
+    assert np.allclose(space.scaler.transform(space.X_raw), space.X, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("algorithm", ["kmeans", "bisecting_kmeans", "gmm"])
+def test_converted_models_predict_as_spark(spark_space, algorithm):
+    """Each Spark model's scikit-learn conversion assigns every row as Spark's own model does."""
+    from pyspark.ml.functions import vector_to_array
+
+    from segmentation.spark.algorithms import spark_estimator
+    from segmentation.spark.convert import to_sklearn
+    from segmentation.spark.space import ID
+
+    space, tables = spark_space
+    spec = {"estimator": {"_target_": f"segmentation.algorithms.{algorithm}.build"}}
+    params = {"n_components" if algorithm == "gmm" else "n_clusters": 5, "max_iter": 50}
+    model = spark_estimator(spec, params, seed=3).fit(tables.table)
+    converted = to_sklearn(model)
+    spark_side = (
+        model.transform(tables.table)
+        .select(ID, vector_to_array("features").alias("x"), "prediction")
+        .toPandas()
+    )
+    X = np.stack(spark_side["x"].to_numpy())
+    assert len(X) == 3000
+    assert (converted.predict(X) == spark_side["prediction"].to_numpy()).all()
+
+
+def test_bad_input_is_one_line_exit_2_and_nothing_written(
+    spark, champion, tmp_path, monkeypatch, capsys
+):
+    """An input folder with no readable files, a missing column, a master that does not
+    answer and a missing Java: one `error:` line, exit code 2, no output folder."""
+    from segmentation.cli import run_cli
+    from segmentation.errors import InputError
+    from segmentation.spark.scoring import score_table
+    from segmentation.spark.session import check_master, java_path
+    from tests.conftest import run_main
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "_SUCCESS").write_text("")
+    no_income = tmp_path / "no-income.csv"
+    generate(20, seed=1).drop(columns=["Annual Income (k$)"]).to_csv(no_income, index=False)
+    for source, expected in ((empty, "no readable files"), (no_income, "Annual Income (k$)")):
+        out = tmp_path / f"out-{source.stem}"
+
+        def task(cfg, source=source, out=out):
+            return score_table(champion, source, out)
+
+        code = run_main(lambda task=task: run_cli(task), monkeypatch)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2
+        assert len(err) == 1 and err[0].startswith("error: ") and expected in err[0]
+        assert not out.exists() and not Path(f"{out}.rejected").exists()
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(InputError, match="cannot be reached"):
+        check_master(f"spark://127.0.0.1:{port}", timeout=1.0)
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-java"))
+    with pytest.raises(InputError, match="needs Java 17"):
+        java_path()
