@@ -59,7 +59,7 @@ from segmentation.evaluation.segment_stability import stability_summary
 from segmentation.features.space import prepare_space
 from segmentation.study.objective import algorithm_specs, make_sampler
 from segmentation.study.storage import study_storage
-from segmentation.study.sweep import run_sweep
+from segmentation.study.sweep import enqueue_starts, run_sweep
 from segmentation.tracking.store import quiet_console
 
 SECTIONS = ("small", "scale", "workers", "seeds", "stability", "spark")
@@ -118,6 +118,7 @@ def bare_sweep(cfg: Any) -> dict[str, Any]:
 
     study = optuna.create_study(direction="maximize", sampler=make_sampler(cfg))
     start = time.perf_counter()
+    enqueue_starts(cfg, space, study)  # as the tracked sweep starts a new study
     study.optimize(objective, n_trials=int(cfg.sweep.n_trials), gc_after_trial=False)
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "best_value": study.best_value, "best_params": study.best_params}

@@ -35,7 +35,8 @@ def constraint_values(
         "min_segment_fraction": constraints["min_segment_fraction"]
         - metrics["min_segment_fraction"],
     }
-    if constraints.get("min_stability") is not None and "stability_ari" in metrics:
+    stability = metrics.get("stability_ari", float("nan"))
+    if constraints.get("min_stability") is not None and not np.isnan(stability):
         values["stability"] = float(constraints["min_stability"]) - metrics["stability_ari"]
     return values
 

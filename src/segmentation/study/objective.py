@@ -59,7 +59,9 @@ def study_name(cfg: DictConfig, dataset_hash: str) -> str:
     """One study per feature space and data: silhouettes of another space, or of other data
     (the real file after the synthetic default, a new export), do not compare, and a rerun
     must not resume such a study."""
-    return f"{cfg.experiment_name}.{feature_space_name(cfg)}.data-{dataset_hash[:8]}"
+    name = f"{cfg.experiment_name}.{feature_space_name(cfg)}.data-{dataset_hash[:8]}"
+    # A two-objective study cannot resume a one-objective one (nor the other way round).
+    return f"{name}.pareto" if pareto(cfg) else name
 
 
 def algorithm_specs(cfg: DictConfig) -> dict[str, dict[str, Any]]:

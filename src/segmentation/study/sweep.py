@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 from segmentation.algorithms.limits import check_algorithm_limits
 from segmentation.data import data_profile
 from segmentation.errors import InputError, TrackingError
+from segmentation.evaluation.choosing_k import elbow_k
 from segmentation.features.space import FeatureSpace, feature_space_name, prepare_space
 from segmentation.study import interrupts, workers
 from segmentation.study.artifacts import ArtifactWriter
@@ -136,6 +137,8 @@ def sweep_space(
             directions=directions(cfg),
             sampler=make_sampler(cfg),
         )
+        if not study.trials:
+            enqueue_starts(cfg, space, study)
         revived = fail_dead_trials(study, all_dead=alone, heartbeat=cfg.storage.kind == "rdb")
         exp_id = experiment_id(client, str(cfg.experiment_name), cfg.paths.artifact_root)
         describe_experiment(client, exp_id, str(cfg.experiment_description))
@@ -158,6 +161,23 @@ def sweep_space(
         return run_study(client, ctx, study, n_workers, remaining, drawings, runner_factory(ctx))
     finally:
         lock.release()
+
+
+def enqueue_starts(cfg: DictConfig, space: FeatureSpace, study: optuna.Study) -> None:
+    """A new study's first trials: each algorithm's ``start`` from its config, where ``elbow``
+    is the elbow of a quick KMeans inertia curve of this data (a sensible first k; TPE then
+    searches around good trials rather than from random ones only)."""
+    specs = algorithm_specs(cfg)
+    starts = {name: spec["start"] for name, spec in specs.items() if spec.get("start")}
+    if not starts:
+        return
+    ks = range(int(cfg.sweep.constraints.k_min), int(cfg.sweep.constraints.k_max) + 1)
+    k = elbow_k(space.X, ks, int(cfg.sweep.seed), int(cfg.sweep.silhouette.curve_fit_rows))
+    for name, start in sorted(starts.items()):
+        params = {f"{name}.{p}": (k if v == "elbow" else v) for p, v in start.items()}
+        if len(specs) > 1:
+            params["algorithm"] = name
+        study.enqueue_trial(params, skip_if_exists=True)
 
 
 def open_parent_run(
