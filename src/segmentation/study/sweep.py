@@ -174,7 +174,14 @@ def enqueue_starts(cfg: DictConfig, space: FeatureSpace, study: optuna.Study) ->
     ks = range(int(cfg.sweep.constraints.k_min), int(cfg.sweep.constraints.k_max) + 1)
     k = elbow_k(space.X, ks, int(cfg.sweep.seed), int(cfg.sweep.silhouette.curve_fit_rows))
     for name, start in sorted(starts.items()):
-        params = {f"{name}.{p}": (k if v == "elbow" else v) for p, v in start.items()}
+        search = specs[name].get("search") or {}
+        params = {
+            # The elbow within the parameter's own search range.
+            f"{name}.{p}": (
+                min(max(k, int(search[p]["low"])), int(search[p]["high"])) if v == "elbow" else v
+            )
+            for p, v in start.items()
+        }
         if len(specs) > 1:
             params["algorithm"] = name
         study.enqueue_trial(params, skip_if_exists=True)
