@@ -142,8 +142,7 @@ def write_trial_artifacts(job: TrialArtifacts) -> dict[str, float]:
     if job.model_id is not None:
         set_tracking_uri(job.tracking_uri)
         log_segment_model(job.model, job.input_example, model_id=job.model_id)
-        if mlflow.active_run() is None:  # inline, the trial's active run got the link already
-            client.log_outputs(job.run_id, models=[LoggedModelOutput(job.model_id, step=0)])
+        client.log_outputs(job.run_id, models=[LoggedModelOutput(job.model_id, step=0)])
     if job.dataset_input is not None:
         log_dataset(client, job.run_id, job.dataset_input)
     timings = {

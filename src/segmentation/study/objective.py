@@ -230,11 +230,13 @@ class TrialRunner:
         name, params = algorithms.suggest(trial, self.specs)
         trial.set_user_attr("algorithm", name)
         space = self.ctx.space
-        run = mlflow.start_run(
-            experiment_id=self.ctx.experiment_id,
+        # The client, not mlflow.start_run: that also reads the parent run and resolves the
+        # source's git commit for every trial (46-68 ms against 29 ms a run here).
+        run = self.client.create_run(
+            self.ctx.experiment_id,
             run_name=f"trial-{trial.number:03d}-{name}",
-            parent_run_id=self.ctx.parent_run_id,
             tags={
+                runs.PARENT_TAG: self.ctx.parent_run_id,
                 runs.ROLE_TAG: "trial",
                 runs.STUDY_TAG: trial.study.study_name,
                 runs.TRIAL_TAG: str(trial.number),
@@ -261,7 +263,7 @@ class TrialRunner:
             status = "KILLED"
             raise
         finally:
-            mlflow.end_run(status)
+            self.client.set_terminated(run.info.run_id, status)
 
     def fit(self, name: str, params: dict[str, Any]) -> Fit:
         """Fit the trial's estimator and compute its metrics."""

@@ -12,6 +12,8 @@ from mlflow.data.dataset import Dataset as DataSource
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
+# MLflow's system tag that nests a run under its parent in the UI.
+PARENT_TAG = "mlflow.parentRunId"
 ROLE_TAG = "segmentation.role"
 STUDY_TAG = "segmentation.study"
 # On a sweep's parent run: the feature space of its study (any data), to find the latest one.
