@@ -4,6 +4,7 @@ MLflow child run of the sweep's parent run."""
 from __future__ import annotations
 
 import math
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from segmentation.evaluation.metrics import cluster_metrics, model_metrics
 from segmentation.evaluation.segment_stability import stability_summary
 from segmentation.features.space import FeatureSpace, feature_space_name
 from segmentation.plots import subsample
+from segmentation.plots.templates import data_key
 from segmentation.segments.describe import describe_segments
 from segmentation.study import interrupts
 from segmentation.study.artifacts import ArtifactWriter, TrialArtifacts
@@ -195,6 +197,10 @@ class TrialRunner:
     models_by_key: dict[str, tuple[str, str]] = field(default_factory=dict)
     # The best trial this process ran, so the end of the sweep need not fit it again.
     best_fitted: FittedTrial | None = None
+    # A trial whose labels and title repeat an earlier trial's gets that trial's plots, copied
+    # when the artifact jobs are done (TPE repeats itself: drawing them again cost ~0.1 s each).
+    plots_by_key: dict[str, str] = field(default_factory=dict)
+    plot_copies: list[tuple[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         cfg = self.ctx.cfg
@@ -365,6 +371,10 @@ class TrialRunner:
             tags=tags,
             dataset_input=self.ctx.dataset,
         )
+        first = self.plots_by_key.setdefault(data_key(fit.labels) + summary, run_id)
+        if job.log_plots and first != run_id:
+            job.log_plots = False
+            self.plot_copies.append((first, run_id))
         if cfg.tracking.log_models:
             self._attach_model(trial, job, name, params, fit, f"{name}-k{k}")
         job.main_logging_seconds = time.perf_counter() - start
@@ -425,6 +435,15 @@ class TrialRunner:
             self.models_by_key[key] = (model_id, run_id)
         trial.set_user_attr("model_uri", f"models:/{model_id}")
         job.tags[runs.MODEL_ID_TAG] = model_id
+
+
+def copy_repeated_plots(client: MlflowClient, copies: list[tuple[str, str]]) -> None:
+    """Log each ``(source, target)`` run pair's plots from source to target (call it once the
+    artifact jobs are done, so every source has its plots)."""
+    for source, target in copies:
+        with tempfile.TemporaryDirectory() as tmp:
+            client.log_artifacts(target, client.download_artifacts(source, "plots", tmp), "plots")
+    copies.clear()
 
 
 class Progress:

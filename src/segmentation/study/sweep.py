@@ -38,6 +38,7 @@ from segmentation.study.objective import (
     TrialRunner,
     algorithm_specs,
     chosen_trial,
+    copy_repeated_plots,
     dataset_input,
     directions,
     finished_trials,
@@ -175,13 +176,17 @@ def enqueue_starts(cfg: DictConfig, space: FeatureSpace, study: optuna.Study) ->
     k = elbow_k(space.X, ks, int(cfg.sweep.seed), int(cfg.sweep.silhouette.curve_fit_rows))
     for name, start in sorted(starts.items()):
         search = specs[name].get("search") or {}
-        params = {
-            # The elbow within the parameter's own search range.
-            f"{name}.{p}": (
-                min(max(k, int(search[p]["low"])), int(search[p]["high"])) if v == "elbow" else v
-            )
-            for p, v in start.items()
-        }
+        params = {}
+        for param, value in start.items():
+            space_ = search.get(param)
+            value = k if value == "elbow" else value
+            if space_ is None or space_["type"] == "categorical":
+                if space_ is None or value in space_["choices"]:
+                    params[f"{name}.{param}"] = value
+                continue  # a choice the search space leaves out: the sampler picks
+            # Within the parameter's own search range (a preset may narrow it).
+            low, high = (type(value)(space_[end]) for end in ("low", "high"))
+            params[f"{name}.{param}"] = min(max(value, low), high)
         if len(specs) > 1:
             params["algorithm"] = name
         study.enqueue_trial(params, skip_if_exists=True)
@@ -292,6 +297,7 @@ def run_study(
                 run_budget(study, runner, n_trials, [Progress(n_trials, bool(cfg.sweep.progress))])
             finally:
                 ctx.artifacts.wait()  # every plot and model is logged before the sweep goes on
+                copy_repeated_plots(client, runner.plot_copies)
     except KeyboardInterrupt:
         client.set_terminated(ctx.parent_run_id, status="KILLED")
         print("Interrupted: open runs closed; run the same command again to resume.", flush=True)

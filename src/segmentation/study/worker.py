@@ -10,6 +10,7 @@ import argparse
 import sys
 
 import optuna
+from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 from threadpoolctl import threadpool_limits
 
@@ -22,6 +23,7 @@ from segmentation.study.objective import (
     Progress,
     SweepContext,
     TrialRunner,
+    copy_repeated_plots,
     dataset_input,
     make_sampler,
     study_name,
@@ -51,11 +53,12 @@ def run_worker(cfg: DictConfig, index: int, experiment_id: str, parent_run_id: s
             cfg, space, experiment_id, parent_run_id, dataset_input(space.data), writer
         )
         n_trials = int(cfg.sweep.n_trials)
-        run_budget(
-            study, TrialRunner(ctx), n_trials, [Progress(n_trials, bool(cfg.sweep.progress))]
-        )
-    finally:
+        runner = TrialRunner(ctx)
+        run_budget(study, runner, n_trials, [Progress(n_trials, bool(cfg.sweep.progress))])
         writer.close()  # this worker's plots and models are all logged
+        copy_repeated_plots(MlflowClient(), runner.plot_copies)
+    finally:
+        writer.close()
         lock.release()
 
 
