@@ -77,6 +77,15 @@ def trial_params(trial: optuna.trial.FrozenTrial, algorithms: Mapping[str, Mappi
     return params
 
 
+def seeded_sample(n_rows: int, size: int | None, random_state: Any) -> np.ndarray | None:
+    """Sorted row indices of a seeded sample of ``size`` rows, or ``None`` when there are no
+    more rows than that (density models fit a sample and assign the rest)."""
+    if size is None or n_rows <= int(size):
+        return None
+    rng = np.random.default_rng(random_state)
+    return np.sort(rng.choice(n_rows, size=int(size), replace=False))
+
+
 def centers(estimator: Any) -> np.ndarray | None:
     """Segment centres in the scaled space (KMeans centroids, GMM means), if the model has any."""
     for attribute in ("cluster_centers_", "means_"):

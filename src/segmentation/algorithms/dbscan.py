@@ -10,6 +10,8 @@ from sklearn.cluster import DBSCAN
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from segmentation.algorithms import seeded_sample
+
 
 class NearestCoreDBSCAN(ClusterMixin, BaseEstimator):
     """DBSCAN that can assign new points.
@@ -82,10 +84,7 @@ class NearestCoreDBSCAN(ClusterMixin, BaseEstimator):
         self : NearestCoreDBSCAN
         """
         X = validate_data(self, X, dtype=np.float64)
-        sample = None
-        if self.max_samples is not None and len(X) > int(self.max_samples):
-            rng = np.random.default_rng(self.random_state)
-            sample = np.sort(rng.choice(len(X), size=int(self.max_samples), replace=False))
+        sample = seeded_sample(len(X), self.max_samples, self.random_state)
         fitted = X if sample is None else X[sample]
         dbscan = DBSCAN(
             eps=self.eps,

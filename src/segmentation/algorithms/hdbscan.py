@@ -20,6 +20,8 @@ from sklearn.cluster import HDBSCAN
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from segmentation.algorithms import seeded_sample
+
 
 class ReachHDBSCAN(ClusterMixin, BaseEstimator):
     """HDBSCAN that can assign new points.
@@ -96,10 +98,7 @@ class ReachHDBSCAN(ClusterMixin, BaseEstimator):
         if self.metric == "precomputed":
             raise ValueError("ReachHDBSCAN needs feature vectors to predict: not 'precomputed'")
         X = validate_data(self, X, dtype=np.float64)
-        sample = None
-        if self.max_samples is not None and len(X) > int(self.max_samples):
-            rng = np.random.default_rng(self.random_state)
-            sample = np.sort(rng.choice(len(X), size=int(self.max_samples), replace=False))
+        sample = seeded_sample(len(X), self.max_samples, self.random_state)
         fitted = X if sample is None else X[sample]
         # copy=True: the coming default, and silences sklearn's FutureWarning about it.
         hdbscan = HDBSCAN(

@@ -25,9 +25,8 @@ from segmentation.spark.algorithms import check_spark_algorithms, spark_estimato
 from segmentation.spark.convert import to_sklearn
 from segmentation.spark.session import get_session, spark_errors
 from segmentation.spark.space import ID, SparkTables, prepare_spark_space
-from segmentation.study.insights import start_data_insights
 from segmentation.study.objective import Fit, TrialRunner, algorithm_specs
-from segmentation.study.sweep import SweepResult, artifact_writer, sweep_space
+from segmentation.study.sweep import SweepResult, sweep_space
 
 
 @dataclass
@@ -86,24 +85,9 @@ def run_spark_sweep(cfg: DictConfig) -> SweepResult:
     spark = get_session(cfg)
     space, tables = prepare_spark_space(cfg, spark)  # bad input stops here, nothing written
     print(space.data.describe() + f" [engine=spark, {spark.sparkContext.master}]", flush=True)
-    writer = artifact_writer(cfg)
-    writer.start()
-    drawings = {}
     try:
-        if cfg.tracking.log_plots:
-            drawings[""] = start_data_insights(cfg, space, writer)
-        return _run(cfg, space, tables, writer, drawings)
+        result = sweep_space(cfg, space, 1, lambda ctx: SparkTrialRunner(ctx, tables=tables))
     finally:
-        for drawing in drawings.values():
-            drawing.close()
-        writer.close()
         tables.table.unpersist()
-
-
-def _run(cfg: DictConfig, space: Any, tables: SparkTables, writer: Any, drawings: dict) -> Any:
-    """The local sweep in this process, each trial fitted by :class:`SparkTrialRunner`."""
-    result = sweep_space(
-        cfg, space, 1, writer, drawings, lambda ctx: SparkTrialRunner(ctx, tables=tables)
-    )
     MlflowClient().set_tag(result.parent_run_id, "engine", "spark")
     return result

@@ -4,7 +4,6 @@ worker processes."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
 
 import optuna
 from optuna.study import MaxTrialsCallback
@@ -71,12 +70,3 @@ def run_budget(
             callbacks=[MaxTrialsCallback(n_trials, states=BUDGET_STATES), *callbacks],
             gc_after_trial=False,
         )
-
-
-def sweep_counts(study: optuna.Study) -> dict[str, Any]:
-    """Trial states, with over-budget asks apart from real failures."""
-    counts: dict[str, Any] = {}
-    for trial in study.get_trials(deepcopy=False):
-        key = "OVER_BUDGET" if trial.user_attrs.get(OVER_BUDGET_ATTR) else trial.state.name
-        counts[key] = counts.get(key, 0) + 1
-    return counts

@@ -102,6 +102,18 @@ def run_sweep(cfg: DictConfig) -> SweepResult:
     workers.check_shared_tracking(cfg)
     check_algorithm_limits(specs, space.n_rows)
     print(space.data.describe(), flush=True)
+    return sweep_space(cfg, space, n_workers)
+
+
+def sweep_space(
+    cfg: DictConfig,
+    space: FeatureSpace,
+    n_workers: int = 1,
+    runner_factory: Callable[[SweepContext], TrialRunner] = TrialRunner,
+) -> SweepResult:
+    """The study of a prepared feature space, its parent run, its trials (each run by a runner
+    from ``runner_factory``: another engine brings its own fit) and its summary, with the
+    artifact pool drawing the data's plots from the start."""
     # With several sweep workers, each draws its own trials' plots; the data's are drawn here.
     writer = artifact_writer(cfg) if n_workers == 1 else ArtifactWriter(0)
     writer.start()
@@ -109,23 +121,21 @@ def run_sweep(cfg: DictConfig) -> SweepResult:
     try:
         if cfg.tracking.log_plots:
             drawings[""] = start_data_insights(cfg, space, writer)
-        return sweep_space(cfg, space, n_workers, writer, drawings)
+        return _sweep(cfg, space, n_workers, writer, drawings, runner_factory)
     finally:
         for drawing in drawings.values():
             drawing.close()
         writer.close()
 
 
-def sweep_space(
+def _sweep(
     cfg: DictConfig,
     space: FeatureSpace,
     n_workers: int,
     writer: ArtifactWriter,
     drawings: dict[str, Drawing],
-    runner_factory: Callable[[SweepContext], TrialRunner] = TrialRunner,
+    runner_factory: Callable[[SweepContext], TrialRunner],
 ) -> SweepResult:
-    """The study of a prepared feature space, its parent run, its trials (each run by a runner
-    from ``runner_factory``: another engine brings its own fit) and its summary."""
     client = connect(str(cfg.paths.tracking_uri))
     storage = study_storage(cfg)
     lock = workers.StudyLock.for_config(cfg)

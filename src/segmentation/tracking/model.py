@@ -210,12 +210,6 @@ def _pyfunc_arguments(model: SegmentModel, example: pd.DataFrame) -> Iterator[di
         }
 
 
-def save_segment_model(path: str | Path, model: SegmentModel, example: pd.DataFrame) -> None:
-    """Save the model as :func:`log_segment_model` logs it, into the directory ``path``."""
-    with _pyfunc_arguments(model, example) as arguments:
-        mlflow.pyfunc.save_model(path=str(path), **arguments)
-
-
 def log_segment_model(
     model: SegmentModel,
     example: pd.DataFrame,
