@@ -34,6 +34,7 @@ import math
 import os
 import platform
 import re
+import shlex
 import statistics
 import subprocess
 import sys
@@ -290,13 +291,14 @@ def tracked_and_bare(
     return tracked, bare
 
 
-def section_small(tmp: Path, repeats: int) -> str:
-    """Issue 2: the default 50-trial Mall sweep, tracked (CLI) against bare."""
+def section_small(tmp: Path, repeats: int, overrides: Sequence[str] = ()) -> str:
+    """Issue 2: the default 50-trial Mall sweep, tracked (CLI) against bare (``overrides``
+    apply to both, e.g. to compare with an older default)."""
     tracked, bare = tracked_and_bare(
         "small",
         repeats,
-        lambda i: run_cli_sweep(tmp / f"small-{i}", []),
-        lambda i: run_sweep_child("bare", tmp / f"small-bare-{i}", []),
+        lambda i: run_cli_sweep(tmp / f"small-{i}", overrides),
+        lambda i: run_sweep_child("bare", tmp / f"small-bare-{i}", overrides),
     )
     t, b = _median(tracked, "seconds"), _median(bare, "seconds")
     wall = _median(tracked, "wall")
@@ -307,7 +309,8 @@ def section_small(tmp: Path, repeats: int) -> str:
     }
     return "\n".join(
         [
-            f"Default 50-trial Mall sweep (`make sweep`), median of {repeats} runs.",
+            f"Default 50-trial Mall sweep (`make sweep`), median of {repeats} runs"
+            + (f", with `{' '.join(overrides)}`." if overrides else "."),
             "",
             "| measure | value | target |",
             "|---|---|---|",
@@ -645,6 +648,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         help=f"comma-separated sections of {', '.join(SECTIONS)} (seeds needs DATA_DIR)",
     )
     parser.add_argument("--repeats", type=int, default=3, help="runs per measure (median)")
+    parser.add_argument(
+        "--small-args", default="", help="small section: config overrides of both sweeps"
+    )
     parser.add_argument("--scale-rows", type=int, default=1_000_000)
     parser.add_argument("--scale-trials", type=int, default=20)
     parser.add_argument("--ratio-rows", type=int, default=100_000)
@@ -683,7 +689,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         for name in sections:
             print(f"== {TITLES[name]}", flush=True)
             if name == "small":
-                results[name] = section_small(Path(tmp), args.repeats)
+                results[name] = section_small(Path(tmp), args.repeats, shlex.split(args.small_args))
             elif name == "scale":
                 results[name] = section_scale(
                     Path(tmp),

@@ -2,13 +2,15 @@
 5-trial KMeans sweep, each in its own process, with the driver's peak memory (the Python driver
 plus its JVM, read from /proc as VmHWM).
 
-``python benchmarks/spark_bench.py --rows 1000000`` prints a Markdown table;
+``python benchmarks/spark_bench.py --sweep-rows 10000000 --scoring-rows`` prints a Markdown
+table;
 ``benchmarks/bench.py`` calls :func:`section_spark` for its ``spark`` section.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import subprocess
@@ -22,14 +24,22 @@ from typing import Any
 CHUNK = 1_000_000
 
 
-def write_mall_parquet(folder: Path, rows: int, seed: int = 42) -> Path:
-    """``rows`` generated Mall customers as Parquet parts of at most a million rows."""
-    from segmentation.data.mall import generate
+DATASETS = {
+    # dataset: (generator module, id column, preset)
+    "mall": ("segmentation.data.mall", "CustomerID", "mall_income_spending"),
+    "retail": ("segmentation.data.retail_marketing", "ID", "retail_rfm"),
+}
 
+
+def write_parquet(dataset: str, folder: Path, rows: int, seed: int = 42) -> Path:
+    """``rows`` generated customers of ``dataset`` as Parquet parts of at most a million
+    rows (ids unique across parts)."""
+    module, id_column, _ = DATASETS[dataset]
+    generate = importlib.import_module(module).generate
     folder.mkdir(parents=True, exist_ok=True)
     for part, start in enumerate(range(0, rows, CHUNK)):
         frame = generate(min(CHUNK, rows - start), seed=seed + part)
-        frame["CustomerID"] += start
+        frame[id_column] += start
         frame.to_parquet(folder / f"part-{part:04d}.parquet", index=False)
     return folder
 
@@ -60,45 +70,46 @@ def driver_peak_mb() -> float:
     return total
 
 
-def _cfg(store: Path, engine: str, data: Path, *extra: str) -> Any:
+def _cfg(store: Path, engine: str, data: Path, dataset: str, *extra: str) -> Any:
     from segmentation.config import compose
 
-    engine_group = "engine" if "engine" in compose([]) else "+engine"
     return compose(
         [
+            f"experiments={DATASETS[dataset][2]}",
             f"paths.mlruns_dir={store}",
             f"paths.reports_dir={store}/reports",
             f"dataset.path={data}",
             "sweep.progress=false",
-            f"{engine_group}={engine}",
+            f"engine={engine}",
+            "algorithm=kmeans",
             *extra,
         ]
     )
 
 
-def child(kind: str, engine: str, rows: int, work: Path) -> dict[str, Any]:
-    """One measurement in this process: ``score`` (the champion scores the table) or
-    ``sweep`` (5 KMeans trials)."""
-    data = work / f"mall-{rows}"
+def child(kind: str, engine: str, rows: int, work: Path, dataset: str) -> dict[str, Any]:
+    """One measurement in this process: ``score`` (the trained model scores the table) or
+    ``sweep`` (5 KMeans trials; on Spark, its best model is then promoted and the champion,
+    loaded as the local engine loads it, scores a thousand generated rows)."""
+    data = work / f"{dataset}-{rows}"
     single = data / "part-0000.parquet"
-    store = work / f"store-{engine}-{kind}"
-    cfg = _cfg(store, engine, single if engine == "local" else data, "algorithm=kmeans")
+    store = work / f"store-{engine}-{kind}-{rows}"
+    table = single if engine == "local" else data
     started = time.perf_counter()
+    extra: dict[str, Any] = {}
     if kind == "sweep":
-        from segmentation.spark import engine_name, run_spark_sweep
+        from segmentation.spark import run_spark_sweep
         from segmentation.study.sweep import run_sweep
 
-        cfg = _cfg(
-            store,
-            engine,
-            single if engine == "local" else data,
-            "algorithm=kmeans",
-            "sweep.n_trials=5",
-            "tracking.log_plots=true",
-        )
-        (run_spark_sweep if engine_name(cfg) == "spark" else run_sweep)(cfg)
+        cfg = _cfg(store, engine, table, dataset, "sweep.n_trials=5")
+        result = (run_spark_sweep if engine == "spark" else run_sweep)(cfg)
+        wall = time.perf_counter() - started
         scored = rows
+        extra["best"] = f"k={result.best_trial.params.get('kmeans.n_clusters')}"
+        if engine == "spark":
+            extra["champion_rows"] = _promote_and_score(cfg, dataset)
     else:
+        cfg = _cfg(store, engine, table, dataset)
         model = (work / "model.txt").read_text().strip()
         out = work / f"scored-{engine}-{rows}"
         if engine == "spark":
@@ -109,11 +120,27 @@ def child(kind: str, engine: str, rows: int, work: Path) -> dict[str, Any]:
             from segmentation.serving.predict import score_file
 
             scored = score_file(cfg, single, out.with_suffix(".csv"), model).scored
-    wall = time.perf_counter() - started
-    return {"wall": wall, "rows": scored, "peak_mb": driver_peak_mb()}
+        wall = time.perf_counter() - started
+    return {"wall": wall, "rows": scored, "peak_mb": driver_peak_mb(), **extra}
 
 
-def _run_child(kind: str, engine: str, rows: int, work: Path) -> dict[str, Any]:
+def _promote_and_score(cfg: Any, dataset: str) -> int:
+    """`make promote` of the sweep's best, then the champion scores generated rows (pyfunc,
+    no Spark): the rows it returned."""
+    import mlflow
+
+    from segmentation.serving.promote import promote
+
+    module, id_column, _ = DATASETS[dataset]
+    promote(cfg)
+    name = str(cfg.tracking.registered_model_name)
+    model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
+    rows = importlib.import_module(module).generate(1000, seed=99).drop(columns=[id_column])
+    rows = rows.dropna().astype({c: str for c in rows.select_dtypes("category").columns})
+    return int(len(model.predict(rows)))
+
+
+def _run_child(kind: str, engine: str, rows: int, work: Path, dataset: str) -> dict[str, Any]:
     out = subprocess.run(
         [
             sys.executable,
@@ -123,27 +150,26 @@ def _run_child(kind: str, engine: str, rows: int, work: Path) -> dict[str, Any]:
             engine,
             str(rows),
             str(work),
+            dataset,
         ],
-        check=True,
         capture_output=True,
         text=True,
     )
+    if out.returncode:
+        sys.exit(f"{kind} on {engine} ({rows:,} rows) failed:\n{out.stderr[-4000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _train_model(work: Path) -> None:
+def _train_model(work: Path, dataset: str) -> None:
     """A small local sweep whose best model every scoring run uses (its URI in model.txt)."""
-    from segmentation.data.mall import generate
     from segmentation.study.sweep import run_sweep
 
-    folder = work / "train"
-    folder.mkdir(exist_ok=True)
-    generate(2000, seed=1).to_parquet(folder / "mall.parquet", index=False)
+    folder = write_parquet(dataset, work / "train", 2000, seed=1)
     cfg = _cfg(
         work / "store-model",
         "local",
-        folder / "mall.parquet",
-        "algorithm=kmeans",
+        folder / "part-0000.parquet",
+        dataset,
         "sweep.n_trials=3",
         "tracking.log_plots=false",
     )
@@ -158,19 +184,24 @@ def section_spark(
     sweep_rows: Sequence[int] = (1_000_000, 10_000_000),
     local_sweep_max: int = 1_000_000,
     local_scoring_max: int = 10_000_000,
+    dataset: str = "retail",
 ) -> str:
     """The ``spark`` section: scoring rows/s and peak driver memory on each engine, and the
     wall time and peak driver memory of a 5-trial KMeans sweep (local only up to
-    ``local_sweep_max`` rows). Returns Markdown."""
+    ``local_sweep_max`` rows), on generated ``dataset`` customers. Returns Markdown."""
     lines = [
-        "| measurement | rows | engine | wall | rows/s | driver peak RSS |",
-        "| --- | ---: | --- | ---: | ---: | ---: |",
+        f"Generated {dataset} customers (preset {DATASETS[dataset][2]}), Parquet parts of "
+        f"{CHUNK:,} rows; Spark on local[*].",
+        "",
+        "| measurement | rows | engine | wall | rows/s | driver peak RSS | notes |",
+        "| --- | ---: | --- | ---: | ---: | ---: | --- |",
     ]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        _train_model(work)
+        if scoring_rows:
+            _train_model(work, dataset)
         for rows in sorted(set(scoring_rows) | set(sweep_rows)):
-            write_mall_parquet(work / f"mall-{rows}", rows)
+            write_parquet(dataset, work / f"{dataset}-{rows}", rows)
         plan = [
             ("score", e, r)
             for r in scoring_rows
@@ -184,12 +215,15 @@ def section_spark(
             if e == "spark" or r <= local_sweep_max
         ]
         for kind, engine, rows in plan:
-            figures = _run_child(kind, engine, rows, work)
-            rate = figures["rows"] / figures["wall"] if kind == "score" else float("nan")
+            figures = _run_child(kind, engine, rows, work, dataset)
+            rate = f"{figures['rows'] / figures['wall']:,.0f}" if kind == "score" else ""
+            notes = ", ".join(
+                f"{key} {figures[key]}" for key in ("best", "champion_rows") if key in figures
+            )
             lines.append(
                 f"| {'scoring' if kind == 'score' else '5-trial KMeans sweep'} | {rows:,} | "
-                f"{engine} | {figures['wall']:.1f} s | "
-                f"{'' if kind == 'sweep' else f'{rate:,.0f}'} | {figures['peak_mb']:.0f} MB |"
+                f"{engine} | {figures['wall']:.1f} s | {rate} | {figures['peak_mb']:.0f} MB | "
+                f"{notes} |"
             )
             print(lines[-1], flush=True)
     return "\n".join(lines)
@@ -197,14 +231,25 @@ def section_spark(
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
-    parser.add_argument("--child", nargs=4, metavar=("KIND", "ENGINE", "ROWS", "WORK"))
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default="retail")
+    parser.add_argument("--scoring-rows", type=int, nargs="*", default=[1_000_000])
+    parser.add_argument("--sweep-rows", type=int, nargs="*", default=[1_000_000])
+    parser.add_argument("--local-max", type=int, default=1_000_000, help="largest local sweep")
+    parser.add_argument("--child", nargs=5, metavar=("KIND", "ENGINE", "ROWS", "WORK", "DATA"))
     args = parser.parse_args(argv)
     if args.child:
-        kind, engine, rows, work = args.child
-        print(json.dumps(child(kind, engine, int(rows), Path(work))), flush=True)
+        kind, engine, rows, work, dataset = args.child
+        print(json.dumps(child(kind, engine, int(rows), Path(work), dataset)), flush=True)
         return
-    print(section_spark(args.rows, args.rows, max(args.rows), max(args.rows)))
+    print(
+        section_spark(
+            args.scoring_rows,
+            args.sweep_rows,
+            args.local_max,
+            max(args.scoring_rows, default=0),
+            args.dataset,
+        )
+    )
 
 
 if __name__ == "__main__":

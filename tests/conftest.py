@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +20,8 @@ import pytest
 from segmentation.config import compose
 
 DATA_DIR = Path(os.environ.get("DATA_DIR", "../shared/data")).resolve()
+SRC = Path(__file__).parents[1] / "src"
+SERVER_START_TIMEOUT = 120
 
 
 def real_file(name: str) -> Path:
@@ -67,3 +77,82 @@ def run_main(main, monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
     except SystemExit as exit_:
         return int(exit_.code or 0)
     return 0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def serve_model(model_uri: str, cfg, log_dir: Path) -> Iterator[str]:
+    """`mlflow models serve` of ``model_uri`` (as `make serve` runs it) on a free local port;
+    yields its URL once it answers /ping, and always stops it."""
+    bin_dir = Path(sys.executable).parent
+    port = free_port()
+    log_path = log_dir / "serve.log"
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "MLFLOW_TRACKING_URI": str(cfg.paths.tracking_uri),
+        "PYTHONPATH": str(SRC),
+    }
+    started = time.perf_counter()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [
+                str(bin_dir / "mlflow"),
+                "models",
+                "serve",
+                "-m",
+                model_uri,
+                "--env-manager",
+                "local",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/ping", timeout=2) as reply:
+                    if reply.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if proc.poll() is not None or time.perf_counter() - started > SERVER_START_TIMEOUT:
+                pytest.fail(f"model server did not start:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.25)
+        print(f"\nmlflow models serve answered /ping after {time.perf_counter() - started:.1f}s")
+        yield url
+    finally:
+        # The server runs its workers in its own process group: stop the whole group.
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def post(url: str, body: dict) -> tuple[int, dict]:
+    """POST ``body`` as JSON to the server's /invocations: status and decoded reply."""
+    request = urllib.request.Request(
+        f"{url}/invocations",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            return reply.status, json.load(reply)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)

@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 from segmentation.config import compose
 from segmentation.data import data_profile, load_dataset, make_engineer
 from segmentation.data import retail_marketing as retail
+from segmentation.errors import InputError
 from segmentation.study.sweep import run_sweep
 from tests.conftest import make_cfg, real_file
 
@@ -158,3 +159,53 @@ def test_retail_sweep_end_to_end(store):
     out = model.predict(rows)
     assert len(out) == 2240 and out["segment"].dtype == np.int64
     assert out["segment"].nunique() == parent.data.metrics["best_n_clusters"]
+
+
+def test_table_figures_of_batches_give_the_whole_tables_figures():
+    """What an engine that prepares batches (Spark) aggregates: per batch the cleaned rows'
+    dates and incomes as given; the table's max and median are then the figures the whole
+    table gives at once, and batches prepared with_figures fill and engineer with them."""
+    cfg = _cfg(data_dir="/nonexistent").dataset
+    raw = retail.generate(3000, 5).astype(object)
+    raw = raw.where(raw.notna(), None)
+    whole = retail.prepare(raw, cfg, "t")
+    (median,) = [c["value"] for c in whole.cleaning if c["rule"] == "missing_income"]
+    expected = retail.RetailFeatures().fit(whole.frame)
+
+    batches = [raw.iloc[i : i + 700] for i in range(0, len(raw), 700)]
+    rows = pd.concat([retail.figure_rows(b, cfg, "t") for b in batches])
+    assert len(rows) == len(whole.frame)
+    assert rows["income_median"].isna().sum() == raw["Income"].isna().sum() > 0
+    figures = {
+        "reference_date": rows["reference_date"].max(),
+        "income_median": float(rows["income_median"].median()),
+    }
+    assert figures == {
+        "reference_date": str(expected.reference_date_.date()),
+        "income_median": median,
+    }
+    # A batch's own median differs; with the table's figures every batch fills alike.
+    batch_cfg = retail.with_figures(cfg, figures)
+    assert batch_cfg.cleaning.missing_income == median != cfg.cleaning.missing_income
+    first = retail.prepare(batches[0], batch_cfg, "t")
+    gaps = batches[0]["Income"].isna().to_numpy()
+    filled = first.frame.set_index("ID").loc[batches[0]["ID"][gaps].astype(str), "Income"]
+    assert (filled == median).all() and len(filled) == gaps.sum() > 0
+    given = retail.RetailFeatures(**figures).fit(first.frame)
+    assert given.reference_date_ == expected.reference_date_
+    assert given.income_median_ == median
+    pd.testing.assert_frame_equal(
+        given.transform(first.frame),
+        expected.transform(whole.frame.set_index("ID").loc[first.frame["ID"]].reset_index()),
+        check_index_type=False,
+    )
+
+
+def test_missing_income_takes_a_number_and_refuses_other_text():
+    cfg = _cfg("dataset.cleaning.missing_income=50000.0", data_dir="/nonexistent").dataset
+    raw = retail.generate(400, 3)
+    data = retail.prepare(raw, cfg, "t")
+    assert _rule(data, "missing_income")["value"] == 50000.0
+    bad = _cfg("dataset.cleaning.missing_income=mean", data_dir="/nonexistent").dataset
+    with pytest.raises(InputError, match="expected median, drop or a number"):
+        retail.prepare(raw, bad, "t")

@@ -3,14 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import mlflow
@@ -27,10 +19,7 @@ from segmentation.serving.predict import score_file
 from segmentation.serving.promote import champion_uri, promote
 from segmentation.study.sweep import run_sweep
 from segmentation.tracking.model import SegmentModel, build_pipeline
-from tests.conftest import make_cfg, module_store, real_file, run_main
-
-SRC = Path(__file__).parents[1] / "src"
-SERVER_START_TIMEOUT = 120
+from tests.conftest import make_cfg, module_store, post, real_file, run_main, serve_model
 
 
 @pytest.fixture(scope="module")
@@ -54,82 +43,12 @@ def customers(tmp_path_factory) -> Path:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(champion, tmp_path_factory):
     """`mlflow models serve` of the champion on a free local port; always stopped."""
-    store, cfg = champion
-    bin_dir = Path(sys.executable).parent
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
-    env = {
-        **os.environ,
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-        "MLFLOW_TRACKING_URI": str(cfg.paths.tracking_uri),
-        "PYTHONPATH": str(SRC),
-    }
-    started = time.perf_counter()
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [
-                str(bin_dir / "mlflow"),
-                "models",
-                "serve",
-                "-m",
-                champion_uri(cfg),
-                "--env-manager",
-                "local",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/ping", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if proc.poll() is not None or time.perf_counter() - started > SERVER_START_TIMEOUT:
-                pytest.fail(f"model server did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.25)
-        print(f"\nmlflow models serve answered /ping after {time.perf_counter() - started:.1f}s")
+    _, cfg = champion
+    with serve_model(champion_uri(cfg), cfg, tmp_path_factory.mktemp("serve")) as url:
         yield url
-    finally:
-        # The server runs its workers in its own process group: stop the whole group.
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def post(url: str, body: dict) -> tuple[int, dict]:
-    request = urllib.request.Request(
-        f"{url}/invocations",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as reply:
-            return reply.status, json.load(reply)
-    except urllib.error.HTTPError as error:
-        return error.code, json.load(error)
 
 
 def model_rows(path: Path) -> pd.DataFrame:

@@ -198,3 +198,20 @@ def test_artifact_processes_yield_the_cpu_to_the_trials():
         writer.close()
     assert niceness == min(19, os.nice(0) + BACKGROUND_NICENESS)
     assert threads and set(threads) == {1}
+
+
+def test_artifact_pool_starts_behind_the_sweep_and_closes_at_any_point():
+    """start() does not wait for the fork server (a thread asks for the processes); a job
+    submitted at once queues until they are up, and closing before any job is clean."""
+    writer = ArtifactWriter(2)
+    writer.start()
+    try:
+        first = writer.call(os.getpid)
+        pids = {first.result(timeout=120), *(writer.call(os.getpid).result(60) for _ in range(4))}
+    finally:
+        writer.close()
+    assert os.getpid() not in pids and 1 <= len(pids) <= 2
+    idle = ArtifactWriter(1)
+    idle.start()
+    idle.close()  # waits for the starting thread, then stops the processes
+    assert idle._pool is None and idle._spawner is None

@@ -13,7 +13,6 @@ from wsgiref.simple_server import make_server
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
-from optuna_dashboard import wsgi
 
 from segmentation.config import conf_dir, ensure_root_env, unknown_option
 from segmentation.errors import InputError, TrackingError
@@ -125,6 +124,9 @@ def model_uri_main() -> None:
 def dashboard_task(cfg: DictConfig) -> None:
     """Serve the study storage of the config (the journal file, or PostgreSQL with
     ``storage=postgres``) in optuna-dashboard on 127.0.0.1 (``+port=``, default 8080)."""
+    # Only `make dashboard` needs it; every other command would pay its import (about 0.4 s).
+    from optuna_dashboard import wsgi
+
     port = int(OmegaConf.select(cfg, "port", default=8080))
     server = make_server("127.0.0.1", port, wsgi(study_storage(cfg)))
     # Served from a thread: wsgiref's handler catches a Ctrl-C that lands while it answers a

@@ -178,8 +178,10 @@ def prepare(raw: pd.DataFrame, cfg: DictConfig, path: str) -> LoadedData:
     if how == "drop":
         frame = frame[~missing]
         record("missing_income", rows_in, "Income missing", action="drop", rows=int(missing.sum()))
-    elif how == "median":
-        median = float(frame["Income"].median())
+    elif how == "median" or _is_number(how):
+        # A number is a median learnt beforehand: the whole table's, when it is prepared in
+        # batches (Spark; see TABLE_FIGURES).
+        median = float(how) if _is_number(how) else float(frame["Income"].median())
         frame = frame.assign(Income=frame["Income"].fillna(median))
         # column and value: the logged model fills a missing Income with the same figure.
         record(
@@ -187,7 +189,9 @@ def prepare(raw: pd.DataFrame, cfg: DictConfig, path: str) -> LoadedData:
             rows=int(missing.sum()), column="Income", value=median,
         )  # fmt: skip
     else:
-        raise InputError(f"dataset.cleaning.missing_income '{how}': expected median or drop")
+        raise InputError(
+            f"dataset.cleaning.missing_income '{how}': expected median, drop or a number"
+        )
 
     # 4. Other missing values cannot be filled sensibly: the row is dropped.
     rows_in = len(frame)
@@ -229,6 +233,42 @@ def prepare(raw: pd.DataFrame, cfg: DictConfig, path: str) -> LoadedData:
         frame=frame.reset_index(drop=True), name=str(cfg.name), source="real", path=path,
         rows_raw=rows_raw, detected=detected, cleaning=cleaning,
     )  # fmt: skip
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+# Figures the cleaning and the engineering learn from the whole table: how each aggregates the
+# values of figure_rows, and their type. An engine that prepares the table batch by batch
+# (Spark) computes them over every row first, then prepares each batch with_figures and sets
+# them on the engineering step (RetailFeatures' parameters of the same names).
+TABLE_FIGURES = {"reference_date": ("max", "string"), "income_median": ("median", "double")}
+
+
+def figure_rows(raw: pd.DataFrame, cfg: DictConfig, path: str) -> pd.DataFrame:
+    """Per batch of raw rows: the cleaned rows' values of each of ``TABLE_FIGURES``
+    (Dt_Customer as ISO text; Income as given, so a missing one stays missing)."""
+    id_column = str(cfg.get("id_column", "ID"))
+    frame, _ = map_columns(raw, OmegaConf.to_container(cfg.columns, resolve=True), path)
+    unfilled = set(frame.loc[frame["Income"].isna(), id_column].astype(str))
+    clean = prepare(raw, cfg, path).frame
+    given = ~clean[id_column].astype(str).isin(unfilled)
+    return pd.DataFrame(
+        {
+            "reference_date": clean[str(cfg.get("date_column", DATE))].astype(object),
+            "income_median": clean["Income"].where(given).astype(float),
+        }
+    )
+
+
+def with_figures(cfg: DictConfig, figures: dict[str, Any]) -> DictConfig:
+    """The dataset config that prepares a batch with the whole table's figures: a missing
+    Income filled with the table's median (not the batch's)."""
+    out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    if out.cleaning.get("missing_income", "median") == "median":
+        out.cleaning.missing_income = float(figures["income_median"])
+    return out
 
 
 def _plain(value: Any) -> Any:
@@ -282,14 +322,21 @@ class RetailFeatures(TransformerMixin, BaseEstimator):
     partner_statuses : sequence of str, optional
         Marital_Status values meaning the customer lives with a partner.
 
+    reference_date : str, optional
+        Dt_Customer to measure Age and Customer_Days at, when it was learnt beforehand (the
+        whole table's latest, computed by an engine that prepares it in batches); else the
+        latest seen at fit.
+    income_median : float, optional
+        Likewise for the median Income.
+
     Attributes
     ----------
     reference_date_ : pandas.Timestamp
-        Latest Dt_Customer at fit.
+        Latest Dt_Customer at fit (or ``reference_date``).
     reference_year_ : int
         Its year: Age = reference_year_ - Year_Birth.
     income_median_ : float
-        Median Income at fit.
+        Median Income at fit (or ``income_median``).
     """
 
     def __init__(
@@ -297,19 +344,28 @@ class RetailFeatures(TransformerMixin, BaseEstimator):
         education_levels: dict[str, int] | None = None,
         date_order: str | None = None,
         partner_statuses: tuple[str, ...] | None = None,
+        reference_date: str | None = None,
+        income_median: float | None = None,
     ):
         self.education_levels = education_levels
         self.date_order = date_order
         self.partner_statuses = partner_statuses
+        self.reference_date = reference_date
+        self.income_median = income_median
 
     def fit(self, X: pd.DataFrame, y: object = None) -> RetailFeatures:
         dates, info = self._dates(X, self.date_order)
         if dates.isna().all():
             raise InputError(f"model input: column '{DATE}' has no dates to learn from")
         self.date_order_ = info.get("order") or self.date_order
-        self.reference_date_ = pd.Timestamp(dates.max())
+        given = self.reference_date is not None
+        self.reference_date_ = pd.Timestamp(self.reference_date if given else dates.max())
         self.reference_year_ = int(self.reference_date_.year)
-        self.income_median_ = float(pd.to_numeric(X["Income"], errors="coerce").median())
+        self.income_median_ = float(
+            self.income_median
+            if self.income_median is not None
+            else pd.to_numeric(X["Income"], errors="coerce").median()
+        )
         self.n_features_in_ = X.shape[1]
         return self
 

@@ -3,6 +3,7 @@ of the terminal, and Spark's errors turned into the project's one-line errors.""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -151,6 +152,8 @@ def get_session(cfg: DictConfig) -> Any:
     except Exception as exc:
         raise InputError(f"Spark ({master}) did not start: {first_line(exc)}") from None
     spark.sparkContext.setLogLevel("WARN")
+    # py4j logs each closed connection at INFO, which Hydra's logging would print.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     return spark
 
 

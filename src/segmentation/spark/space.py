@@ -77,6 +77,49 @@ def engineering(cfg_dataset: dict, path: str, engineer: Any, columns: list[str])
     return run, ", ".join(f"{n} double" for n in names)
 
 
+def table_settings(
+    dataset: DictConfig, sample: LoadedData, text: Any, path: str
+) -> tuple[dict, dict[str, Any]]:
+    """The dataset config every batch is prepared with, and the figures its cleaning and
+    engineering learn from the whole table (the dataset module's ``TABLE_FIGURES``, e.g. the
+    retail reference date and median Income), aggregated by Spark over every cleaned row.
+
+    The day/month order of dates is decided once, on the sample, so that every batch reads
+    them alike (a batch alone may not decide it)."""
+    from pyspark.sql import functions as F
+
+    settings = OmegaConf.to_container(dataset, resolve=True)
+    order = (sample.detected.get("dates") or {}).get("order")
+    if order and not settings.get("date_format"):
+        settings["date_format"] = order
+    module = dataset_module(dataset)
+    spec = getattr(module, "TABLE_FIGURES", None)
+    if not spec:
+        return settings, {}
+
+    def rows(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        config = OmegaConf.create(settings)
+        for batch in batches:
+            if not batch.empty:
+                yield module.figure_rows(_plain(batch), config, path)
+
+    aggregates = {"max": F.max, "median": F.median}  # median: exact, as pandas'
+    schema = ", ".join(f"{name} {kind}" for name, (_, kind) in spec.items())
+    row = (
+        text.mapInPandas(rows, schema)
+        .agg(*[aggregates[how](name).alias(name) for name, (how, _) in spec.items()])
+        .first()
+    )
+    figures = {name: row[name] for name in spec}
+    missing = [name for name, value in figures.items() if value is None]
+    if missing:
+        raise InputError(f"{path}: no values to learn {missing} from")
+    settings = OmegaConf.to_container(
+        module.with_figures(OmegaConf.create(settings), figures), resolve=True
+    )
+    return settings, figures
+
+
 def read_training_table(cfg: DictConfig, spark: Any) -> tuple[Any, str, str]:
     """The configured dataset as Spark text columns (canonical names), its source and path."""
     specs = OmegaConf.to_container(cfg.dataset.columns, resolve=True)
@@ -123,17 +166,18 @@ def prepare_spark_space(cfg: DictConfig, spark: Any) -> tuple[FeatureSpace, Spar
         text, source, path = read_training_table(cfg, spark)
         rows_raw = text.count()
         raw_sample = text.sample(fraction=_fraction(wanted, rows_raw), seed=seed).limit(wanted)
-        sample = dataset_module(cfg.dataset).prepare(
-            _plain(raw_sample.toPandas()), cfg.dataset, path
-        )
+        raw_rows = _plain(raw_sample.toPandas())
+        module = dataset_module(cfg.dataset)
+        sample = module.prepare(raw_rows, cfg.dataset, path)
         if sample.frame.empty:
             raise InputError(f"{path}: no usable rows")
-        engineer = make_engineer(cfg.dataset, sample).fit(sample.frame)
+        batch_dataset, figures = table_settings(cfg.dataset, sample, text, path)
+        if figures:  # the sample as every batch is prepared: with the table's figures
+            sample = module.prepare(raw_rows, OmegaConf.create(batch_dataset), path)
+        engineer = make_engineer(batch_dataset, sample).set_params(**figures).fit(sample.frame)
         check_feature_set(cfg, engineer.transform(sample.frame.head(50)))
         columns = list(cfg.features.columns)
-        run, schema = engineering(
-            OmegaConf.to_container(cfg.dataset, resolve=True), path, engineer, columns
-        )
+        run, schema = engineering(batch_dataset, path, engineer, columns)
         names = [f"f{i}" for i in range(len(columns))]
         features = text.mapInPandas(run, schema)
         assembled = VectorAssembler(inputCols=names, outputCol="raw").transform(features)
@@ -176,14 +220,22 @@ def prepare_spark_space(cfg: DictConfig, spark: Any) -> tuple[FeatureSpace, Spar
         source=source,
         path=path,
         rows_raw=rows_raw,
-        detected={**sample.detected, "engine": "spark", "sample_rows": len(sample.frame)},
+        detected={
+            **sample.detected,
+            "engine": "spark",
+            "sample_rows": len(sample.frame),
+            "table_figures": figures,
+        },
+        # The rules' own counts are the sample's; the figures they fill with (a logged
+        # model's `impute`) are the table's.
         cleaning=[
             {
                 "rule": "prepare (per Spark batch)",
                 "rows_in": rows_raw,
                 "rows_out": rows,
                 "why": "the dataset's cleaning rules, applied to each batch of rows",
-            }
+            },
+            *[{**c, "counted_on": f"sample of {len(raw_rows)} rows"} for c in sample.cleaning],
         ],
         rows_total=rows,
     )

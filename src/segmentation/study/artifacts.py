@@ -14,6 +14,7 @@ import json
 import multiprocessing
 import os
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -183,9 +184,12 @@ class ArtifactWriter:
         self.workers = max(0, int(workers))
         self._pool: ProcessPoolExecutor | None = None
         self._pending: deque[Future] = deque()
+        self._spawner: threading.Thread | None = None
 
     def start(self) -> None:
-        """Start the processes (at once: they import while the first trials fit)."""
+        """Start the processes without waiting for them: their first fork waits for the fork
+        server's imports (seconds), which a thread sits out while the sweep's process goes on
+        (creating the store, the study); a job submitted meanwhile queues until they are up."""
         if self.workers and self._pool is None:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(PRELOAD)
@@ -194,8 +198,14 @@ class ArtifactWriter:
                 mp_context=context,
                 initializer=_init_worker,
             )
-            for _ in range(self.workers):  # makes the pool start its processes now
-                self._pool.submit(int)
+            self._spawner = threading.Thread(
+                target=self._spawn, args=(self._pool,), name="artifact-pool-start", daemon=True
+            )
+            self._spawner.start()
+
+    def _spawn(self, pool: ProcessPoolExecutor) -> None:
+        for _ in range(self.workers):  # a submit is what makes the pool start a process
+            pool.submit(int)
 
     def submit(self, job: TrialArtifacts) -> None:
         """Log a trial's artifacts (in the pool, or at once without one)."""
@@ -241,6 +251,9 @@ class ArtifactWriter:
         try:
             self.wait()
         finally:
+            if self._spawner is not None:
+                self._spawner.join()
+                self._spawner = None
             if self._pool is not None:
                 self._pool.shutdown(wait=True, cancel_futures=True)
                 self._pool = None

@@ -119,9 +119,11 @@ def sweep_space(
     writer.start()
     drawings = {}
     try:
+        # Built (a new store: seconds) while the pool's processes start on the other cores.
+        client = connect(str(cfg.paths.tracking_uri))
         if cfg.tracking.log_plots:
             drawings[""] = start_data_insights(cfg, space, writer)
-        return _sweep(cfg, space, n_workers, writer, drawings, runner_factory)
+        return _sweep(cfg, client, space, n_workers, writer, drawings, runner_factory)
     finally:
         for drawing in drawings.values():
             drawing.close()
@@ -130,13 +132,13 @@ def sweep_space(
 
 def _sweep(
     cfg: DictConfig,
+    client: MlflowClient,
     space: FeatureSpace,
     n_workers: int,
     writer: ArtifactWriter,
     drawings: dict[str, Drawing],
     runner_factory: Callable[[SweepContext], TrialRunner],
 ) -> SweepResult:
-    client = connect(str(cfg.paths.tracking_uri))
     storage = study_storage(cfg)
     lock = workers.StudyLock.for_config(cfg)
     try:
