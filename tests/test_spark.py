@@ -225,6 +225,44 @@ def test_spark_scaling_converts_to_the_same_scaler(spark_space):
     assert np.allclose(space.scaler.transform(space.X_raw), space.X, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("scaling", ["minmax", "robust"])
+def test_spark_scalings_fit_on_every_row_and_scale_as_the_logged_scaler(
+    spark, mall_dir, tmp_path, scaling
+):
+    """Spark fits the scaler's statistics on the whole table; every row is scaled as the
+    logged scikit-learn scaler scales it."""
+    from pyspark.ml.functions import vector_to_array
+    from sklearn.preprocessing import MinMaxScaler, RobustScaler
+
+    from segmentation.spark.space import prepare_spark_space
+
+    cfg = make_cfg(
+        tmp_path, *SPARK, f"scaling={scaling}", "features=age_income_spending", data_dir=mall_dir
+    )
+    space, tables = prepare_spark_space(cfg, spark)
+    try:
+        every = tables.table.select(vector_to_array("raw").alias("raw")).toPandas()
+        scaled = tables.table.select(vector_to_array("features").alias("x")).toPandas()
+    finally:
+        tables.table.unpersist()
+    X_all = np.stack(every["raw"].to_numpy())
+    assert len(X_all) == 3000
+    np.testing.assert_allclose(
+        space.scaler.transform(X_all), np.stack(scaled["x"].to_numpy()), rtol=1e-12, atol=1e-12
+    )
+    np.testing.assert_allclose(space.scaler.transform(space.X_raw), space.X, atol=1e-12)
+    if scaling == "minmax":
+        local = MinMaxScaler().fit(X_all)
+        np.testing.assert_array_equal(space.scaler.data_min_, local.data_min_)
+        np.testing.assert_array_equal(space.scaler.data_max_, local.data_max_)
+        assert space.X.min() >= 0 and space.X.max() <= 1
+    else:
+        local = RobustScaler().fit(X_all)  # Spark's quantiles are approximate (error 0.001)
+        span = X_all.max(axis=0) - X_all.min(axis=0)
+        np.testing.assert_allclose(space.scaler.center_, local.center_, atol=0.01 * span.max())
+        np.testing.assert_allclose(space.scaler.scale_, local.scale_, rtol=0.05)
+
+
 @pytest.mark.parametrize("algorithm", ["kmeans", "bisecting_kmeans", "gmm"])
 def test_converted_models_predict_as_spark(spark_space, algorithm):
     """Each Spark model's scikit-learn conversion assigns every row as Spark's own model does."""

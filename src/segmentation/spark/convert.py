@@ -14,6 +14,8 @@ from segmentation.spark.estimators import (
     BisectingTree,
     gmm_from_spark,
     kmeans_from_spark,
+    minmax_scaler_from_spark,
+    robust_scaler_from_spark,
     standard_scaler_from_spark,
 )
 
@@ -67,5 +69,11 @@ def bisecting_tree(model: Any) -> BisectingTree:
 
 
 def scaler_to_sklearn(model: Any, n_rows: int) -> Any:
-    """The scikit-learn scaler equal to a fitted Spark ``StandardScalerModel``."""
+    """The scikit-learn scaler equal to a fitted Spark ``StandardScalerModel``,
+    ``MinMaxScalerModel`` or ``RobustScalerModel``."""
+    kind = type(model).__name__
+    if kind == "MinMaxScalerModel":
+        return minmax_scaler_from_spark(model.originalMin.toArray(), model.originalMax.toArray())
+    if kind == "RobustScalerModel":
+        return robust_scaler_from_spark(model.median.toArray(), model.range.toArray())
     return standard_scaler_from_spark(model.mean.toArray(), model.std.toArray(), n_rows)

@@ -14,7 +14,7 @@ from scipy.linalg import solve_triangular
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import KMeans
 from sklearn.mixture import GaussianMixture
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 
@@ -127,4 +127,33 @@ def standard_scaler_from_spark(mean: np.ndarray, std: np.ndarray, n_rows: int) -
     scaler.scale_ = np.where(std > 0, std, 1.0)
     scaler.n_features_in_ = len(mean)
     scaler.n_samples_seen_ = int(n_rows)
+    return scaler
+
+
+def minmax_scaler_from_spark(low: np.ndarray, high: np.ndarray) -> MinMaxScaler:
+    """A fitted :class:`~sklearn.preprocessing.MinMaxScaler` scaling as Spark's
+    ``MinMaxScalerModel`` to [0, 1]. A constant feature: Spark gives 0.5, this scaler 0 (the
+    same for every row either way, so no assignment changes)."""
+    low = np.asarray(low, dtype=np.float64)
+    high = np.asarray(high, dtype=np.float64)
+    span = high - low
+    scaler = MinMaxScaler()
+    scaler.data_min_, scaler.data_max_ = low, high
+    scaler.data_range_ = span
+    scaler.scale_ = 1.0 / np.where(span > 0, span, 1.0)
+    scaler.min_ = -low * scaler.scale_
+    scaler.n_features_in_ = len(low)
+    scaler.n_samples_seen_ = 1
+    return scaler
+
+
+def robust_scaler_from_spark(median: np.ndarray, spread: np.ndarray) -> RobustScaler:
+    """A fitted :class:`~sklearn.preprocessing.RobustScaler` scaling as Spark's
+    ``RobustScalerModel`` (centred on the median, divided by the interquartile range)."""
+    median = np.asarray(median, dtype=np.float64)
+    spread = np.asarray(spread, dtype=np.float64)
+    scaler = RobustScaler()
+    scaler.center_ = median
+    scaler.scale_ = np.where(spread > 0, spread, 1.0)
+    scaler.n_features_in_ = len(median)
     return scaler

@@ -25,7 +25,7 @@ from segmentation.spark.reading import canonical_text, column_renames, read_inpu
 from segmentation.spark.session import engine_settings, spark_errors
 
 ID = "_id"
-SPARK_SCALINGS = ("standard", "none")
+SPARK_SCALINGS = ("standard", "minmax", "robust", "none")
 
 
 @dataclass
@@ -149,9 +149,45 @@ def table_hash(text: Any) -> str:
     return digest.hexdigest()[:16]
 
 
+def spark_scaler(scaling: str) -> Any:
+    """The ``pyspark.ml`` scaler of a scaling config, set as its scikit-learn namesake scales
+    (RobustScaler centred on the median; its quantiles are Spark's, relative error 0.001)."""
+    from pyspark.ml.feature import MinMaxScaler, RobustScaler, StandardScaler
+
+    columns = {"inputCol": "raw", "outputCol": "features"}
+    return {
+        "standard": lambda: StandardScaler(withMean=True, withStd=True, **columns),
+        "minmax": lambda: MinMaxScaler(min=0.0, max=1.0, **columns),
+        "robust": lambda: RobustScaler(withCentering=True, withScaling=True, **columns),
+    }[scaling]()
+
+
+def scale_terms(scaler: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``centre`` and ``spread`` with ``scaler.transform(x) == (x - centre) / spread``."""
+    if hasattr(scaler, "data_min_"):  # MinMaxScaler: x * scale_ + min_
+        return -scaler.min_ / scaler.scale_, 1.0 / scaler.scale_
+    centre = getattr(scaler, "center_", getattr(scaler, "mean_", None))
+    return np.asarray(centre, dtype=np.float64), np.asarray(scaler.scale_, dtype=np.float64)
+
+
+def affine(vector: Any, centre: np.ndarray, spread: np.ndarray) -> Any:
+    """A Spark vector column scaled element-wise: ``(x - centre) / spread``."""
+    from pyspark.ml.functions import array_to_vector, vector_to_array
+    from pyspark.sql import functions as F
+
+    c = F.array(*[F.lit(float(v)) for v in centre])
+    d = F.array(*[F.lit(float(v)) for v in spread])
+    return array_to_vector(
+        F.transform(
+            vector_to_array(vector),
+            lambda x, i: (x - F.element_at(c, i + 1)) / F.element_at(d, i + 1),
+        )
+    )
+
+
 def prepare_spark_space(cfg: DictConfig, spark: Any) -> tuple[FeatureSpace, SparkTables]:
     """Read, clean, engineer and scale the whole table with Spark; collect a seeded sample."""
-    from pyspark.ml.feature import StandardScaler, VectorAssembler
+    from pyspark.ml.feature import VectorAssembler
     from pyspark.ml.functions import vector_to_array
     from pyspark.sql import functions as F
 
@@ -181,13 +217,14 @@ def prepare_spark_space(cfg: DictConfig, spark: Any) -> tuple[FeatureSpace, Spar
         names = [f"f{i}" for i in range(len(columns))]
         features = text.mapInPandas(run, schema)
         assembled = VectorAssembler(inputCols=names, outputCol="raw").transform(features)
-        if scaling == "standard":
-            fitted = StandardScaler(
-                withMean=True, withStd=True, inputCol="raw", outputCol="features"
-            ).fit(assembled)
-            scaled = fitted.transform(assembled)
-        else:
+        if scaling == "none":
             scaled = assembled.withColumn("features", F.col("raw"))
+        else:
+            # Spark fits the statistics; every row is then scaled as the converted
+            # scikit-learn scaler (the logged model's) scales it, so training and scoring agree
+            # where the two libraries differ (e.g. an interquartile range of 0).
+            scaler = scaler_to_sklearn(spark_scaler(scaling).fit(assembled), 0)
+            scaled = assembled.withColumn("features", affine(F.col("raw"), *scale_terms(scaler)))
         table = scaled.select(F.monotonically_increasing_id().alias(ID), "raw", "features")
         table = table.persist()
         rows = table.count()
@@ -210,10 +247,10 @@ def prepare_spark_space(cfg: DictConfig, spark: Any) -> tuple[FeatureSpace, Spar
         data_hash = table_hash(text)
     X_raw = np.stack(local["raw"].to_numpy()).astype(np.float64)
     X = np.ascontiguousarray(np.stack(local["x"].to_numpy()), dtype=np.float64)
-    if scaling == "standard":
-        scaler = scaler_to_sklearn(fitted, rows)
-    else:
+    if scaling == "none":
         scaler = make_scaler(cfg.scaling).fit(X_raw)
+    elif hasattr(scaler, "n_samples_seen_"):
+        scaler.n_samples_seen_ = rows
     data = SparkLoadedData(
         frame=sample.frame,
         name=str(cfg.dataset.name),
