@@ -711,7 +711,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                     scoring_rows=(args.spark_rows, 10 * args.spark_rows),
                     sweep_rows=(args.spark_rows, 10 * args.spark_rows),
                     local_sweep_max=args.spark_rows,
-                    local_scoring_max=10 * args.spark_rows,
+                    # The local route holds the table in memory: 10 million retail rows need
+                    # about 30 GB.
+                    local_scoring_max=args.spark_rows,
                 )
             else:
                 results[name] = section_workers()

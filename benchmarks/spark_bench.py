@@ -234,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="retail")
     parser.add_argument("--scoring-rows", type=int, nargs="*", default=[1_000_000])
     parser.add_argument("--sweep-rows", type=int, nargs="*", default=[1_000_000])
-    parser.add_argument("--local-max", type=int, default=1_000_000, help="largest local sweep")
+    parser.add_argument("--local-max", type=int, default=1_000_000, help="largest local run")
     parser.add_argument("--child", nargs=5, metavar=("KIND", "ENGINE", "ROWS", "WORK", "DATA"))
     args = parser.parse_args(argv)
     if args.child:
@@ -246,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             args.scoring_rows,
             args.sweep_rows,
             args.local_max,
-            max(args.scoring_rows, default=0),
+            args.local_max,
             args.dataset,
         )
     )
