@@ -208,9 +208,10 @@ def prepare_spark_space(cfg: DictConfig, spark: Any) -> tuple[FeatureSpace, Spar
         if sample.frame.empty:
             raise InputError(f"{path}: no usable rows")
         batch_dataset, figures = table_settings(cfg.dataset, sample, text, path)
+        batch_cfg = OmegaConf.create(batch_dataset)
         if figures:  # the sample as every batch is prepared: with the table's figures
-            sample = module.prepare(raw_rows, OmegaConf.create(batch_dataset), path)
-        engineer = make_engineer(batch_dataset, sample).set_params(**figures).fit(sample.frame)
+            sample = module.prepare(raw_rows, batch_cfg, path)
+        engineer = make_engineer(batch_cfg, sample).set_params(**figures).fit(sample.frame)
         check_feature_set(cfg, engineer.transform(sample.frame.head(50)))
         columns = list(cfg.features.columns)
         run, schema = engineering(batch_dataset, path, engineer, columns)
