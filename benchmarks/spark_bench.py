@@ -10,7 +10,6 @@ table;
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import subprocess
@@ -24,18 +23,23 @@ from typing import Any
 CHUNK = 1_000_000
 
 
-DATASETS = {
-    # dataset: (generator module, id column, preset)
-    "mall": ("segmentation.data.mall", "CustomerID", "mall_income_spending"),
-    "retail": ("segmentation.data.retail_marketing", "ID", "retail_rfm"),
-}
+# dataset: the experiment preset the benchmark runs.
+PRESETS = {"mall": "mall_income_spending", "retail": "retail_rfm"}
+
+
+def _generated(dataset: str) -> tuple[Any, str]:
+    """The dataset's ``generate`` and id column, from its config."""
+    from segmentation.config import compose
+    from segmentation.data import dataset_module
+
+    config = compose([f"experiments={PRESETS[dataset]}"]).dataset
+    return dataset_module(config).generate, str(config.id_column)
 
 
 def write_parquet(dataset: str, folder: Path, rows: int, seed: int = 42) -> Path:
     """``rows`` generated customers of ``dataset`` as Parquet parts of at most a million
     rows (ids unique across parts)."""
-    module, id_column, _ = DATASETS[dataset]
-    generate = importlib.import_module(module).generate
+    generate, id_column = _generated(dataset)
     folder.mkdir(parents=True, exist_ok=True)
     for part, start in enumerate(range(0, rows, CHUNK)):
         frame = generate(min(CHUNK, rows - start), seed=seed + part)
@@ -75,7 +79,7 @@ def _cfg(store: Path, engine: str, data: Path, dataset: str, *extra: str) -> Any
 
     return compose(
         [
-            f"experiments={DATASETS[dataset][2]}",
+            f"experiments={PRESETS[dataset]}",
             f"paths.mlruns_dir={store}",
             f"paths.reports_dir={store}/reports",
             f"dataset.path={data}",
@@ -131,11 +135,11 @@ def _promote_and_score(cfg: Any, dataset: str) -> int:
 
     from segmentation.serving.promote import promote
 
-    module, id_column, _ = DATASETS[dataset]
+    generate, id_column = _generated(dataset)
     promote(cfg)
     name = str(cfg.tracking.registered_model_name)
     model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
-    rows = importlib.import_module(module).generate(1000, seed=99).drop(columns=[id_column])
+    rows = generate(1000, seed=99).drop(columns=[id_column])
     rows = rows.dropna().astype({c: str for c in rows.select_dtypes("category").columns})
     return int(len(model.predict(rows)))
 
@@ -190,7 +194,7 @@ def section_spark(
     wall time and peak driver memory of a 5-trial KMeans sweep (local only up to
     ``local_sweep_max`` rows), on generated ``dataset`` customers. Returns Markdown."""
     lines = [
-        f"Generated {dataset} customers (preset {DATASETS[dataset][2]}), Parquet parts of "
+        f"Generated {dataset} customers (preset {PRESETS[dataset]}), Parquet parts of "
         f"{CHUNK:,} rows; Spark on local[*].",
         "",
         "| measurement | rows | engine | wall | rows/s | driver peak RSS | notes |",
@@ -231,7 +235,7 @@ def section_spark(
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dataset", choices=sorted(DATASETS), default="retail")
+    parser.add_argument("--dataset", choices=sorted(PRESETS), default="retail")
     parser.add_argument("--scoring-rows", type=int, nargs="*", default=[1_000_000])
     parser.add_argument("--sweep-rows", type=int, nargs="*", default=[1_000_000])
     parser.add_argument("--local-max", type=int, default=1_000_000, help="largest local run")

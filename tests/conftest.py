@@ -22,6 +22,13 @@ from segmentation.config import compose
 DATA_DIR = Path(os.environ.get("DATA_DIR", "../shared/data")).resolve()
 SRC = Path(__file__).parents[1] / "src"
 SERVER_START_TIMEOUT = 120
+# A quick retail sweep: two KMeans trials, no plots.
+QUICK_RETAIL = (
+    "experiments=retail_rfm",
+    "sweep.n_trials=2",
+    "algorithm=kmeans",
+    "tracking.log_plots=false",
+)
 
 
 def real_file(name: str) -> Path:

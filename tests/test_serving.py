@@ -19,7 +19,15 @@ from segmentation.serving.predict import score_file
 from segmentation.serving.promote import champion_uri, promote
 from segmentation.study.sweep import run_sweep
 from segmentation.tracking.model import SegmentModel, build_pipeline
-from tests.conftest import make_cfg, module_store, post, real_file, run_main, serve_model
+from tests.conftest import (
+    QUICK_RETAIL,
+    make_cfg,
+    module_store,
+    post,
+    real_file,
+    run_main,
+    serve_model,
+)
 
 
 @pytest.fixture(scope="module")
@@ -188,10 +196,7 @@ def test_retail_champion_scores_the_raw_marketing_file(tmp_path, monkeypatch):
     # Trained on synthetic customers, then scoring the real file as it comes (tab-separated).
     cfg = make_cfg(
         store,
-        "experiments=retail_rfm",
-        "sweep.n_trials=2",
-        "algorithm=kmeans",
-        "tracking.log_plots=false",
+        *QUICK_RETAIL,
         "dataset.synthetic_rows=400",
     )
     run_sweep(cfg)

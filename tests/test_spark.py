@@ -17,7 +17,7 @@ import pytest
 
 from segmentation.data.mall import generate
 from segmentation.tracking.runs import ROLE_TAG
-from tests.conftest import make_cfg, module_store, post, real_file, serve_model
+from tests.conftest import QUICK_RETAIL, make_cfg, module_store, post, real_file, serve_model
 
 
 def _require_spark() -> None:
@@ -337,10 +337,7 @@ def retail_spark(spark, tmp_path_factory):
         cfg = make_cfg(
             store,
             *SPARK,
-            "experiments=retail_rfm",
-            "sweep.n_trials=2",
-            "algorithm=kmeans",
-            "tracking.log_plots=false",
+            *QUICK_RETAIL,
             # Four segments: the elbow's three reproduce at 0.58, below the sweep's and the
             # promotion gate's stability (this test is about the engine, not the choice of k).
             "algorithm.kmeans.search.n_clusters.low=4",

@@ -181,7 +181,7 @@ def prepare(raw: pd.DataFrame, cfg: DictConfig, path: str) -> LoadedData:
     elif how == "median" or _is_number(how):
         # A number is a median learnt beforehand: the whole table's, when it is prepared in
         # batches (Spark; see TABLE_FIGURES).
-        median = float(how) if _is_number(how) else float(frame["Income"].median())
+        median = float(frame["Income"].median() if how == "median" else how)
         frame = frame.assign(Income=frame["Income"].fillna(median))
         # column and value: the logged model fills a missing Income with the same figure.
         record(
@@ -358,13 +358,14 @@ class RetailFeatures(TransformerMixin, BaseEstimator):
         if dates.isna().all():
             raise InputError(f"model input: column '{DATE}' has no dates to learn from")
         self.date_order_ = info.get("order") or self.date_order
-        given = self.reference_date is not None
-        self.reference_date_ = pd.Timestamp(self.reference_date if given else dates.max())
+        self.reference_date_ = pd.Timestamp(
+            dates.max() if self.reference_date is None else self.reference_date
+        )
         self.reference_year_ = int(self.reference_date_.year)
         self.income_median_ = float(
-            self.income_median
-            if self.income_median is not None
-            else pd.to_numeric(X["Income"], errors="coerce").median()
+            pd.to_numeric(X["Income"], errors="coerce").median()
+            if self.income_median is None
+            else self.income_median
         )
         self.n_features_in_ = X.shape[1]
         return self

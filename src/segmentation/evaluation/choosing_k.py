@@ -10,6 +10,7 @@ from sklearn.cluster import KMeans
 from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
 
+from segmentation.algorithms import seeded_sample
 from segmentation.evaluation.metrics import silhouette_rows, silhouette_values
 
 
@@ -28,8 +29,8 @@ def k_curves(
     seeded sample above ``silhouette_sample`` rows. ``fit_rows`` and ``silhouette_sample`` are
     recorded in the result.
     """
-    if len(X) > fit_rows:
-        X = X[np.sort(np.random.default_rng(seed).choice(len(X), size=fit_rows, replace=False))]
+    sample = seeded_sample(len(X), fit_rows, seed)
+    X = X if sample is None else X[sample]
     ks = [int(k) for k in ks if 2 <= int(k) < len(X)]
     sample = min(len(X), silhouette_sample)
     out: dict = {
@@ -77,8 +78,8 @@ def elbow(ks: Sequence[int], inertia: Sequence[float]) -> int:
 def elbow_k(X: np.ndarray, ks: Sequence[int], seed: int, fit_rows: int = 10000) -> int:
     """The elbow of a quick KMeans inertia curve (``n_init=4``, on a seeded sample of at most
     ``fit_rows`` rows): where a sweep starts its k-searching algorithms."""
-    if len(X) > fit_rows:
-        X = X[np.sort(np.random.default_rng(seed).choice(len(X), size=fit_rows, replace=False))]
+    sample = seeded_sample(len(X), fit_rows, seed)
+    X = X if sample is None else X[sample]
     ks = [int(k) for k in ks if 2 <= int(k) < len(X)]
     with threadpool_limits(1):
         inertia = [KMeans(k, n_init=4, random_state=seed).fit(X).inertia_ for k in ks]

@@ -9,6 +9,8 @@ import numpy as np
 from scipy.spatial.distance import cdist
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score
 
+from segmentation.algorithms import seeded_sample
+
 # Distances held at once by silhouette_values (rows x n): 2M floats, 16 MB.
 SILHOUETTE_BLOCK = 2_000_000
 
@@ -61,8 +63,8 @@ def silhouette_rows(
     n = len(X)
     if n <= sample_above:
         return X, labels, False
-    idx = np.sort(np.random.default_rng(seed).choice(n, size=min(sample_size, n), replace=False))
-    return X[idx], labels[idx], True
+    idx = seeded_sample(n, sample_size, seed)
+    return (X, labels, True) if idx is None else (X[idx], labels[idx], True)
 
 
 def cluster_metrics(

@@ -10,6 +10,8 @@ import numpy as np
 from matplotlib.colors import to_hex, to_rgb
 from matplotlib.figure import Figure
 
+from segmentation.algorithms import seeded_sample
+
 # Okabe-Ito, a colour-blind-safe palette; noise (-1) is grey.
 PALETTE = [
     "#0072B2",
@@ -63,9 +65,8 @@ def segment_label(segment: int) -> str:
 
 def subsample(n: int, cap: int = MAX_POINTS, seed: int = 0) -> np.ndarray:
     """Sorted row indices of a seeded sample of at most ``cap`` rows."""
-    if n <= cap:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, size=cap, replace=False))
+    sample = seeded_sample(n, cap, seed)
+    return np.arange(n) if sample is None else sample
 
 
 def save(

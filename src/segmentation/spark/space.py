@@ -79,7 +79,7 @@ def engineering(cfg_dataset: dict, path: str, engineer: Any, columns: list[str])
 
 def table_settings(
     dataset: DictConfig, sample: LoadedData, text: Any, path: str
-) -> tuple[dict, dict[str, Any]]:
+) -> tuple[DictConfig, dict[str, Any]]:
     """The dataset config every batch is prepared with, and the figures its cleaning and
     engineering learn from the whole table (the dataset module's ``TABLE_FIGURES``, e.g. the
     retail reference date and median Income), aggregated by Spark over every cleaned row.
@@ -95,7 +95,7 @@ def table_settings(
     module = dataset_module(dataset)
     spec = getattr(module, "TABLE_FIGURES", None)
     if not spec:
-        return settings, {}
+        return OmegaConf.create(settings), {}
 
     def rows(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         config = OmegaConf.create(settings)
@@ -114,10 +114,7 @@ def table_settings(
     missing = [name for name, value in figures.items() if value is None]
     if missing:
         raise InputError(f"{path}: no values to learn {missing} from")
-    settings = OmegaConf.to_container(
-        module.with_figures(OmegaConf.create(settings), figures), resolve=True
-    )
-    return settings, figures
+    return module.with_figures(OmegaConf.create(settings), figures), figures
 
 
 def read_training_table(cfg: DictConfig, spark: Any) -> tuple[Any, str, str]:
@@ -207,14 +204,15 @@ def prepare_spark_space(cfg: DictConfig, spark: Any) -> tuple[FeatureSpace, Spar
         sample = module.prepare(raw_rows, cfg.dataset, path)
         if sample.frame.empty:
             raise InputError(f"{path}: no usable rows")
-        batch_dataset, figures = table_settings(cfg.dataset, sample, text, path)
-        batch_cfg = OmegaConf.create(batch_dataset)
+        batch_cfg, figures = table_settings(cfg.dataset, sample, text, path)
         if figures:  # the sample as every batch is prepared: with the table's figures
             sample = module.prepare(raw_rows, batch_cfg, path)
         engineer = make_engineer(batch_cfg, sample).set_params(**figures).fit(sample.frame)
         check_feature_set(cfg, engineer.transform(sample.frame.head(50)))
         columns = list(cfg.features.columns)
-        run, schema = engineering(batch_dataset, path, engineer, columns)
+        run, schema = engineering(
+            OmegaConf.to_container(batch_cfg, resolve=True), path, engineer, columns
+        )
         names = [f"f{i}" for i in range(len(columns))]
         features = text.mapInPandas(run, schema)
         assembled = VectorAssembler(inputCols=names, outputCol="raw").transform(features)
