@@ -58,7 +58,7 @@ from segmentation.evaluation.constraints import constraint_values, degenerate
 from segmentation.evaluation.metrics import cluster_metrics, model_metrics
 from segmentation.evaluation.segment_stability import stability_summary
 from segmentation.features.space import prepare_space
-from segmentation.study.objective import algorithm_specs, make_sampler
+from segmentation.study.definition import algorithm_specs, make_sampler
 from segmentation.study.storage import study_storage
 from segmentation.study.sweep import enqueue_starts, run_sweep
 from segmentation.tracking.store import quiet_console

@@ -133,7 +133,7 @@ def _promote_and_score(cfg: Any, dataset: str) -> int:
     no Spark): the rows it returned."""
     import mlflow
 
-    from segmentation.serving.promote import promote
+    from segmentation.promotion.promote import promote
 
     generate, id_column = _generated(dataset)
     promote(cfg)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from segmentation.errors import InputError
-from segmentation.segments.alignment import (
+from segmentation.promotion.alignment import (
     align_segments,
     migration_heatmap,
     migration_markdown,

@@ -19,7 +19,7 @@ from segmentation.cli import drift_main, promote_main
 from segmentation.data import load_dataset
 from segmentation.data.mall import INCOME, generate
 from segmentation.errors import InputError
-from segmentation.serving.promote import CHAMPION, PREVIOUS, alias_version, promote, rollback
+from segmentation.promotion.promote import CHAMPION, PREVIOUS, alias_version, promote, rollback
 from segmentation.study.sweep import run_sweep
 from segmentation.tracking import runs as tags
 from segmentation.tracking.model import SegmentModel, log_segment_model

@@ -9,7 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from segmentation.cli import model_uri_main, promote_main, rollback_main, sweep_main
-from segmentation.serving.promote import CHAMPION, PREVIOUS, alias_version, gate_failures
+from segmentation.promotion.promote import CHAMPION, PREVIOUS, alias_version, gate_failures
 from segmentation.study.sweep import run_sweep
 from segmentation.tracking import runs
 from tests.conftest import make_cfg, run_main

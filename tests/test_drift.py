@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from segmentation.errors import InputError
-from segmentation.evaluation.drift import drift_html, drift_report, psi, reference_profile
+from segmentation.monitoring.drift import drift_html, drift_report, psi, reference_profile
 
 COLUMNS = ["Age", "Income", "Spending"]
 PERSONAS = {0: "Savers", 1: "Spenders", 2: "Families", 3: "<b>Bold</b> & co"}

@@ -11,7 +11,8 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from segmentation.config import compose, feature_sets, group_options, project_root
-from segmentation.data import load_dataset, make_engineer
+from segmentation.data import load_dataset
+from segmentation.features.engineering import make_engineer
 from segmentation.features.space import prepare_space
 from segmentation.study.sweep import run_sweep
 from tests.conftest import make_cfg, module_store

@@ -9,7 +9,7 @@ from segmentation.cli import promote_main
 from segmentation.data import load_dataset
 from segmentation.data.reading import content_hash
 from segmentation.errors import InputError
-from segmentation.serving.promote import CHAMPION, PREVIOUS, alias_version, promote, rollback
+from segmentation.promotion.promote import CHAMPION, PREVIOUS, alias_version, promote, rollback
 from segmentation.study.sweep import run_sweep
 from segmentation.tracking import runs as tags
 from tests.conftest import make_cfg, module_store, run_main

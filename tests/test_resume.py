@@ -15,8 +15,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
+from segmentation.features.space import prepare_space
+from segmentation.study.definition import study_name
 from segmentation.study.storage import PID_ATTR, study_storage
-from segmentation.study.sweep import prepare_space, run_sweep, study_name
+from segmentation.study.sweep import run_sweep
 from segmentation.tracking import runs as tags
 from tests.conftest import make_cfg
 from tests.test_workers import FAST, check_sweep

@@ -10,9 +10,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from segmentation.config import compose
-from segmentation.data import data_profile, load_dataset, make_engineer
+from segmentation.data import data_profile, load_dataset
 from segmentation.data import retail_marketing as retail
 from segmentation.errors import InputError
+from segmentation.features import retail_marketing as retail_features
+from segmentation.features.engineering import make_engineer
 from segmentation.study.sweep import run_sweep
 from tests.conftest import make_cfg, real_file
 
@@ -170,7 +172,7 @@ def test_table_figures_of_batches_give_the_whole_tables_figures():
     raw = raw.where(raw.notna(), None)
     whole = retail.prepare(raw, cfg, "t")
     (median,) = [c["value"] for c in whole.cleaning if c["rule"] == "missing_income"]
-    expected = retail.RetailFeatures().fit(whole.frame)
+    expected = retail_features.RetailFeatures().fit(whole.frame)
 
     batches = [raw.iloc[i : i + 700] for i in range(0, len(raw), 700)]
     rows = pd.concat([retail.figure_rows(b, cfg, "t") for b in batches])
@@ -191,7 +193,7 @@ def test_table_figures_of_batches_give_the_whole_tables_figures():
     gaps = batches[0]["Income"].isna().to_numpy()
     filled = first.frame.set_index("ID").loc[batches[0]["ID"][gaps].astype(str), "Income"]
     assert (filled == median).all() and len(filled) == gaps.sum() > 0
-    given = retail.RetailFeatures(**figures).fit(first.frame)
+    given = retail_features.RetailFeatures(**figures).fit(first.frame)
     assert given.reference_date_ == expected.reference_date_
     assert given.income_median_ == median
     pd.testing.assert_frame_equal(

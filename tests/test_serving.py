@@ -13,10 +13,11 @@ from sklearn.preprocessing import StandardScaler
 
 from segmentation.algorithms.dbscan import NearestCoreDBSCAN
 from segmentation.cli import predict_main
-from segmentation.data.mall import MallFeatures, generate
+from segmentation.data.mall import generate
 from segmentation.errors import InputError
+from segmentation.features.mall import MallFeatures
+from segmentation.promotion.promote import champion_uri, promote
 from segmentation.serving.predict import score_file
-from segmentation.serving.promote import champion_uri, promote
 from segmentation.study.sweep import run_sweep
 from segmentation.tracking.model import SegmentModel, build_pipeline
 from tests.conftest import (

@@ -67,7 +67,7 @@ def spark(tmp_path_factory):
 @pytest.fixture(scope="module")
 def champion(tmp_path_factory):
     """A small local sweep whose best model is promoted to champion."""
-    from segmentation.serving.promote import promote
+    from segmentation.promotion.promote import promote
     from segmentation.study.sweep import run_sweep
 
     with module_store(tmp_path_factory, "spark-serving") as store:
@@ -329,7 +329,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(
 def retail_spark(spark, tmp_path_factory):
     """A 2-trial KMeans Spark sweep of the real retail file, its best promoted to champion as
     `make promote` does."""
-    from segmentation.serving.promote import promote
+    from segmentation.promotion.promote import promote
     from segmentation.spark.sweep import run_spark_sweep
 
     path = real_file("marketing_campaign.csv")
@@ -355,7 +355,7 @@ def test_spark_learns_the_retail_figures_from_the_whole_table(retail_spark, tmp_
     import mlflow
 
     from segmentation.features.space import prepare_space
-    from segmentation.serving.promote import champion_uri
+    from segmentation.promotion.promote import champion_uri
 
     cfg, result = retail_spark
     local_cfg = make_cfg(
@@ -385,8 +385,8 @@ def test_spark_learns_the_retail_figures_from_the_whole_table(retail_spark, tmp_
 def test_spark_retail_champion_serves_as_make_predict_scores(retail_spark, tmp_path):
     """`make serve` (mlflow models serve) of the Spark-trained champion answers REST with the
     segments `make predict` (the local route, no JVM) gives the same raw rows."""
+    from segmentation.promotion.promote import champion_uri
     from segmentation.serving.predict import score_file
-    from segmentation.serving.promote import champion_uri
 
     cfg, _ = retail_spark
     path = real_file("marketing_campaign.csv")

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from segmentation.study.sweep import feature_space_name, run_sweep
+from segmentation.features.space import feature_space_name
+from segmentation.study.sweep import run_sweep
 from segmentation.tracking import runs as tags
 from segmentation.tracking import store as tracking_store
 from tests.conftest import make_cfg, real_file

@@ -55,7 +55,7 @@ def test_dataset_input_schema_matches_mlflows_own_inference():
     import pandas as pd
 
     from segmentation.data import LoadedData
-    from segmentation.study.objective import SCHEMA_SAMPLE_ROWS, dataset_input
+    from segmentation.study.run_logging import SCHEMA_SAMPLE_ROWS, dataset_input
 
     n = SCHEMA_SAMPLE_ROWS + 500
     frame = pd.DataFrame(

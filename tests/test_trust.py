@@ -16,7 +16,7 @@ from sklearn.cluster import BisectingKMeans
 
 from segmentation.data import load_dataset
 from segmentation.errors import InputError
-from segmentation.study.objective import chosen_trial, knee
+from segmentation.study.definition import chosen_trial, knee
 from segmentation.study.storage import study_storage
 from segmentation.study.sweep import run_sweep
 from segmentation.tracking import runs as tags

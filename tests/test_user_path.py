@@ -37,7 +37,8 @@ from omegaconf import OmegaConf
 
 from segmentation.cli import predict_main, sweep_main
 from segmentation.data import mall, retail_marketing
-from segmentation.serving.promote import champion_uri, promote
+from segmentation.features import retail_marketing as retail_features
+from segmentation.promotion.promote import champion_uri, promote
 from segmentation.tracking import runs
 from segmentation.tracking.store import connect
 from tests.conftest import DATA_DIR, make_cfg, module_store, real_file, run_main
@@ -630,7 +631,7 @@ def test_feature_set_of_another_dataset_names_the_ones_that_fit(
         "dataset=retail_marketing"
     )
     # The feature sets whose columns the retail features have, and the retail presets.
-    engineered = retail_marketing.engineer().fit(retail_marketing.generate(50, seed=1))
+    engineered = retail_features.engineer().fit(retail_marketing.generate(50, seed=1))
     columns = set(engineered.transform(retail_marketing.generate(50, seed=1)).columns)
     fitting = [
         name

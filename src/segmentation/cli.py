@@ -17,9 +17,9 @@ from omegaconf import DictConfig, OmegaConf
 from segmentation.config import conf_dir, ensure_root_env, unknown_option
 from segmentation.errors import InputError, TrackingError
 from segmentation.monitoring.check import EXIT_OVER_THRESHOLD, check_drift, print_check
+from segmentation.promotion.promote import champion_uri, describe, promote, rollback
 from segmentation.serving.personas import log_run_personas
 from segmentation.serving.predict import report, score_file
-from segmentation.serving.promote import champion_uri, describe, promote, rollback
 from segmentation.spark import engine_name, run_spark_sweep, score_table, spark_report
 from segmentation.study.storage import study_storage
 from segmentation.study.sweep import run_sweep

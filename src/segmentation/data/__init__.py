@@ -1,5 +1,5 @@
-"""Datasets: one module per ``conf/dataset`` config (loading, validation, synthetic data and the
-feature engineering that travels inside the logged model)."""
+"""Datasets: one module per ``conf/dataset`` config (loading, validation, cleaning and synthetic
+data; the feature engineering that travels inside the logged model is in ``features/``)."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ class LoadedData:
 
 
 def dataset_module(cfg_dataset: DictConfig | dict) -> ModuleType:
-    """The dataset module (``generate``, ``prepare``, ``engineer``) the config's ``module``
+    """The dataset module (``generate``, ``prepare``) the config's ``module``
     names by its dotted path, located as Hydra locates a ``_target_``."""
     name = str(cfg_dataset["module"])
     try:
@@ -75,11 +75,6 @@ def load_file(path: str | Path, cfg_dataset: DictConfig) -> LoadedData:
     loaded = dataset_module(cfg_dataset).prepare(raw, cfg_dataset, str(path))
     loaded.detected = {**detected, **loaded.detected}
     return loaded
-
-
-def make_engineer(cfg_dataset: DictConfig, data: LoadedData) -> Any:
-    """The dataset's (unfitted) feature engineering step, set up from its config and data."""
-    return dataset_module(cfg_dataset).engineer(cfg_dataset, data)
 
 
 def model_input_example(data: LoadedData, cfg_dataset: DictConfig, rows: int) -> pd.DataFrame:

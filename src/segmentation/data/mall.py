@@ -5,11 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
-from sklearn.base import BaseEstimator, TransformerMixin
 
 from segmentation.data import LoadedData
 from segmentation.data.reading import map_columns, typed_frame
-from segmentation.errors import InputError
 
 INCOME = "Annual Income (k$)"
 SPENDING = "Spending Score (1-100)"
@@ -52,7 +50,7 @@ def prepare(raw: pd.DataFrame, cfg: DictConfig, path: str) -> LoadedData:
     frame, renamed = map_columns(raw.astype(object), columns, path)
     frame = typed_frame(frame, columns, path)
     if "Gender" in frame.columns:
-        frame["Gender"] = frame["Gender"].map(_gender, na_action="ignore")
+        frame["Gender"] = frame["Gender"].map(gender, na_action="ignore")
     rows_in = len(frame)
     needed = [c for c in columns if c in frame.columns and c != "CustomerID"]
     frame = frame.dropna(subset=needed).reset_index(drop=True)
@@ -77,43 +75,10 @@ def prepare(raw: pd.DataFrame, cfg: DictConfig, path: str) -> LoadedData:
     return loaded
 
 
-def _gender(value: object) -> str:
+def gender(value: object) -> str:
     text = str(value).strip().lower()
     if text in {"m", "male", "man"}:
         return "Male"
     if text in {"f", "female", "woman"}:
         return "Female"
     return str(value)
-
-
-class MallFeatures(TransformerMixin, BaseEstimator):
-    """Turn raw Mall rows into numeric features: the numeric columns plus ``Gender_Male``.
-
-    Stateless; kept as an estimator so it travels inside the logged pipeline.
-    """
-
-    def fit(self, X: pd.DataFrame, y: object = None) -> MallFeatures:
-        self.n_features_in_ = X.shape[1]
-        return self
-
-    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
-        if not isinstance(X, pd.DataFrame):
-            raise InputError("Mall features need a table with named columns")
-        out = pd.DataFrame(index=X.index)
-        for column in NUMERIC:
-            if column in X.columns:
-                out[column] = pd.to_numeric(X[column], errors="coerce").astype(float)
-        if "Gender" in X.columns:
-            out["Gender_Male"] = (X["Gender"].map(_gender) == "Male").astype(float)
-        # Ratios for the `engineered` feature set: spending relative to income, income per
-        # year of age (a proxy for career stage).
-        if {INCOME, SPENDING} <= set(out.columns):
-            out["Spending to Income"] = out[SPENDING] / out[INCOME].clip(lower=1.0)
-        if {INCOME, "Age"} <= set(out.columns):
-            out["Income per Year of Age"] = out[INCOME] / out["Age"].clip(lower=1.0)
-        return out
-
-
-def engineer(cfg: DictConfig | None = None, data: LoadedData | None = None) -> MallFeatures:
-    """The feature engineering step of this dataset's pipelines (stateless: no settings)."""
-    return MallFeatures()

@@ -11,9 +11,10 @@ from omegaconf import DictConfig
 from sklearn.base import TransformerMixin
 
 from segmentation.config import feature_sets, presets_of_dataset
-from segmentation.data import LoadedData, load_dataset, make_engineer, model_input_example
+from segmentation.data import LoadedData, load_dataset, model_input_example
 from segmentation.data.reading import content_hash
 from segmentation.errors import InputError
+from segmentation.features.engineering import make_engineer
 from segmentation.features.scaling import make_scaler
 from segmentation.features.selection import feature_matrix
 

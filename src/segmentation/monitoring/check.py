@@ -3,7 +3,7 @@
 The model carries what it needs of its training data (feature distributions and segment
 shares, stored when it was logged); the batch is read and cleaned as batch scoring reads a
 file (rows that cannot be scored are listed and counted), scored, and compared
-(:mod:`segmentation.evaluation.drift`). The reports are written as HTML and JSON and logged as a
+(:mod:`segmentation.monitoring.drift`). The reports are written as HTML and JSON and logged as a
 run of the ``<experiment>-monitoring`` MLflow experiment, so drift over months is one chart.
 """
 
@@ -24,7 +24,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from segmentation.errors import InputError
-from segmentation.evaluation.drift import drift_html, drift_report
+from segmentation.monitoring.drift import drift_html, drift_report
 from segmentation.serving.predict import LINE, REASON, SHOWN_REJECTIONS, score_rows
 from segmentation.tracking.descriptions import NOTE_TAG, describe_experiment
 from segmentation.tracking.runs import log_batch

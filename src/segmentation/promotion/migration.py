@@ -1,5 +1,5 @@
 """Champion against challenger: the challenger's segments renumbered to match the champion's,
-and who changes segment if it is promoted (:mod:`segmentation.segments.alignment`)."""
+and who changes segment if it is promoted (:mod:`segmentation.promotion.alignment`)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from segmentation.data import load_dataset, load_file
-from segmentation.segments.alignment import (
+from segmentation.promotion.alignment import (
     align_segments,
     migration_heatmap,
     migration_markdown,

@@ -23,8 +23,8 @@ from omegaconf import DictConfig
 from segmentation.config import project_root
 from segmentation.errors import InputError
 from segmentation.features.space import feature_space_name
-from segmentation.segments.alignment import migration_table
-from segmentation.serving.migration import (
+from segmentation.promotion.alignment import migration_table
+from segmentation.promotion.migration import (
     Migration,
     compare,
     customers,
@@ -145,7 +145,7 @@ def promote(cfg: DictConfig, run_id: str | None = None, input_path: str | None =
     """Register the candidate's model if needed and move ``champion`` to it if it passes the gate.
 
     Over an existing champion, the candidate's segments are first aligned to the champion's
-    (:mod:`segmentation.serving.migration`) on the training customers (or ``input_path``): the
+    (:mod:`segmentation.promotion.migration`) on the training customers (or ``input_path``): the
     aligned model is what gets registered, and the migration report is printed, tagged and
     logged. Raises :class:`InputError` naming each failed gate (nothing is changed then).
     """

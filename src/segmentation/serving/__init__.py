@@ -1,1 +1,1 @@
-"""Serving: the promotion gate and aliases, batch scoring, the persona table of a run."""
+"""Serving: batch scoring with a registered model, the persona table of a run."""

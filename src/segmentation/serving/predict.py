@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from segmentation.data import dataset_module
 from segmentation.data.reading import map_columns, read_table, row_problems
 from segmentation.errors import InputError
-from segmentation.serving.promote import champion_uri
+from segmentation.promotion.promote import champion_uri
 from segmentation.tracking.store import connect
 
 LINE = "line"

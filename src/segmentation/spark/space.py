@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from segmentation.data import LoadedData, dataset_module, make_engineer, model_input_example
+from segmentation.data import LoadedData, dataset_module, model_input_example
 from segmentation.errors import InputError
+from segmentation.features.engineering import make_engineer
 from segmentation.features.scaling import make_scaler
 from segmentation.features.selection import feature_matrix
 from segmentation.features.space import FeatureSpace, check_feature_set

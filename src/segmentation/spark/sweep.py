@@ -25,7 +25,8 @@ from segmentation.spark.algorithms import check_spark_algorithms, spark_estimato
 from segmentation.spark.convert import to_sklearn
 from segmentation.spark.session import get_session, spark_errors
 from segmentation.spark.space import ID, SparkTables, prepare_spark_space
-from segmentation.study.objective import Fit, TrialRunner, algorithm_specs
+from segmentation.study.definition import algorithm_specs
+from segmentation.study.objective import Fit, TrialRunner
 from segmentation.study.sweep import SweepResult, sweep_space
 
 

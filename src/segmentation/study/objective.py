@@ -4,148 +4,45 @@ MLflow child run of the sweep's parent run."""
 from __future__ import annotations
 
 import math
-import tempfile
 import time
-import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, NoReturn
 
-import mlflow
 import numpy as np
 import optuna
 import pandas as pd
-from hydra.utils import instantiate
 from mlflow.entities import DatasetInput, LoggedModelOutput
-from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
-from mlflow.types import ColSpec, Schema
 from omegaconf import DictConfig, OmegaConf
-from optuna.trial import TrialState
 from threadpoolctl import threadpool_limits
 
 from segmentation import algorithms
-from segmentation.data import LoadedData
-from segmentation.errors import InputError
 from segmentation.evaluation.confidence import confidence
 from segmentation.evaluation.constraints import (
     constraint_values,
     constraint_violation,
     degenerate,
 )
-from segmentation.evaluation.drift import reference_profile
 from segmentation.evaluation.metrics import cluster_metrics, model_metrics
 from segmentation.evaluation.segment_stability import stability_summary
-from segmentation.features.space import FeatureSpace, feature_space_name
+from segmentation.features.space import FeatureSpace
+from segmentation.monitoring.drift import reference_profile
 from segmentation.plots import subsample
 from segmentation.plots.templates import data_key
 from segmentation.segments.describe import describe_segments
 from segmentation.study import interrupts
 from segmentation.study.artifacts import ArtifactWriter, TrialArtifacts
+from segmentation.study.definition import algorithm_specs, pareto
 from segmentation.study.insights import FittedTrial
 from segmentation.study.storage import mark_worker
 from segmentation.tracking import runs
 from segmentation.tracking.descriptions import NOTE_TAG
 from segmentation.tracking.model import SegmentModel, build_pipeline
 
-FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 # Customers a model's drift reference is computed from (a seeded sample above that).
 REFERENCE_ROWS = 50_000
 # Training confidences kept with a model (the drift check's baseline of low-confidence share).
 REFERENCE_CONFIDENCES = 2000
-# Rows from which a dataset input's column types are inferred.
-SCHEMA_SAMPLE_ROWS = 1000
-
-
-def study_name(cfg: DictConfig, dataset_hash: str) -> str:
-    """One study per feature space and data: silhouettes of another space, or of other data
-    (the real file after the synthetic default, a new export), do not compare, and a rerun
-    must not resume such a study."""
-    name = f"{cfg.experiment_name}.{feature_space_name(cfg)}.data-{dataset_hash[:8]}"
-    # A two-objective study cannot resume a one-objective one (nor the other way round).
-    return f"{name}.pareto" if pareto(cfg) else name
-
-
-def algorithm_specs(cfg: DictConfig) -> dict[str, dict[str, Any]]:
-    """The selected algorithms' configs, by name."""
-    specs = OmegaConf.to_container(cfg.algorithm, resolve=True)
-    if not specs:
-        raise InputError("algorithm: no algorithm selected (expected kmeans, dbscan, gmm or all)")
-    return specs
-
-
-def make_sampler(cfg: DictConfig, worker: int = 0) -> optuna.samplers.BaseSampler:
-    """The configured sampler (``conf/sampler``); each worker its own seed, or identical seeds
-    would propose identical trials."""
-    return instantiate(cfg.sampler, seed=int(cfg.sweep.seed) + worker)
-
-
-def pareto(cfg: DictConfig) -> bool:
-    """``sweep.objective=pareto``: silhouette and stability, both maximised."""
-    objective = str(cfg.sweep.objective)
-    if objective not in ("silhouette", "pareto"):
-        raise InputError(f"sweep.objective={objective}: expected silhouette or pareto")
-    return objective == "pareto"
-
-
-def directions(cfg: DictConfig) -> list[str]:
-    return ["maximize", "maximize"] if pareto(cfg) else ["maximize"]
-
-
-def chosen_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
-    """The trial the sweep picks: the best feasible one; with two objectives (silhouette and
-    stability), the knee of the feasible Pareto front (:func:`knee`). Raises ``ValueError``
-    when no trial is feasible."""
-    if len(study.directions) == 1:
-        return study.best_trial
-    front = study.best_trials
-    if not front:
-        raise ValueError("no feasible trial")
-    return knee(front)
-
-
-def knee(front: list[optuna.trial.FrozenTrial]) -> optuna.trial.FrozenTrial:
-    """The Pareto-front trial nearest the ideal point (best silhouette and best stability), each
-    objective scaled to [0, 1] over the front; ties go to the earlier trial."""
-    values = np.array([t.values for t in front], dtype=float)
-    low, high = values.min(axis=0), values.max(axis=0)
-    scaled = (values - low) / np.where(high > low, high - low, 1.0)
-    distance = np.hypot(*(1.0 - scaled).T)
-    order = sorted(range(len(front)), key=lambda i: (round(distance[i], 12), front[i].number))
-    return front[order[0]]
-
-
-def silhouette_of(trial: optuna.trial.FrozenTrial) -> float:
-    """A finished trial's silhouette (its first objective)."""
-    return float(trial.values[0])
-
-
-def finished_trials(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
-
-
-def dataset_input(data: LoadedData) -> DatasetInput:
-    """The dataset as an MLflow run input (name, digest, schema, source), built once."""
-    # A synthetic frame has no file: MLflow then records the code that made it as the source.
-    source = Path(data.path).as_uri() if data.source == "real" else None
-    with warnings.catch_warnings():
-        # MLflow registers its local-file source twice and says so on every file URI.
-        warnings.filterwarnings("ignore", "The specified dataset source can be interpreted")
-        # A hint about serving integer columns; a dataset input is not served.
-        warnings.filterwarnings("ignore", "Hint: Inferred schema contains integer column")
-        dataset = mlflow.data.from_pandas(
-            data.frame, source=source, name=f"{data.name}-{data.source}"
-        )
-        # MLflow infers the schema value by value: the types come from a sample (the frame is
-        # cleaned, one type per column); whether a column may be missing, from every row.
-        sample = data.frame.head(SCHEMA_SAMPLE_ROWS)
-        dataset.schema = Schema(
-            [
-                ColSpec(spec.type, spec.name, required=not bool(data.frame[spec.name].isna().any()))
-                for spec in infer_signature(sample).inputs.inputs
-            ]
-        )
-    return runs.dataset_input(dataset)
 
 
 def model_inputs(cfg: DictConfig, space: FeatureSpace) -> dict[str, Any]:
@@ -435,45 +332,3 @@ class TrialRunner:
             self.models_by_key[key] = (model_id, run_id)
         trial.set_user_attr("model_uri", f"models:/{model_id}")
         job.tags[runs.MODEL_ID_TAG] = model_id
-
-
-def copy_repeated_plots(client: MlflowClient, copies: list[tuple[str, str]]) -> None:
-    """Log each ``(source, target)`` run pair's plots from source to target (call it once the
-    artifact jobs are done, so every source has its plots)."""
-    for source, target in copies:
-        with tempfile.TemporaryDirectory() as tmp:
-            client.log_artifacts(target, client.download_artifacts(source, "plots", tmp), "plots")
-    copies.clear()
-
-
-class Progress:
-    """One line per finished trial: trials done, best so far."""
-
-    def __init__(self, total: int, enabled: bool):
-        self.total = total
-        self.enabled = enabled
-        self.started = time.perf_counter()
-
-    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if not self.enabled:
-            return
-        done = finished_trials(study)
-        try:
-            best = chosen_trial(study)
-            best_text = (
-                f"best silhouette {silhouette_of(best):.4f} (trial {best.number}, "
-                f"{best.user_attrs.get('algorithm')}, k={best.user_attrs.get('n_clusters')})"
-            )
-        except ValueError:
-            best_text = "no valid trial yet"
-        reason = trial.user_attrs.get("reason")
-        this = (
-            f"{silhouette_of(trial):.4f}"
-            if trial.state == TrialState.COMPLETE and not reason
-            else f"rejected: {reason or trial.state.name}"
-        )
-        print(
-            f"[{done:>3}/{self.total}] {best_text} | trial {trial.number}: {this} "
-            f"| {time.perf_counter() - self.started:.1f}s",
-            flush=True,
-        )

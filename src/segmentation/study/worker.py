@@ -18,17 +18,12 @@ from segmentation.errors import InputError, TrackingError
 from segmentation.features.space import prepare_space
 from segmentation.study.artifacts import ArtifactWriter
 from segmentation.study.budget import run_budget
+from segmentation.study.console import Progress
+from segmentation.study.definition import make_sampler, study_name
 from segmentation.study.interrupts import raise_once
-from segmentation.study.objective import (
-    Progress,
-    SweepContext,
-    TrialRunner,
-    copy_repeated_plots,
-    dataset_input,
-    make_sampler,
-    study_name,
-)
+from segmentation.study.objective import SweepContext, TrialRunner
 from segmentation.study.processes import die_with_parent
+from segmentation.study.run_logging import copy_repeated_plots, dataset_input
 from segmentation.study.storage import study_storage
 from segmentation.study.workers import StudyLock
 from segmentation.tracking.store import connect, quiet_console

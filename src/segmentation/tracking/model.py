@@ -83,7 +83,7 @@ class SegmentModel(mlflow.pyfunc.PythonModel):
         training data's cleaning did).
     relabel : mapping of int to int, optional
         Segment ids renumbered at promotion, so a segment matched to the previous champion's
-        keeps its id (see :mod:`segmentation.segments.alignment`).
+        keeps its id (see :mod:`segmentation.promotion.alignment`).
     reference : mapping, optional
         The training data's feature distributions and segment shares, for drift checks.
 

@@ -1,0 +1,95 @@
+"""What a study is (its name, objectives, sampler and algorithms) and which of its trials the
+sweep picks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import optuna
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from optuna.trial import TrialState
+
+from segmentation.errors import InputError
+from segmentation.features.space import feature_space_name
+
+FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def study_name(cfg: DictConfig, dataset_hash: str) -> str:
+    """One study per feature space and data: silhouettes of another space, or of other data
+    (the real file after the synthetic default, a new export), do not compare, and a rerun
+    must not resume such a study."""
+    name = f"{cfg.experiment_name}.{feature_space_name(cfg)}.data-{dataset_hash[:8]}"
+    # A two-objective study cannot resume a one-objective one (nor the other way round).
+    return f"{name}.pareto" if pareto(cfg) else name
+
+
+def algorithm_specs(cfg: DictConfig) -> dict[str, dict[str, Any]]:
+    """The selected algorithms' configs, by name."""
+    specs = OmegaConf.to_container(cfg.algorithm, resolve=True)
+    if not specs:
+        raise InputError("algorithm: no algorithm selected (expected kmeans, dbscan, gmm or all)")
+    return specs
+
+
+def make_sampler(cfg: DictConfig, worker: int = 0) -> optuna.samplers.BaseSampler:
+    """The configured sampler (``conf/sampler``); each worker its own seed, or identical seeds
+    would propose identical trials."""
+    return instantiate(cfg.sampler, seed=int(cfg.sweep.seed) + worker)
+
+
+def pareto(cfg: DictConfig) -> bool:
+    """``sweep.objective=pareto``: silhouette and stability, both maximised."""
+    objective = str(cfg.sweep.objective)
+    if objective not in ("silhouette", "pareto"):
+        raise InputError(f"sweep.objective={objective}: expected silhouette or pareto")
+    return objective == "pareto"
+
+
+def directions(cfg: DictConfig) -> list[str]:
+    return ["maximize", "maximize"] if pareto(cfg) else ["maximize"]
+
+
+def chosen_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
+    """The trial the sweep picks: the best feasible one; with two objectives (silhouette and
+    stability), the knee of the feasible Pareto front (:func:`knee`). Raises ``ValueError``
+    when no trial is feasible."""
+    if len(study.directions) == 1:
+        return study.best_trial
+    front = study.best_trials
+    if not front:
+        raise ValueError("no feasible trial")
+    return knee(front)
+
+
+def knee(front: list[optuna.trial.FrozenTrial]) -> optuna.trial.FrozenTrial:
+    """The Pareto-front trial nearest the ideal point (best silhouette and best stability), each
+    objective scaled to [0, 1] over the front; ties go to the earlier trial."""
+    values = np.array([t.values for t in front], dtype=float)
+    low, high = values.min(axis=0), values.max(axis=0)
+    scaled = (values - low) / np.where(high > low, high - low, 1.0)
+    distance = np.hypot(*(1.0 - scaled).T)
+    order = sorted(range(len(front)), key=lambda i: (round(distance[i], 12), front[i].number))
+    return front[order[0]]
+
+
+def silhouette_of(trial: optuna.trial.FrozenTrial) -> float:
+    """A finished trial's silhouette (its first objective)."""
+    return float(trial.values[0])
+
+
+def finished_trials(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
+
+
+def count_states(study: optuna.Study) -> dict[str, int]:
+    """Trials by state; a complete trial that breaks a constraint counts as INFEASIBLE."""
+    counts: dict[str, int] = {}
+    for trial in study.get_trials(deepcopy=False):
+        state = trial.state.name
+        if trial.state == TrialState.COMPLETE and trial.user_attrs.get("reason"):
+            state = "INFEASIBLE"
+        counts[state] = counts.get(state, 0) + 1
+    return counts

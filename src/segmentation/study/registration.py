@@ -1,0 +1,68 @@
+"""The best trial's model in the Model Registry, with the registered model's and the version's
+descriptions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from mlflow.tracking import MlflowClient
+
+from segmentation.study.definition import silhouette_of
+from segmentation.study.insights import FittedTrial
+from segmentation.study.objective import SweepContext
+from segmentation.tracking import runs
+from segmentation.tracking.descriptions import registered_model_description, version_description
+from segmentation.tracking.store import register_run_model
+
+
+def register_best(
+    client: MlflowClient,
+    ctx: SweepContext,
+    best: optuna.trial.FrozenTrial,
+    fit: FittedTrial,
+    explanations: dict[str, Any],
+) -> str:
+    """Register the best trial's model (once: a rerun finds the existing version), with the
+    registered model's and the version's descriptions."""
+    cfg, space = ctx.cfg, ctx.space
+    run_id = best.user_attrs["mlflow_run_id"]
+    version = register_run_model(
+        client,
+        str(cfg.tracking.registered_model_name),
+        run_id,
+        best.user_attrs["model_uri"],
+        tags={
+            "dataset": cfg.dataset.name,
+            runs.DATASET_HASH_TAG: space.dataset_hash,
+            "data_source": space.data.source,
+            "feature_set": cfg.features.name,
+            "algorithm": best.user_attrs.get("algorithm"),
+            "silhouette": f"{silhouette_of(best):.4f}",
+            "source_run": run_id,
+            "sweep_run": ctx.parent_run_id,
+        },
+    )
+    name = str(cfg.tracking.registered_model_name)
+    client.update_registered_model(
+        name,
+        description=registered_model_description(
+            str(cfg.dataset.name),
+            str(cfg.features.name),
+            ", ".join(space.columns),
+            str(cfg.experiment_description),
+        ),
+    )
+    run = client.get_run(run_id)
+    client.update_model_version(
+        name,
+        version,
+        description=version_description(
+            run.data.params,
+            run.data.metrics,
+            fit.segments.personas.to_dict(orient="records"),
+            extra=["**Explanations**", explanations["markdown"]],
+        ),
+    )
+    client.set_tag(ctx.parent_run_id, "registered_version", version)
+    return version
