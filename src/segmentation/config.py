@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,10 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 # The name under which each group's schema is stored; a group's YAML files start from it.
 SCHEMA = "_schema"
+
+# Choices are enums: a value outside them stops the composition, naming the valid ones. Member
+# names are the values (OmegaConf reads a choice by its name); StrEnum members compare, print and
+# serialise as the plain strings the code and the logged configs use.
 
 
 def project_root() -> Path:
@@ -51,6 +56,110 @@ class PathsConfig:
     artifact_root: str | None = None
     study_dir: str = MISSING
     reports_dir: str = MISSING
+
+
+class ColumnKind(StrEnum):
+    id = "id"
+    numeric = "numeric"
+    category = "category"
+    date = "date"
+
+
+@dataclass
+class ColumnSpec:
+    """One canonical column of a dataset file."""
+
+    kind: ColumnKind = ColumnKind.numeric
+    # Header variants accepted for it (case, spacing and punctuation are ignored).
+    aliases: list[str] = field(default_factory=list)
+    # false: a file without the column is read all the same.
+    required: bool = True
+    # Values below are refused (negative amounts, counts or ages are not valid).
+    min: float | None = None
+    # Marks a column whose missing values a cleaning rule fills (retail Income); reading does
+    # not refuse missing values in any column.
+    allow_missing: bool = False
+
+
+@dataclass
+class DatasetConfig:
+    name: str = MISSING
+    # Dotted path of the module that reads, validates and cleans the dataset (data/<name>.py).
+    module: str = MISSING
+    # ``_target_`` of the feature engineering step that travels inside the model.
+    engineer: Any = MISSING
+    file: str = MISSING
+    path: str = MISSING
+    # When the real file is absent, generate seeded synthetic customers of the same schema.
+    synthetic_fallback: bool = True
+    synthetic_rows: int = MISSING
+    synthetic_seed: int = 42
+    id_column: str = MISSING
+    columns: dict[str, ColumnSpec] = MISSING
+    # ``box``: (value, group) pairs of the EDA box plots (null: the plots' defaults).
+    eda: Any = None
+
+
+class ImplausibleAction(StrEnum):
+    drop = "drop"  # the rows are left out
+    keep = "keep"  # only counted
+
+
+class DuplicateAction(StrEnum):
+    keep = "keep"
+    drop = "drop"
+
+
+@dataclass
+class ImplausibleConfig:
+    action: ImplausibleAction = ImplausibleAction.drop
+    # null: no bound.
+    income_max: int | None = None
+    year_birth_min: int | None = None
+
+
+@dataclass
+class RetailCleaningConfig:
+    """The retail cleaning rules, applied in this order (data/retail_marketing.py)."""
+
+    constant_columns: list[str] = field(default_factory=list)
+    implausible: ImplausibleConfig = field(default_factory=ImplausibleConfig)
+    # median, drop or a number (a median learnt beforehand): a choice or a figure, which
+    # OmegaConf cannot type as one, so data/retail_marketing.py checks it.
+    missing_income: Any = "median"
+    marital_groups: dict[str, str] = field(default_factory=dict)
+    # Marital_Status values meaning the customer lives with a partner.
+    partner_statuses: list[str] = MISSING
+    duplicates: DuplicateAction = DuplicateAction.keep
+
+
+@dataclass
+class RetailDatasetConfig(DatasetConfig):
+    # null: the day/month order decided from the whole column; dayfirst, monthfirst, or a
+    # strptime format.
+    date_format: str | None = None
+    date_column: str = MISSING
+    cleaning: RetailCleaningConfig = field(default_factory=RetailCleaningConfig)
+    # Education as an ordered level.
+    education_levels: dict[str, int] = MISSING
+
+
+@dataclass
+class PersonasConfig:
+    name: str = MISSING
+    # A segment is "high" ("low") on a feature when its mean is this many population standard
+    # deviations above (below) the population mean.
+    threshold: float = 0.5
+    # Beyond this z-score a trait reads "very high"/"very low" when names would clash.
+    strong: float = 1.5
+    max_traits: int = 2
+    neutral_name: str = "Average customers"
+    # Feature -> {label, unit, high, low, very_high, very_low}; the missing words are derived.
+    features: dict[str, Any] = field(default_factory=dict)
+    # {when: {label: high | low | average}, recommend: [...]}, in order.
+    rules: list[Any] = field(default_factory=list)
+    default: list[str] = field(default_factory=list)
+    unassigned: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -89,12 +198,17 @@ class StabilityConfig:
     sample_rows: int | None = 2000
 
 
+class Objective(StrEnum):
+    silhouette = "silhouette"  # the best feasible silhouette wins
+    pareto = "pareto"  # silhouette and stability_ari both maximised
+
+
 @dataclass
 class SweepConfig:
     n_trials: int = 50
     seed: int = 42
     workers: int = 1
-    objective: str = "silhouette"
+    objective: Objective = Objective.silhouette
     constraints: ConstraintsConfig = field(default_factory=ConstraintsConfig)
     silhouette: SilhouetteConfig = field(default_factory=SilhouetteConfig)
     heartbeat_interval: int = 5
@@ -113,10 +227,15 @@ class TrackingConfig:
     artifact_workers: int = 2
 
 
+class StorageKind(StrEnum):
+    journal = "journal"  # Optuna's JournalStorage in a file (one machine)
+    rdb = "rdb"  # a database whose URL is in the environment variable ``url_env``
+
+
 @dataclass
 class StorageConfig:
     name: str = "local"
-    kind: str = "journal"
+    kind: StorageKind = StorageKind.journal
     url_env: str | None = None
 
 
@@ -146,6 +265,8 @@ class MonitoringConfig:
 
 SCHEMAS = {
     "paths": PathsConfig,
+    "dataset": DatasetConfig,
+    "personas": PersonasConfig,
     "features": FeaturesConfig,
     "scaling": ScalingConfig,
     "sweep": SweepConfig,
@@ -156,11 +277,17 @@ SCHEMAS = {
 }
 
 
+# Options whose schema extends their group's: ``<group>/_schema_<option>``.
+OPTION_SCHEMAS = {("dataset", "retail_marketing"): RetailDatasetConfig}
+
+
 def register_schemas() -> None:
     """Store each group's schema as ``<group>/_schema`` (idempotent)."""
     store = ConfigStore.instance()
     for group, node in SCHEMAS.items():
         store.store(group=group, name=SCHEMA, node=node)
+    for (group, option), node in OPTION_SCHEMAS.items():
+        store.store(group=group, name=f"{SCHEMA}_{option}", node=node)
 
 
 register_schemas()

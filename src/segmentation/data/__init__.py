@@ -60,7 +60,7 @@ def load_dataset(cfg_dataset: DictConfig) -> LoadedData:
     """Load (or generate) the dataset a config names, validated and cleaned."""
     module = dataset_module(cfg_dataset)
     path = Path(str(cfg_dataset.path)).expanduser().resolve()
-    if not path.exists() and cfg_dataset.get("synthetic_fallback", False):
+    if not path.exists() and cfg_dataset.synthetic_fallback:
         frame = module.generate(int(cfg_dataset.synthetic_rows), int(cfg_dataset.synthetic_seed))
         loaded = module.prepare(frame, cfg_dataset, f"{path}")
         loaded.source = "synthetic"
@@ -83,7 +83,7 @@ def model_input_example(data: LoadedData, cfg_dataset: DictConfig, rows: int) ->
     The id is not a model input: leaving it out of the signature lets files whose ids are
     numbers (or text) score alike.
     """
-    id_column = cfg_dataset.get("id_column")
+    id_column = cfg_dataset.id_column
     example = data.frame.head(rows).reset_index(drop=True)
     return example.drop(columns=[id_column]) if id_column in example.columns else example
 

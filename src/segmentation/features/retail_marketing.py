@@ -139,12 +139,10 @@ def engineer(cfg: DictConfig | None = None, data: LoadedData | None = None) -> R
     """The feature engineering step of this dataset's pipelines (settings from the config)."""
     if cfg is None:
         return RetailFeatures()
-    levels = cfg.get("education_levels")
-    partner = cfg.get("cleaning", {}).get("partner_statuses")
     return RetailFeatures(
-        education_levels=dict(levels) if levels else None,
-        date_order=_date_order(cfg.get("date_format"), data),
-        partner_statuses=tuple(partner) if partner else None,
+        education_levels=dict(cfg.education_levels),
+        date_order=_date_order(cfg.date_format, data),
+        partner_statuses=tuple(cfg.cleaning.partner_statuses),
     )
 
 

@@ -15,12 +15,14 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.stats import chisquare, ks_2samp
 
+from segmentation.config import DriftThresholds
 from segmentation.errors import InputError
 
 # Share given to an empty bin: PSI's log is infinite at 0, and 1e-4 keeps one empty bin's
@@ -29,14 +31,10 @@ EPSILON = 1e-4
 
 PROFILE_VERSION = 1
 
+# The thresholds of ``conf/monitoring`` (its schema's defaults); the increase over training is
+# turned into max_low_confidence_share by the check, which knows the training share.
 DEFAULT_THRESHOLDS: dict[str, float] = {
-    "psi_warn": 0.1,
-    "psi_drift": 0.25,
-    "segment_psi_drift": 0.25,
-    "min_rows": 50,
-    "max_low_confidence_share": 0.3,
-    "low_confidence": 0.5,
-    "p_value": 0.01,
+    k: float(v) for k, v in asdict(DriftThresholds()).items() if k != "max_low_confidence_increase"
 }
 
 NOISE = -1

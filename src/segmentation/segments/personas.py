@@ -9,28 +9,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from segmentation.config import PersonasConfig
 from segmentation.segments.profiles import profile_columns
 
 # The persona of noise (segment -1): customers no segment claims.
 NOISE_PERSONA = "Unassigned"
 
-DEFAULTS: dict[str, Any] = {
-    "threshold": 0.5,
-    # Beyond this z-score a trait reads "very high"/"very low" when names would clash.
-    "strong": 1.5,
-    "max_traits": 2,
-    "neutral_name": "Average customers",
-    "features": {},
-    "rules": [],
-    "default": [],
-    "unassigned": [],
-}
+# A dataset without a personas file: the schema's defaults (generic names, no rules).
+DEFAULTS: dict[str, Any] = {k: v for k, v in asdict(PersonasConfig()).items() if k != "name"}
 PERSONA_COLUMNS = ["segment", "name", "description", "size", "share", "profile", "recommendations"]
 
 

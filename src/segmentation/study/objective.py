@@ -48,7 +48,8 @@ REFERENCE_CONFIDENCES = 2000
 def model_inputs(cfg: DictConfig, space: FeatureSpace) -> dict[str, Any]:
     """What a logged model accepts: the dataset's rules for its input columns, and the figures
     training filled missing values with (a cleaning rule's ``column`` and ``value``)."""
-    rules = OmegaConf.to_container(cfg.dataset.columns, resolve=True)
+    # Plain text for the choices: the model is unpickled without the config's classes.
+    rules = OmegaConf.to_container(cfg.dataset.columns, resolve=True, enum_to_str=True)
     example = space.input_example.columns
     return {
         "columns": {c: spec for c, spec in rules.items() if c in example},

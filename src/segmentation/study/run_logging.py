@@ -88,7 +88,8 @@ def open_parent_run(
             "feature_set": cfg.features.name,
         },
     ).info.run_id
-    resolved = OmegaConf.to_container(cfg, resolve=True)
+    # Choices as plain text: the YAML of config.yaml has no tag for an enum.
+    resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     params = {
         "dataset": cfg.dataset.name,
         "data_source": space.data.source,
