@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from segmentation.errors import InputError
@@ -112,13 +112,13 @@ def check_drift(
     html_path.write_text(drift_html(report, title), encoding="utf-8")
     if len(scored.rejected):
         scored.rejected.to_csv(out / "rejected.csv", index=False)
-    run_id = log_check(cfg, report, out)
+    client = MlflowClient(str(cfg.paths.tracking_uri))
+    run_id = log_check(client, cfg, report, out)
     return DriftCheck(report, html_path, json_path, run_id)
 
 
-def log_check(cfg: DictConfig, report: dict[str, Any], out: Path) -> str:
+def log_check(client: MlflowClient, cfg: DictConfig, report: dict[str, Any], out: Path) -> str:
     """One run of the ``<experiment>-monitoring`` experiment: metrics, tags, the reports."""
-    client = mlflow.MlflowClient()
     name = f"{cfg.experiment_name}-monitoring"
     exp = experiment_id(client, name, cfg.paths.artifact_root)
     describe_experiment(client, exp, f"Drift checks of the models of {cfg.experiment_name}.")
@@ -152,7 +152,7 @@ def log_check(cfg: DictConfig, report: dict[str, Any], out: Path) -> str:
     return run.info.run_id
 
 
-def model_version(client: mlflow.MlflowClient, uri: str) -> str:
+def model_version(client: MlflowClient, uri: str) -> str:
     """``name vN`` of a registry URI (``models:/name@alias`` or ``models:/name/N``), else the
     URI itself."""
     match = re.match(r"models:/([^@/]+)(?:@(.+)|/(\d+))$", uri)

@@ -87,9 +87,7 @@ def candidate_run(cfg: DictConfig, client: MlflowClient, run_id: str | None = No
         try:
             run = client.get_run(run_id)
         except mlflow.exceptions.MlflowException:
-            raise InputError(
-                f"run {run_id}: not found in {redact(mlflow.get_tracking_uri())}"
-            ) from None
+            raise InputError(f"run {run_id}: not found in {redact(client.tracking_uri)}") from None
         if run.data.tags.get(runs.ROLE_TAG) != "sweep":
             return run
         # A sweep's parent run stands for its best trial.

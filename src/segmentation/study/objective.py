@@ -71,6 +71,8 @@ class SweepContext:
     parent_run_id: str
     dataset: DatasetInput
     artifacts: ArtifactWriter
+    # The sweep's store, given explicitly (not MLflow's process-wide tracking URI).
+    client: MlflowClient
 
 
 @dataclass
@@ -89,7 +91,6 @@ class TrialRunner:
     """The objective: fit, score, check constraints and log one child run per trial."""
 
     ctx: SweepContext
-    client: MlflowClient = field(default_factory=MlflowClient)
     # A trial that repeats an earlier one's parameters links the same model (TPE repeats
     # itself) instead of logging it again.
     models_by_key: dict[str, tuple[str, str]] = field(default_factory=dict)
@@ -102,6 +103,7 @@ class TrialRunner:
 
     def __post_init__(self) -> None:
         cfg = self.ctx.cfg
+        self.client = self.ctx.client
         self.specs = algorithm_specs(cfg)
         self.constraints = OmegaConf.to_container(cfg.sweep.constraints, resolve=True)
         self.seed = int(cfg.sweep.seed)

@@ -75,7 +75,7 @@ class SweepResult:
 
 def artifact_writer(cfg: DictConfig) -> ArtifactWriter:
     """The processes that draw plots and log models (``tracking.artifact_workers``)."""
-    return ArtifactWriter(int(cfg.tracking.get("artifact_workers", 0)))
+    return ArtifactWriter(int(cfg.tracking.artifact_workers))
 
 
 def run_sweep(cfg: DictConfig) -> SweepResult:
@@ -153,6 +153,7 @@ def _sweep(
             open_parent_run(client, cfg, exp_id, study, space, parent),
             dataset_input(space.data),
             writer,
+            client,
         )
         close_orphan_child_runs(client, ctx, study)
         announce(cfg, ctx.parent_run_id, study, revived, remaining)

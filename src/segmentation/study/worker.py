@@ -10,7 +10,6 @@ import argparse
 import sys
 
 import optuna
-from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 from threadpoolctl import threadpool_limits
 
@@ -33,9 +32,9 @@ def run_worker(cfg: DictConfig, index: int, experiment_id: str, parent_run_id: s
     """One worker: join the prepared study and parent run, run trials while budget remains."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = prepare_space(cfg)
-    writer = ArtifactWriter(int(cfg.tracking.get("artifact_workers", 0)))
+    writer = ArtifactWriter(int(cfg.tracking.artifact_workers))
     writer.start()
-    connect(str(cfg.paths.tracking_uri))
+    client = connect(str(cfg.paths.tracking_uri))
     lock = StudyLock.for_config(cfg)
     lock.claim()
     try:
@@ -45,13 +44,13 @@ def run_worker(cfg: DictConfig, index: int, experiment_id: str, parent_run_id: s
             sampler=make_sampler(cfg, worker=index),
         )
         ctx = SweepContext(
-            cfg, space, experiment_id, parent_run_id, dataset_input(space.data), writer
+            cfg, space, experiment_id, parent_run_id, dataset_input(space.data), writer, client
         )
         n_trials = int(cfg.sweep.n_trials)
         runner = TrialRunner(ctx)
         run_budget(study, runner, n_trials, [Progress(n_trials, bool(cfg.sweep.progress))])
         writer.close()  # this worker's plots and models are all logged
-        copy_repeated_plots(MlflowClient(), runner.plot_copies)
+        copy_repeated_plots(client, runner.plot_copies)
     finally:
         writer.close()
         lock.release()
