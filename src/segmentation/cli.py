@@ -15,14 +15,12 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from segmentation.config import conf_dir, ensure_root_env, unknown_option
+from segmentation.engines import engine
 from segmentation.errors import InputError, TrackingError
 from segmentation.monitoring.check import EXIT_OVER_THRESHOLD, check_drift, print_check
 from segmentation.promotion.promote import champion_uri, describe, promote, rollback
 from segmentation.serving.personas import log_run_personas
-from segmentation.serving.predict import report, score_file
-from segmentation.spark import engine_name, run_spark_sweep, score_table, spark_report
 from segmentation.study.storage import study_storage
-from segmentation.study.sweep import run_sweep
 from segmentation.tracking.reports import latest_sweep_run, write_report
 from segmentation.tracking.store import connect, quiet_console
 
@@ -57,7 +55,7 @@ def run_cli(task: Callable[[DictConfig], object]) -> None:
 
 def sweep_main() -> None:
     """``segmentation-sweep``: run or resume the configured sweep (on the configured engine)."""
-    run_cli(lambda cfg: run_spark_sweep(cfg) if engine_name(cfg) == "spark" else run_sweep(cfg))
+    run_cli(lambda cfg: engine(cfg).sweep(cfg))
 
 
 def report_task(cfg: DictConfig) -> object:
@@ -108,10 +106,8 @@ def predict_main() -> None:
         given = _overrides(cfg, "input", "output", "model_uri")
         if not given["input"] or not given["output"]:
             raise InputError("predict needs +input=<customers file> and +output=<segments file>")
-        if engine_name(cfg) == "spark":
-            spark_report(score_table(cfg, given["input"], given["output"], given["model_uri"]))
-        else:
-            report(score_file(cfg, given["input"], given["output"], given["model_uri"]))
+        runner = engine(cfg)
+        runner.report(runner.score(cfg, given["input"], given["output"], given["model_uri"]))
 
     run_cli(task)
 

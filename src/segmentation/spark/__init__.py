@@ -1,8 +1,8 @@
 """The Spark engine (``conf/engine/spark.yaml``): training and batch scoring on tables beyond one
 machine, with the same configs, the same MLflow runs and the same registered pyfunc model.
 
-Importing this package does not import pyspark: the CLI dispatches here only for ``engine=spark``
-and serving never needs a JVM.
+Importing this package does not import pyspark: :class:`segmentation.engines.SparkEngine` calls
+these functions only for ``engine=spark``, and serving never needs a JVM.
 """
 
 from __future__ import annotations
@@ -10,12 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
-
-
-def engine_name(cfg: DictConfig) -> str:
-    """The configured engine (``local`` when the config has no ``engine`` group)."""
-    return str(OmegaConf.select(cfg, "engine.name", default="local") or "local")
+from omegaconf import DictConfig
 
 
 def run_spark_sweep(cfg: DictConfig) -> Any:

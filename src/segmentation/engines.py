@@ -1,0 +1,69 @@
+"""Where a sweep and batch scoring run (``conf/engine``): the group's ``_target_`` names the
+engine and :func:`engine` builds it with ``instantiate``; every engine has ``sweep``,
+``score`` and ``report``. The Spark engine imports pyspark only once one of them runs."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from segmentation import spark
+from segmentation.errors import InputError
+from segmentation.serving import predict
+from segmentation.study.sweep import run_sweep
+
+
+class Engine(Protocol):
+    def sweep(self, cfg: DictConfig) -> Any: ...
+
+    def score(
+        self, cfg: DictConfig, input_path: str, output_path: str, model_uri: str | None
+    ) -> Any: ...
+
+    def report(self, result: Any) -> None: ...
+
+
+class LocalEngine:
+    """pandas and scikit-learn in this process."""
+
+    def __init__(self, name: str = "local", **settings: Any):
+        self.name = name
+        self.settings = settings
+
+    def sweep(self, cfg: DictConfig) -> Any:
+        return run_sweep(cfg)
+
+    def score(self, cfg: DictConfig, input_path: str, output_path: str, model_uri: str | None):
+        return predict.score_file(cfg, input_path, output_path, model_uri)
+
+    def report(self, result: Any) -> None:
+        predict.report(result)
+
+
+class SparkEngine:
+    """Spark (``engine=spark``); its settings are read by :mod:`segmentation.spark.session`."""
+
+    def __init__(self, name: str = "spark", **settings: Any):
+        self.name = name
+        self.settings = settings
+
+    def sweep(self, cfg: DictConfig) -> Any:
+        return spark.run_spark_sweep(cfg)
+
+    def score(self, cfg: DictConfig, input_path: str, output_path: str, model_uri: str | None):
+        return spark.score_table(cfg, input_path, output_path, model_uri)
+
+    def report(self, result: Any) -> None:
+        spark.spark_report(result)
+
+
+def engine(cfg: DictConfig) -> Engine:
+    """The engine ``cfg.engine`` names by its ``_target_``."""
+    try:
+        return instantiate(cfg.engine)
+    except InstantiationException as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise InputError(f"engine: cannot build it ({first})") from None
