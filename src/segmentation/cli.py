@@ -33,7 +33,7 @@ def run_cli(task: Callable[[DictConfig], object]) -> None:
     if wrong:  # before Hydra, whose own message is a block of text
         print(f"error: {wrong}", file=sys.stderr, flush=True)
         sys.exit(2)
-    # Python's last garbage collections at exit took 1.0-1.3 s after every command (MLflow,
+    # Python's last garbage collections at exit are slow after every command (MLflow,
     # scikit-learn and pandas leave millions of objects behind); frozen, they are skipped.
     # Exit handlers still run; finalizers of objects left in reference cycles, which Python
     # does not promise at exit, may not (the commands close their files and runs themselves).
@@ -120,7 +120,7 @@ def model_uri_main() -> None:
 def dashboard_task(cfg: DictConfig) -> None:
     """Serve the study storage of the config (the journal file, or PostgreSQL with
     ``storage=postgres``) in optuna-dashboard on 127.0.0.1 (``+port=``, default 8080)."""
-    # Only `make dashboard` needs it; every other command would pay its import (about 0.4 s).
+    # Only `make dashboard` needs it; every other command would pay its slow import.
     from optuna_dashboard import wsgi
 
     port = int(OmegaConf.select(cfg, "port", default=8080))

@@ -17,9 +17,8 @@ class SampleInitGaussianMixture(GaussianMixture):
 
     The default start (KMeans on all rows, then EM from it) costs tens of passes over the
     data; fitted on a sample, the mixture is already close to an optimum, and EM on all rows
-    converges in a few passes. On 1,000,000 customers x 6 features, 7 full-covariance
-    components took 54-64 s from the default start and 10 s from a 100,000-row sample, at
-    the same log-likelihood. Like any EM start it can land in another local optimum.
+    converges in a few passes, at the same log-likelihood (bench-results/RESULTS.md). Like any
+    EM start it can land in another local optimum.
 
     Parameters
     ----------

@@ -57,7 +57,7 @@ _FIRST_DAY, _DAYS = np.datetime64("2012-07-30"), 700  # 2012-07-30 .. 2014-06-29
 
 
 def generate(n_rows: int, seed: int) -> pd.DataFrame:
-    """Seeded synthetic customers with the real file's 29 columns, vectorised (1M rows ~ 1 s).
+    """Seeded synthetic customers with the real file's 29 columns, vectorised (millions of rows).
 
     Four spend/income groups; Income missing in about 1% of rows and the real file's
     Marital_Status oddities appear, so cleaning has work to do.

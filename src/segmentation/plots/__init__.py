@@ -31,8 +31,8 @@ NOISE_COLOUR = "#BBBBBB"
 # PNGs are mostly flat colour: zlib's fastest level packs them nearly as small, several times
 # faster than the default level 6.
 PNG_OPTIONS = {"compress_level": 1}
-# Plots draw at most this many points, so their cost does not grow with the data (a 5,000-point
-# scatter draws in about 50 ms; 20,000 took 190 ms, and shows no more structure).
+# Plots draw at most this many points, so their cost does not grow with the data (more points
+# show no more structure).
 MAX_POINTS = 5000
 
 

@@ -220,7 +220,8 @@ def write_optuna_plots(
 ) -> tuple[list[Path], dict[str, str]]:
     """Optuna's own plots (history, parameter importances, slice; or those in ``names``);
     returns the files written and, per plot skipped, the reason."""
-    # Imported where Optuna's plots are drawn only (pyplot and Optuna's plotting: 0.15 s).
+    # Imported where Optuna's plots are drawn only (pyplot and Optuna's plotting are slow to
+    # import).
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as ovm
 

@@ -109,8 +109,8 @@ def side_legend(
     """A legend column right of ``ax``, one ``(colour, label, linestyle)`` per row: a point
     marker when ``linestyle`` is ``None``, else a short line.
 
-    Matplotlib's own legend costs about 30 ms to draw (a layout of boxes); these few artists
-    take a few milliseconds, and sit outside the axes so they never hide data. They belong to
+    Matplotlib's own legend is slow to draw (a layout of boxes); these few artists are quick,
+    and sit outside the axes so they never hide data. They belong to
     the figure (placed in ``ax``'s coordinates), so 3D axes take them as well.
     """
     figure = ax.get_figure()

@@ -97,7 +97,7 @@ class TrialRunner:
     # The best trial this process ran, so the end of the sweep need not fit it again.
     best_fitted: FittedTrial | None = None
     # A trial whose labels and title repeat an earlier trial's gets that trial's plots, copied
-    # when the artifact jobs are done (TPE repeats itself: drawing them again cost ~0.1 s each).
+    # when the artifact jobs are done (TPE repeats itself, and drawing is the costly part).
     plots_by_key: dict[str, str] = field(default_factory=dict)
     plot_copies: list[tuple[str, str]] = field(default_factory=list)
 
@@ -137,7 +137,7 @@ class TrialRunner:
         trial.set_user_attr("algorithm", name)
         space = self.ctx.space
         # The client, not mlflow.start_run: that also reads the parent run and resolves the
-        # source's git commit for every trial (46-68 ms against 29 ms a run here).
+        # source's git commit for every trial.
         run = self.client.create_run(
             self.ctx.experiment_id,
             run_name=f"trial-{trial.number:03d}-{name}",
@@ -156,8 +156,8 @@ class TrialRunner:
         status = "FAILED"
         try:
             # One BLAS/OpenMP thread for the whole trial: small fits are faster, workers must
-            # not oversubscribe the cores, and a second thread in the metrics doubled their
-            # CPU time at 100,000 rows without shortening them.
+            # not oversubscribe the cores, and a second thread in the metrics costs CPU time
+            # without shortening them.
             with threadpool_limits(1):
                 value = self._run(trial, run.info.run_id, name, params)
             status = "FINISHED"

@@ -26,7 +26,7 @@ from segmentation.evaluation.confidence import confidence
 from segmentation.features.selection import FeatureSelector
 from segmentation.segments.personas import segment_personas
 
-# Passing the requirements skips MLflow's inference, a subprocess of about 2.4 s per model.
+# Passing the requirements skips MLflow's inference, a subprocess per model.
 _REQUIREMENTS = ("mlflow", "scikit-learn", "pandas", "numpy", "cloudpickle", "threadpoolctl")
 
 
