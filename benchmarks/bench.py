@@ -80,7 +80,7 @@ def bare_sweep(cfg: Any) -> dict[str, Any]:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = prepare_space(cfg)
-    specs = algorithm_specs(cfg)
+    specs = algorithm_specs(cfg.algorithm)
     constraints = OmegaConf.to_container(cfg.sweep.constraints, resolve=True)
     seed = int(cfg.sweep.seed)
 
@@ -117,7 +117,9 @@ def bare_sweep(cfg: Any) -> dict[str, Any]:
             trial.set_constraint(key, value)
         return float(metrics["silhouette"])
 
-    study = optuna.create_study(direction="maximize", sampler=make_sampler(cfg))
+    study = optuna.create_study(
+        direction="maximize", sampler=make_sampler(cfg.sampler, cfg.sweep.seed)
+    )
     start = time.perf_counter()
     enqueue_starts(cfg, space, study)  # as the tracked sweep starts a new study
     study.optimize(objective, n_trials=int(cfg.sweep.n_trials), gc_after_trial=False)

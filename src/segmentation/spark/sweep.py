@@ -79,7 +79,7 @@ class SparkTrialRunner(TrialRunner):
 def run_spark_sweep(cfg: DictConfig) -> SweepResult:
     """Run (or resume) the configured study on Spark and register its best model."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    specs = algorithm_specs(cfg)
+    specs = algorithm_specs(cfg.algorithm)
     check_spark_algorithms(specs)
     if int(cfg.sweep.workers) > 1:
         raise InputError("engine=spark: sweep.workers must be 1 (Spark parallelises each fit)")

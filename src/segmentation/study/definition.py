@@ -23,30 +23,32 @@ def study_name(cfg: DictConfig, dataset_hash: str) -> str:
     must not resume such a study."""
     name = f"{cfg.experiment_name}.{feature_space_name(cfg)}.data-{dataset_hash[:8]}"
     # A two-objective study cannot resume a one-objective one (nor the other way round).
-    return f"{name}.pareto" if pareto(cfg) else name
+    return f"{name}.pareto" if pareto(cfg.sweep) else name
 
 
-def algorithm_specs(cfg: DictConfig) -> dict[str, dict[str, Any]]:
-    """The selected algorithms' configs, by name."""
-    specs = OmegaConf.to_container(cfg.algorithm, resolve=True)
+def algorithm_specs(cfg_algorithm: DictConfig) -> dict[str, dict[str, Any]]:
+    """The selected algorithms' configs (``cfg.algorithm``), by name."""
+    specs = OmegaConf.to_container(cfg_algorithm, resolve=True)
     if not specs:
         raise InputError("algorithm: no algorithm selected (expected kmeans, dbscan, gmm or all)")
     return specs
 
 
-def make_sampler(cfg: DictConfig, worker: int = 0) -> optuna.samplers.BaseSampler:
-    """The configured sampler (``conf/sampler``); each worker its own seed, or identical seeds
-    would propose identical trials."""
-    return instantiate(cfg.sampler, seed=int(cfg.sweep.seed) + worker)
+def make_sampler(
+    cfg_sampler: DictConfig, seed: int, worker: int = 0
+) -> optuna.samplers.BaseSampler:
+    """The configured sampler (``cfg.sampler``, seeded with ``sweep.seed``); each worker its
+    own seed, or identical seeds would propose identical trials."""
+    return instantiate(cfg_sampler, seed=int(seed) + worker)
 
 
-def pareto(cfg: DictConfig) -> bool:
+def pareto(cfg_sweep: DictConfig) -> bool:
     """``sweep.objective=pareto``: silhouette and stability, both maximised."""
-    return cfg.sweep.objective == "pareto"
+    return cfg_sweep.objective == "pareto"
 
 
-def directions(cfg: DictConfig) -> list[str]:
-    return ["maximize", "maximize"] if pareto(cfg) else ["maximize"]
+def directions(cfg_sweep: DictConfig) -> list[str]:
+    return ["maximize", "maximize"] if pareto(cfg_sweep) else ["maximize"]
 
 
 def chosen_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:

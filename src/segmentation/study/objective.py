@@ -104,7 +104,7 @@ class TrialRunner:
     def __post_init__(self) -> None:
         cfg = self.ctx.cfg
         self.client = self.ctx.client
-        self.specs = algorithm_specs(cfg)
+        self.specs = algorithm_specs(cfg.algorithm)
         self.constraints = OmegaConf.to_container(cfg.sweep.constraints, resolve=True)
         self.seed = int(cfg.sweep.seed)
         space = self.ctx.space
@@ -288,7 +288,7 @@ class TrialRunner:
         best = self.best_fitted
         if not reason and (best is None or value > best.value):  # ties: the first, as Optuna
             self.best_fitted = FittedTrial(trial.number, value, name, params, segments)
-        if pareto(cfg):
+        if pareto(cfg.sweep):
             return value, float(metrics["stability_ari"])
         return value
 

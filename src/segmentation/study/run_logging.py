@@ -213,9 +213,9 @@ def report_link(run_id: str) -> str:
     return f"get-artifact?path=report.html&run_uuid={run_id}"
 
 
-def write_report_file(cfg: DictConfig, client: MlflowClient, parent_id: str) -> Path:
-    """The parent run's report, also as a file under ``paths.reports_dir``."""
-    path = Path(str(cfg.paths.reports_dir)) / f"report-{parent_id}.html"
+def write_report_file(reports_dir: str, client: MlflowClient, parent_id: str) -> Path:
+    """The parent run's report, also as a file under ``reports_dir`` (``paths.reports_dir``)."""
+    path = Path(reports_dir) / f"report-{parent_id}.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     client.download_artifacts(parent_id, "report.html", str(path.parent))
     (path.parent / "report.html").replace(path)

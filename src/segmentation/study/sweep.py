@@ -73,16 +73,16 @@ class SweepResult:
     report: Path | None = None
 
 
-def artifact_writer(cfg: DictConfig) -> ArtifactWriter:
+def artifact_writer(cfg_tracking: DictConfig) -> ArtifactWriter:
     """The processes that draw plots and log models (``tracking.artifact_workers``)."""
-    return ArtifactWriter(int(cfg.tracking.artifact_workers))
+    return ArtifactWriter(int(cfg_tracking.artifact_workers))
 
 
 def run_sweep(cfg: DictConfig) -> SweepResult:
     """Run (or resume) the study the config describes and register its best model."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = prepare_space(cfg)  # bad input is refused here, before anything is written
-    specs = algorithm_specs(cfg)
+    specs = algorithm_specs(cfg.algorithm)
     n_workers = workers.worker_count(cfg)
     workers.check_shared_tracking(cfg)
     check_algorithm_limits(specs, space.n_rows)
@@ -100,7 +100,7 @@ def sweep_space(
     from ``runner_factory``: another engine brings its own fit) and its summary, with the
     artifact pool drawing the data's plots from the start."""
     # With several sweep workers, each draws its own trials' plots; the data's are drawn here.
-    writer = artifact_writer(cfg) if n_workers == 1 else ArtifactWriter(0)
+    writer = artifact_writer(cfg.tracking) if n_workers == 1 else ArtifactWriter(0)
     writer.start()
     drawings = {}
     try:
@@ -132,8 +132,8 @@ def _sweep(
             study_name=study_name(cfg, space.dataset_hash),
             storage=storage,
             load_if_exists=True,
-            directions=directions(cfg),
-            sampler=make_sampler(cfg),
+            directions=directions(cfg.sweep),
+            sampler=make_sampler(cfg.sampler, cfg.sweep.seed),
         )
         if not study.trials:
             enqueue_starts(cfg, space, study)
@@ -166,7 +166,7 @@ def enqueue_starts(cfg: DictConfig, space: FeatureSpace, study: optuna.Study) ->
     """A new study's first trials: each algorithm's ``start`` from its config, where ``elbow``
     is the elbow of a quick KMeans inertia curve of this data (a sensible first k; TPE then
     searches around good trials rather than from random ones only)."""
-    specs = algorithm_specs(cfg)
+    specs = algorithm_specs(cfg.algorithm)
     starts = {name: spec["start"] for name, spec in specs.items() if spec.get("start")}
     if not starts:
         return
@@ -321,7 +321,7 @@ def finish_sweep(
             )
         },
     )
-    result.report = write_report_file(cfg, client, parent_id)
+    result.report = write_report_file(str(cfg.paths.reports_dir), client, parent_id)
     client.set_terminated(parent_id, status="FINISHED")
     show_best(cfg, best, result.registered_version)
     show_next(cfg, result.report, result.experiment_id, result.parent_run_id)

@@ -41,7 +41,7 @@ def run_worker(cfg: DictConfig, index: int, experiment_id: str, parent_run_id: s
         study = optuna.load_study(
             study_name=study_name(cfg, space.dataset_hash),
             storage=study_storage(cfg),
-            sampler=make_sampler(cfg, worker=index),
+            sampler=make_sampler(cfg.sampler, cfg.sweep.seed, worker=index),
         )
         ctx = SweepContext(
             cfg, space, experiment_id, parent_run_id, dataset_input(space.data), writer, client
