@@ -63,7 +63,7 @@ def sha256(text: str) -> str:
 
 def normalise_email(value: Any) -> str | None:
     """Trimmed, lower-cased email address; ``None`` if empty or not an address."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
         return None
     text = str(value).strip().lower()
     return text if _EMAIL.match(text) else None
@@ -76,7 +76,7 @@ def normalise_phone(value: Any, country_code: str | None = None) -> str | None:
     ``+44 20 7946 0958``, ``0044 20 7946 0958`` and, with ``country_code="44"``,
     ``020 7946 0958`` all give ``+442079460958``.
     """
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
         return None
     text = _PHONE_SEPARATORS.sub("", str(value).strip())
     if text.startswith("+"):
@@ -96,7 +96,7 @@ def normalise_phone(value: Any, country_code: str | None = None) -> str | None:
 
 def normalise_text(value: Any) -> str | None:
     """Trimmed and lower-cased (names); ``None`` if empty."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
         return None
     text = str(value).strip().lower()
     return text or None
@@ -125,28 +125,31 @@ def identifier_frame(
     out = pd.DataFrame(index=frame.index)
     unusable: dict[str, int] = {}
 
-    def hashed(kind: str, values: pd.Series, normalise) -> pd.Series:
-        clean = values.map(normalise)
+    def normalised(kind: str, normalise) -> list[str | None]:
+        values = frame[found[kind]]
+        clean = [normalise(v) for v in values]
         given = values.notna() & (values.astype(str).str.strip() != "")
-        unusable[kind] = int((given & clean.isna()).sum())
+        unusable[kind] = int(sum(bool(g) and c is None for g, c in zip(given, clean, strict=True)))
         return clean
 
-    for kind, column in found.items():
-        values = frame[column]
+    def column(values: list[str | None]) -> pd.Series:
+        return pd.Series(values, index=frame.index, dtype=object)
+
+    for kind in found:
         if kind == "email":
-            clean = hashed(kind, values, normalise_email)
-            out["email_sha256"] = clean.map(lambda v: sha256(v) if v else None)
+            clean = normalised(kind, normalise_email)
+            out["email_sha256"] = column([sha256(v) if v else None for v in clean])
         elif kind == "phone":
-            clean = hashed(kind, values, lambda v: normalise_phone(v, country_code))
-            out["phone_sha256"] = clean.map(lambda v: sha256(v) if v else None)
-            out["phone_meta_sha256"] = clean.map(lambda v: sha256(v[1:]) if v else None)
+            clean = normalised(kind, lambda v: normalise_phone(v, country_code))
+            out["phone_sha256"] = column([sha256(v) if v else None for v in clean])
+            out["phone_meta_sha256"] = column([sha256(v[1:]) if v else None for v in clean])
         elif kind in ("first_name", "last_name"):
-            clean = hashed(kind, values, normalise_text)
-            out[f"{kind}_sha256"] = clean.map(lambda v: sha256(v) if v else None)
-        elif kind == "country":
-            out[kind] = values.map(lambda v: str(v).strip().upper() if pd.notna(v) else None)
-        else:
-            out[kind] = values.map(lambda v: str(v).strip() if pd.notna(v) else None)
+            clean = normalised(kind, normalise_text)
+            out[f"{kind}_sha256"] = column([sha256(v) if v else None for v in clean])
+        else:  # zip and country in clear text, trimmed (country codes upper-cased)
+            clean = [None if pd.isna(v) else str(v).strip() or None for v in frame[found[kind]]]
+            upper = kind == "country"
+            out[kind] = column([v.upper() if v and upper else v for v in clean])
     return out, unusable
 
 
@@ -261,7 +264,7 @@ def model_version(cfg: DictConfig, uri: str) -> dict[str, Any]:
         )
     except MlflowException:
         return info
-    return {**info, "name": name, "version": str(version.version), "run_id": version.run_id}
+    return {**info, "name": name, "version": int(version.version), "run_id": version.run_id}
 
 
 def _check_settings(cfg: DictConfig) -> tuple[float, int, float, float, float, str | None]:
