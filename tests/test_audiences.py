@@ -17,6 +17,7 @@ from statsmodels.stats.proportion import proportion_effectsize
 
 from segmentation.cli import audiences_main
 from segmentation.data.retail_marketing import generate
+from segmentation.evaluation.drift import reference_profile
 from segmentation.serving.audiences import (
     MANIFEST,
     baselines,
@@ -143,6 +144,18 @@ def test_minimum_detectable_effect_equals_statsmodels(treated, held):
     )
     assert math.isnan(detectable_effect(10, 0, 0.05, 0.8))
     assert detectable_rate(0.9, 1.0) is None  # no rate lies that far above 90%
+
+
+def test_models_keep_their_training_segments_response_rate():
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]})
+    segments = np.array([0, 0, 0, 1, 1, 1, -1])
+    profile = reference_profile(frame, ["x"], segments, response=[1, 0, 1, 0, 0, np.nan, 1])
+    rows = {r["segment"]: r for r in profile["segments"]}
+    assert (rows[0]["responders"], rows[0]["response_rate"]) == (2, pytest.approx(2 / 3))
+    # A customer without a response counts in the segment, not in its rate.
+    assert (rows[1]["count"], rows[1]["responders"], rows[1]["response_rate"]) == (3, 0, 0.0)
+    assert rows[-1]["response_rate"] == 1.0
+    assert "response_rate" not in reference_profile(frame, ["x"], segments)["segments"][0]
 
 
 def test_baseline_comes_from_the_model_else_the_input_else_the_default():
