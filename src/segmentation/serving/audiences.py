@@ -507,30 +507,46 @@ def _percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
+def segment_table(export: AudienceExport) -> pd.DataFrame:
+    """The per-segment table people read: sizes and, with holdouts, the detectable lift."""
+    table = pd.DataFrame(
+        {
+            "segment": [s.segment for s in export.segments],
+            "persona": [s.persona for s in export.segments],
+            "upload": [s.treated for s in export.segments],
+        }
+    )
+    if export.manifest["holdout"]["share"] > 0:
+        table["holdout"] = [s.holdout for s in export.segments]
+        table["baseline"] = [
+            f"{_percent(s.baseline_response)} ({s.baseline_source})" for s in export.segments
+        ]
+        table["detectable"] = [_percent(s.detectable_response) for s in export.segments]
+        table["min. lift"] = [
+            "none possible"
+            if s.min_detectable_lift is None
+            else f"+{100 * s.min_detectable_lift:.1f} pts (+{s.min_detectable_lift_relative:.0%})"
+            for s in export.segments
+        ]
+    return table
+
+
+def _aligned(table: pd.DataFrame) -> str:
+    """The table as text, persona names left-aligned."""
+    width = int(table["persona"].str.len().max())
+    left = {"persona": lambda name: f"{name:<{width}}"}
+    return table.to_string(index=False, formatters=left, justify="left")
+
+
 def report(export: AudienceExport) -> None:
     """The per-segment table on stdout, warnings on stderr."""
     manifest = export.manifest
-    holdout = manifest["holdout"]["share"] > 0
-    lines = []
-    for s in export.segments:
-        line = f"  {s.segment:>5}  {s.persona[:34]:<34} {s.treated:>8}"
-        if holdout:
-            lift = _percent(s.min_detectable_lift).replace("%", " pts")
-            line += (
-                f" {s.holdout:>8}  {_percent(s.baseline_response):>8} ({s.baseline_source})"
-                f"  +{lift}"
-            )
-        lines.append(line)
-    header = f"  {'segm.':>5}  {'persona':<34} {'upload':>8}"
-    if holdout:
-        header += f" {'holdout':>8}  {'baseline':>8}           min. detectable lift"
     model = manifest["model"]
     version = f" (version {model['version']})" if model["version"] else ""
     print(
         f"Audiences of {manifest['input']['scored']} customer(s) scored by {model['uri']}"
-        f"{version} in {export.output}; rejected {manifest['input']['rejected']}.",
-        header,
-        *lines,
+        f"{version} into {export.output}; rejected {manifest['input']['rejected']}.",
+        _aligned(segment_table(export)),
         f"Manifest: {export.output / MANIFEST}",
         sep="\n",
         flush=True,
