@@ -345,3 +345,16 @@ def test_bad_input_is_refused_before_anything_is_written(
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "not an earlier audiences export" in err[0]
     assert [p.name for p in busy.iterdir()] == ["notes.txt"]
+    # An earlier export with a file of someone else's added is refused too, and kept whole.
+    earlier = tmp_path / "earlier"
+    assert (
+        run_main(audiences_main, monkeypatch, *base, f"+input={customers}", f"+output={earlier}")
+        == 0
+    )
+    (earlier / "notes.txt").write_text("mine")
+    kept = {p.name: p.read_bytes() for p in earlier.iterdir()}
+    capsys.readouterr()
+    code = run_main(audiences_main, monkeypatch, *base, f"+input={customers}", f"+output={earlier}")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "holds 'notes.txt', not written by" in err[0]
+    assert {p.name: p.read_bytes() for p in earlier.iterdir()} == kept

@@ -301,13 +301,27 @@ def _check_settings(cfg: DictConfig) -> tuple[float, int, float, float, float, s
 
 
 def _check_output(output: Path) -> None:
-    """Refuse a folder that holds anything but an earlier export (which a rerun replaces)."""
+    """Refuse a folder that holds anything but an earlier export's own files (a rerun
+    replaces them); a file of someone else's in it would be lost."""
     if output.exists() and not output.is_dir():
         raise InputError(f"{output}: exists and is not a folder (expected an output folder)")
-    if output.is_dir() and any(output.iterdir()) and not (output / MANIFEST).is_file():
+    if not output.is_dir() or not any(output.iterdir()):
+        return
+    try:
+        earlier = json.loads((output / MANIFEST).read_text(encoding="utf-8"))
+        ours = {MANIFEST, MANIFEST_TABLE, REJECTED}
+        for row in earlier["segments"]:
+            ours |= {row["file"], row["holdout_file"]}
+    except (OSError, ValueError, KeyError, TypeError):
         raise InputError(
             f"{output}: folder holds files that are not an earlier audiences export "
-            f"(no {MANIFEST}); give an empty or new OUTPUT folder"
+            f"(no readable {MANIFEST}); give an empty or new OUTPUT folder"
+        ) from None
+    other = sorted(p.name for p in output.iterdir() if p.name not in ours)
+    if other:
+        raise InputError(
+            f"{output}: folder holds {other[0]!r}, not written by the earlier export it holds "
+            "(a rerun replaces the folder); move it or give another OUTPUT folder"
         )
 
 
