@@ -12,6 +12,7 @@ RUN ?=
 MODEL ?=
 INPUT ?=
 OUTPUT ?=
+HOLDOUT ?=
 PORT ?= 5001
 UI_PORT ?= 5000
 DASHBOARD_PORT ?= 8080
@@ -25,12 +26,13 @@ export DATA_DIR := $(abspath $(DATA_DIR))
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help venv spark-install sweep test lint format bench ui dashboard promote rollback predict drift serve report clean
+.PHONY: help venv spark-install sweep test lint format bench ui dashboard promote rollback predict audiences drift serve report clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  Variables: EXPERIMENT=name DATA_DIR=dir ARGS=\"hydra overrides\" WORKERS=n RUN=id"
 	@echo "             INPUT=file OUTPUT=file MODEL=models:/name@alias PORT=n DASHBOARD_PORT=n"
+	@echo "             HOLDOUT=share (audiences: control group per segment, e.g. 0.1)"
 	@echo "             ENGINE=local|spark (make spark-install first)"
 
 # (Re)install when the env is missing or older than pyproject.toml.
@@ -80,6 +82,9 @@ rollback: $(STAMP) ## Move champion back to the previous version
 
 predict: $(STAMP) ## Score INPUT=file into OUTPUT=file with MODEL (default: the champion)
 	$(BIN)/segmentation-predict experiments=$(EXPERIMENT) +input=$(INPUT) +output=$(OUTPUT) $(if $(MODEL),+model_uri=$(MODEL)) engine=$(ENGINE) $(ARGS)
+
+audiences: $(STAMP) ## One upload file per segment of INPUT=file (champion) into OUTPUT=folder; HOLDOUT=0.1
+	$(BIN)/segmentation-audiences experiments=$(EXPERIMENT) +input=$(INPUT) $(if $(OUTPUT),+output=$(OUTPUT)) $(if $(MODEL),+model_uri=$(MODEL)) $(if $(HOLDOUT),audiences.holdout.share=$(HOLDOUT)) $(ARGS)
 
 drift: $(STAMP) ## Drift of INPUT=file against MODEL's training data (exit 3 over the thresholds)
 	$(BIN)/segmentation-drift experiments=$(EXPERIMENT) +input=$(INPUT) $(if $(MODEL),+model_uri=$(MODEL)) $(if $(OUTPUT),+output=$(OUTPUT)) $(ARGS)

@@ -9,8 +9,10 @@ from sklearn.cluster import BisectingKMeans
 from sklearn.metrics import adjusted_rand_score
 from sklearn.utils.estimator_checks import check_estimator
 
-from segmentation.algorithms import bisecting_kmeans, hdbscan
+from segmentation.algorithms import bisecting_kmeans, hdbscan, trial_algorithm
 from segmentation.algorithms.hdbscan import ReachHDBSCAN
+from segmentation.study.sweep import run_sweep
+from tests.conftest import DATA_DIR, make_cfg, real_file
 
 CENTRES = np.array([[0.0, 0.0], [6.0, 0.0], [0.0, 6.0]])
 
@@ -76,3 +78,37 @@ def test_bisecting_kmeans_build_passes_params_and_seed():
     assert isinstance(model, BisectingKMeans)
     assert model.n_clusters == 3 and model.random_state == 3
     assert adjusted_rand_score(planted, model.fit_predict(X)) == 1.0
+
+
+def test_hdbscan_min_cluster_fraction_scales_with_the_rows_fitted():
+    assert hdbscan.build(n_rows=200, min_cluster_fraction=0.05).min_cluster_size == 10
+    assert hdbscan.build(n_rows=200_000, min_cluster_fraction=0.05).min_cluster_size == 10_000
+    # Fitted on a sample: a share of the sample; never below 2.
+    sampled = hdbscan.build(n_rows=200_000, sample_rows=1000, min_cluster_fraction=0.05)
+    assert sampled.min_cluster_size == 50
+    assert hdbscan.build(n_rows=20, min_cluster_fraction=0.02).min_cluster_size == 2
+    with pytest.raises(ValueError, match="not both"):
+        hdbscan.build(n_rows=200, min_cluster_fraction=0.05, min_cluster_size=5)
+    with pytest.raises(ValueError, match="0 < f < 1"):
+        hdbscan.build(n_rows=200, min_cluster_fraction=1.5)
+
+
+@pytest.mark.slow
+def test_hdbscan_default_space_finds_segments_on_the_real_mall_file(store):
+    # A 6-trial sweep of the default HDBSCAN space on the real file (it once ended with "no
+    # trial met the constraints": a fixed min_cluster_size of 5-60 and min_samples up to 30).
+    real_file("Mall_Customers.csv")
+    cfg = make_cfg(
+        store,
+        "experiments=mall_income_spending",
+        "algorithm=hdbscan",
+        "sweep.n_trials=6",
+        "tracking.log_plots=false",
+        data_dir=DATA_DIR,
+    )
+    result = run_sweep(cfg)
+    assert result.best_trial is not None and result.registered_version == "1"
+    assert trial_algorithm(result.best_trial) == "hdbscan"
+    assert result.counts.get("COMPLETE", 0) >= 1  # feasible trials
+    assert result.best_trial.params["hdbscan.min_cluster_fraction"] <= 0.14
+    assert result.best_trial.value > 0.45

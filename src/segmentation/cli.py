@@ -19,6 +19,8 @@ from segmentation.engines import engine
 from segmentation.errors import InputError, TrackingError
 from segmentation.monitoring.check import EXIT_OVER_THRESHOLD, check_drift, print_check
 from segmentation.promotion.promote import champion_uri, describe, promote, rollback
+from segmentation.serving.audiences import export_audiences
+from segmentation.serving.audiences import report as audiences_report
 from segmentation.serving.personas import log_run_personas
 from segmentation.study.storage import study_storage
 from segmentation.tracking.reports import latest_sweep_run, write_report
@@ -110,6 +112,22 @@ def predict_main() -> None:
         runner.report(runner.score(cfg, given["input"], given["output"], given["model_uri"]))
 
     run_cli(task)
+
+
+def audiences_task(cfg: DictConfig) -> object:
+    """Write the audiences of ``+input=file`` (one upload file per segment, holdouts with
+    ``audiences.holdout.share``) into ``+output=folder`` (default ``audiences.output_dir``)."""
+    given = _overrides(cfg, "input", "output", "model_uri")
+    if not given["input"]:
+        raise InputError("audiences needs +input=<customers file> (make audiences INPUT=file)")
+    export = export_audiences(cfg, given["input"], given["output"], given["model_uri"])
+    audiences_report(export)
+    return export
+
+
+def audiences_main() -> None:
+    """``segmentation-audiences``: upload files per segment (``make audiences INPUT=file``)."""
+    run_cli(audiences_task)
 
 
 def model_uri_main() -> None:

@@ -263,6 +263,29 @@ class MonitoringConfig:
     thresholds: DriftThresholds = field(default_factory=DriftThresholds)
 
 
+@dataclass
+class HoldoutConfig:
+    share: float = 0.0
+    seed: int = 42
+
+
+@dataclass
+class PowerConfig:
+    alpha: float = 0.05
+    power: float = 0.8
+    default_baseline: float = 0.1
+
+
+@dataclass
+class AudiencesConfig:
+    output_dir: str = MISSING
+    identifiers: dict[str, list[str]] = field(default_factory=dict)
+    phone_country_code: str | None = None
+    min_size: dict[str, int] = field(default_factory=dict)
+    holdout: HoldoutConfig = field(default_factory=HoldoutConfig)
+    power: PowerConfig = field(default_factory=PowerConfig)
+
+
 SCHEMAS = {
     "paths": PathsConfig,
     "dataset": DatasetConfig,
@@ -274,6 +297,7 @@ SCHEMAS = {
     "storage": StorageConfig,
     "promotion": PromotionConfig,
     "monitoring": MonitoringConfig,
+    "audiences": AudiencesConfig,
 }
 
 

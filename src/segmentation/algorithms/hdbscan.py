@@ -164,12 +164,26 @@ def build(
     random_state: int | None = None,
     n_rows: int | None = None,
     sample_rows: int | None = None,
+    min_cluster_fraction: float | None = None,
     **params: Any,
 ) -> ReachHDBSCAN:
-    """HDBSCAN with ``params`` (``n_rows`` unused), fitted on a seeded sample of
-    ``sample_rows`` rows if set (the configs' name for ``max_samples``, as for DBSCAN)."""
+    """HDBSCAN with ``params``, fitted on a seeded sample of ``sample_rows`` rows if set (the
+    configs' name for ``max_samples``, as for DBSCAN).
+
+    ``min_cluster_fraction`` sets ``min_cluster_size`` as that share of the rows fitted
+    (``n_rows``, or the sample), at least 2: a fixed size is a different model on 200 rows
+    than on 200,000."""
     if sample_rows is not None:
         if params.get("max_samples") is not None:
             raise ValueError("give sample_rows or max_samples, not both")
         params["max_samples"] = sample_rows
+    if min_cluster_fraction is not None:
+        if params.get("min_cluster_size") is not None:
+            raise ValueError("give min_cluster_fraction or min_cluster_size, not both")
+        if n_rows is None:
+            raise ValueError("min_cluster_fraction needs n_rows")
+        if not 0.0 < float(min_cluster_fraction) < 1.0:
+            raise ValueError(f"min_cluster_fraction={min_cluster_fraction}: expected 0 < f < 1")
+        fitted = min(int(n_rows), int(params.get("max_samples") or n_rows))
+        params["min_cluster_size"] = max(2, round(float(min_cluster_fraction) * fitted))
     return ReachHDBSCAN(random_state=random_state, **params)

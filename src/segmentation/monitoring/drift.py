@@ -121,6 +121,7 @@ def reference_profile(
     seed: int = 0,
     *,
     personas: Mapping[int, str] | None = None,
+    response: Any = None,
 ) -> dict[str, Any]:
     """What a model stores about its training data for :func:`drift_report` (JSON-ready).
 
@@ -129,6 +130,8 @@ def reference_profile(
     ``sample_rows`` finite values drawn with ``seed`` (for the Kolmogorov-Smirnov test).
     Non-numeric columns are listed under ``skipped``. ``segments`` are the training segment
     ids of the rows; their counts and shares are stored, with ``personas`` when given.
+    ``response`` (1 = the customer responded to the last campaign, per row) adds each segment's
+    ``responders`` and ``response_rate`` over the rows that have one.
     """
     if len(frame) == 0:
         raise InputError("the training data has no rows: nothing to profile")
@@ -161,6 +164,14 @@ def reference_profile(
         {"segment": int(s), "count": int(c), "share": float(c / len(labels))}
         for s, c in zip(ids, counts, strict=True)
     ]
+    if response is not None:
+        answered = pd.to_numeric(pd.Series(np.asarray(response).reshape(-1)), errors="coerce")
+        if len(answered) != len(labels):
+            raise InputError(f"{len(answered)} responses for {len(labels)} training rows")
+        for row in segment_rows:
+            mine = answered[labels == row["segment"]].dropna()
+            row["responders"] = int((mine > 0).sum())
+            row["response_rate"] = float((mine > 0).mean()) if len(mine) else None
     return {
         "version": PROFILE_VERSION,
         "n_rows": len(frame),

@@ -121,11 +121,22 @@ class TrialRunner:
 
     def reference(self, fit: Fit) -> dict[str, Any]:
         """The training distributions a model keeps for drift checks (from a seeded sample of
-        at most ``REFERENCE_ROWS`` customers): its features, segment shares and confidences."""
+        at most ``REFERENCE_ROWS`` customers): its features, segment shares and confidences, and
+        each segment's response rate when the dataset has a ``response_column``."""
         space = self.ctx.space
         rows = subsample(space.n_rows, REFERENCE_ROWS, self.seed)
         frame = pd.DataFrame(space.X_raw[rows], columns=space.columns)
-        reference = reference_profile(frame, space.columns, fit.labels[rows], seed=self.seed)
+        # The last campaign's response per segment: the baseline of `make audiences` holdouts.
+        column = self.ctx.cfg.dataset.get("response_column")
+        data = space.data.frame
+        answered = (
+            data[column].to_numpy()[rows]
+            if column and column in data.columns and len(data) == space.n_rows
+            else None
+        )
+        reference = reference_profile(
+            frame, space.columns, fit.labels[rows], seed=self.seed, response=answered
+        )
         sure = confidence(fit.estimator, space.X[rows], fit.labels[rows])
         reference["confidence"] = np.round(sure[:REFERENCE_CONFIDENCES], 4).tolist()
         return reference

@@ -170,8 +170,10 @@ def enqueue_starts(cfg: DictConfig, space: FeatureSpace, study: optuna.Study) ->
     starts = {name: spec["start"] for name, spec in specs.items() if spec.get("start")}
     if not starts:
         return
-    ks = range(int(cfg.sweep.constraints.k_min), int(cfg.sweep.constraints.k_max) + 1)
-    k = elbow_k(space.X, ks, int(cfg.sweep.seed), int(cfg.sweep.silhouette.curve_fit_rows))
+    k = None
+    if any(value == "elbow" for start in starts.values() for value in start.values()):
+        ks = range(int(cfg.sweep.constraints.k_min), int(cfg.sweep.constraints.k_max) + 1)
+        k = elbow_k(space.X, ks, int(cfg.sweep.seed), int(cfg.sweep.silhouette.curve_fit_rows))
     for name, start in sorted(starts.items()):
         search = specs[name].get("search") or {}
         params = {}
