@@ -98,6 +98,8 @@ class DatasetConfig:
     columns: dict[str, ColumnSpec] = MISSING
     # ``box``: (value, group) pairs of the EDA box plots (null: the plots' defaults).
     eda: Any = None
+    # The last campaign's 0/1 response column (null: the dataset has none).
+    response_column: str | None = None
 
 
 class ImplausibleAction(StrEnum):
