@@ -16,12 +16,19 @@ from segmentation.algorithms import centers
 from segmentation.features.space import FeatureSpace
 from segmentation.segments.personas import (
     build_personas,
+    feature_info,
     persona_config,
     persona_names,
     write_personas,
 )
 from segmentation.segments.profiles import original_centers, segment_profile, write_profile
-from segmentation.segments.value import attribute_profile, value_table, write_value
+from segmentation.segments.value import (
+    attribute_profile,
+    value_markdown,
+    value_records,
+    value_table,
+    write_value,
+)
 
 
 @dataclass
@@ -83,9 +90,12 @@ def describe_frame(
         if value.attrs["response"]
         else "customers x mean spend",
     }
-    return Segments(
-        labels, profile, personas, value, attribute_profile(frame, labels, groups), meta
-    )
+    attributes = attribute_profile(frame, labels, groups)
+    for group in attributes["groups"]:
+        for row in group["attributes"]:
+            info = feature_info(settings, row["attribute"])
+            row.update(label=info["label"], unit=info["unit"], percent=bool(info.get("percent")))
+    return Segments(labels, profile, personas, value, attributes, meta)
 
 
 def describe_segments(
@@ -98,3 +108,11 @@ def describe_segments(
     profile = segment_profile(space.X_raw, labels, space.columns, centres)
     frame = engineered_frame(space, len(labels))
     return describe_frame(cfg.get("personas"), profile, labels, frame)
+
+
+def value_section(segments: Segments) -> list[str]:
+    """The value table as a description section (none without a value table)."""
+    if segments.value is None:
+        return []
+    payload = {**segments.value_meta, "segments": value_records(segments.value)}
+    return ["**Segment value**", value_markdown(payload)]

@@ -65,7 +65,7 @@ def persona_config(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-def _feature_info(cfg: Mapping[str, Any], column: str) -> dict[str, Any]:
+def feature_info(cfg: Mapping[str, Any], column: str) -> dict[str, Any]:
     info = dict(cfg["features"].get(column) or {})
     # An unconfigured column reads in lower case inside a name ("High income, low frequency").
     info.setdefault("label", column.replace("_", " ").lower())
@@ -89,7 +89,7 @@ def _name(traits: list[tuple[str, str]], cfg: Mapping[str, Any], order: list[str
     if not traits:
         return str(cfg["neutral_name"])
     traits = sorted(traits, key=lambda t: order.index(t[0]))
-    words = [_feature_info(cfg, c)[level] for c, level in traits]
+    words = [feature_info(cfg, c)[level] for c, level in traits]
     return _sentence(words)
 
 
@@ -128,7 +128,7 @@ def recommendations(
 ) -> list[str]:
     """``leading`` (a convention row's), then the recommendations of every rule whose
     conditions all hold; the default ones when there are none."""
-    by_label = {_feature_info(cfg, c)["label"]: lv for c, lv in level_by_column.items()}
+    by_label = {feature_info(cfg, c)["label"]: lv for c, lv in level_by_column.items()}
     by_label.update(level_by_column)  # a rule may also name the column itself
     out: list[str] = list(dict.fromkeys(leading))
     for rule in cfg["rules"]:
@@ -235,11 +235,11 @@ def name_segment(
     grid = _grid_cell(lv, columns, cfg)
     if grid is not None:
         cell, x, y = grid
-        words = [f"{_feature_info(cfg, c)['label']} {lv[c]} ({_z_text(z[c])})" for c in (x, y)]
+        words = [f"{feature_info(cfg, c)['label']} {lv[c]} ({_z_text(z[c])})" for c in (x, y)]
         return {
             "name": str(cell["name"]),
             "naming": "grid",
-            "rule": f"{_feature_info(cfg, x)['label']} x {_feature_info(cfg, y)['label']} "
+            "rule": f"{feature_info(cfg, x)['label']} x {feature_info(cfg, y)['label']} "
             f"grid: {', '.join(words)}",
             "used": [x, y],
             "recommend": list(cell.get("recommend") or []),
@@ -248,7 +248,7 @@ def name_segment(
     threshold = float(cfg["threshold"])
     if traits:
         text = ", ".join(
-            f"{_feature_info(cfg, c)['label']} {lv[c]} ({_z_text(z[c])})" for c, _ in traits
+            f"{feature_info(cfg, c)['label']} {lv[c]} ({_z_text(z[c])})" for c, _ in traits
         )
     else:
         text = f"no feature beyond +/-{threshold:g} standard deviations of the population mean"
@@ -370,7 +370,7 @@ def feature_value(value: float, info: Mapping[str, Any]) -> str:
 def _describe(row: pd.Series, columns: list[str], cfg: Mapping[str, Any], population) -> str:
     parts = []
     for c in columns:
-        info = _feature_info(cfg, c)
+        info = feature_info(cfg, c)
         mean = float(row[f"mean:{c}"])
         versus = (
             f" (all customers {feature_value(population[c], {**info, 'unit': ''})})"

@@ -156,18 +156,19 @@ def write_value(
     return paths
 
 
-def value_markdown(table: pd.DataFrame, spend_label: str | None) -> str:
-    """The value table as markdown (a registered version's description)."""
-    has_spend = table["total_spend"].notna().any()
-    has_response = table["response_rate"].notna().any()
+def value_markdown(payload: Mapping[str, Any]) -> str:
+    """The value table (``value.json``'s content: ``segments`` and what stands for spend and
+    response) as markdown, for a registered version's description."""
+    rows = payload["segments"]
+    label = payload.get("spend_label") or "spend"
+    has_spend = any(r.get("total_spend") is not None for r in rows)
+    has_response = any(r.get("response_rate") is not None for r in rows)
     header = ["segment", "persona", "customers", "share"]
-    if has_spend:
-        header += [f"total {spend_label or 'spend'}", f"mean {spend_label or 'spend'}"]
-    if has_response:
-        header += ["response (95% CI)"]
+    header += [f"total {label}", f"mean {label}"] if has_spend else []
+    header += ["last-campaign response (95% CI)"] if has_response else []
     header += ["priority"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in value_records(table):
+    for row in rows:
         cells = [
             str(row["segment"]),
             str(row["persona"]).replace("|", "\\|"),
@@ -177,9 +178,12 @@ def value_markdown(table: pd.DataFrame, spend_label: str | None) -> str:
         if has_spend:
             cells += [number(row["total_spend"]), number(row["mean_spend"])]
         if has_response:
-            cells += [
-                f"{row['response_rate']:.1%} ({row['response_low']:.1%}-{row['response_high']:.1%})"
-            ]
-        cells += [str(row["priority"]) if row["priority"] is not None else "-"]
+            cells.append(
+                f"{row['response_rate']:.1%} ({row['response_low']:.1%} to "
+                f"{row['response_high']:.1%})"
+            )
+        cells.append(str(row["priority"]) if row.get("priority") is not None else "-")
         lines.append("| " + " | ".join(cells) + " |")
+    priority = payload.get("priority") or "customers x mean spend"
+    lines += ["", f"Priority: rank of {priority} (1 = first)."]
     return "\n".join(lines)

@@ -20,6 +20,7 @@ from segmentation.data import data_profile
 from segmentation.errors import InputError, TrackingError
 from segmentation.evaluation.choosing_k import elbow_k
 from segmentation.features.space import FeatureSpace, feature_space_name, prepare_space
+from segmentation.segments.describe import value_section
 from segmentation.study import interrupts, workers
 from segmentation.study.artifacts import ArtifactWriter
 from segmentation.study.budget import run_budget
@@ -593,7 +594,7 @@ def register_best(
             run.data.params,
             run.data.metrics,
             fit.segments.personas.to_dict(orient="records"),
-            extra=["**Explanations**", explanations["markdown"]],
+            extra=[*value_section(fit.segments), "**Explanations**", explanations["markdown"]],
         ),
     )
     client.set_tag(ctx.parent_run_id, "registered_version", version)
