@@ -25,7 +25,7 @@ def number(value: Any, unit: str = "", percent: bool = False) -> str:
         return value
     v = float(value)
     if percent:
-        text = f"{v:.0%}" if abs(v) >= 0.1 or v == 0 else f"{v:.1%}"
+        text = f"{v:.0%}" if abs(v) >= 0.095 or v == 0 else f"{v:.1%}"
     elif abs(v) >= 100:
         text = f"{v:,.0f}"
     elif abs(v) >= 10:

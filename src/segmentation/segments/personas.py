@@ -125,16 +125,26 @@ def recommendations(
     level_by_column: Mapping[str, str],
     cfg: Mapping[str, Any],
     leading: Sequence[str] = (),
+    named: Sequence[str] = (),
 ) -> list[str]:
     """``leading`` (a convention row's), then the recommendations of every rule whose
-    conditions all hold; the default ones when there are none."""
+    conditions all hold, those on the ``named`` columns (the traits in the name) first; the
+    default ones when there are none."""
     by_label = {feature_info(cfg, c)["label"]: lv for c, lv in level_by_column.items()}
     by_label.update(level_by_column)  # a rule may also name the column itself
+    rank = {feature_info(cfg, c)["label"]: i for i, c in enumerate(named)}
+    rank.update({c: i for i, c in enumerate(named)})
+    matching = [
+        rule
+        for rule in cfg["rules"]
+        if (when := rule.get("when") or {})
+        and all(by_label.get(str(k)) == str(v) for k, v in when.items())
+    ]
+    # Rules on the name's strongest trait first, then the next; the others in config order.
+    matching.sort(key=lambda rule: min(rank.get(str(k), len(named)) for k in rule["when"]))
     out: list[str] = list(dict.fromkeys(leading))
-    for rule in cfg["rules"]:
-        when = rule.get("when") or {}
-        if when and all(by_label.get(str(k)) == str(v) for k, v in when.items()):
-            out.extend(r for r in rule.get("recommend", []) if r not in out)
+    for rule in matching:
+        out.extend(r for r in rule.get("recommend", []) if r not in out)
     return out or list(cfg["default"])
 
 
@@ -230,6 +240,7 @@ def name_segment(
             "naming": "rfm",
             "rule": rule,
             "used": list(cols.values()),
+            "named": list(cols.values()),
             "recommend": list(row.get("recommend") or []),
         }
     grid = _grid_cell(lv, columns, cfg)
@@ -242,6 +253,7 @@ def name_segment(
             "rule": f"{feature_info(cfg, x)['label']} x {feature_info(cfg, y)['label']} "
             f"grid: {', '.join(words)}",
             "used": [x, y],
+            "named": [x, y],
             "recommend": list(cell.get("recommend") or []),
         }
     traits = _traits(z, cfg, int(cfg["max_traits"]))
@@ -257,6 +269,7 @@ def name_segment(
         "naming": "traits",
         "rule": f"traits: {text}",
         "used": [],
+        "named": [c for c, _ in traits],
         "recommend": [],
     }
 
@@ -299,7 +312,7 @@ def build_personas(profile: pd.DataFrame, cfg: Mapping[str, Any] | None = None) 
         else:
             centre = {c: _centre(row, c) for c in columns}
             named = name_segment(centre, z, columns, quintiles, cfg)
-            recs = recommendations(lv, cfg, named["recommend"])
+            recs = recommendations(lv, cfg, named["recommend"], named["named"])
         rows.append(
             {
                 "segment": segment,
