@@ -71,6 +71,8 @@ def test_rfm_table_covers_every_score_and_every_name():
         "Lost",
     }
     assert rfm_row({"R": 5, "FM": 5}, table)["name"] == "Champions"
+    assert rfm_row({"R": 4, "FM": 4}, table)["name"] == "Champions"
+    assert rfm_row({"R": 3, "FM": 5}, table)["name"] == "Loyal"
     assert rfm_row({"R": 1, "FM": 1}, table)["name"] == "Lost"
     assert rfm_row({"R": 2, "FM": 1}, table)["name"] == "Hibernating"
     assert rfm_row({"R": 1, "FM": 5}, table)["name"] == "Can't Lose Them"
