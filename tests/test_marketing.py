@@ -107,7 +107,7 @@ def test_rfm_centres_named_from_their_scores():
         "At Risk",
     ]
     assert set(table["naming"]) == {"rfm"}
-    assert "R2 F2 M4, FM 3" in table.loc[5, "rule"]
+    assert "RFM R2 F2 M4, FM 3" in table.loc[5, "rule"]
     assert "table row At Risk (R 1-2, FM 3-4)" in table.loc[5, "rule"]
     # The convention row's recommendations come first.
     assert table.loc[0, "recommendations"][0].startswith("Reward them")
@@ -279,7 +279,7 @@ def test_sweep_report_escapes_values_from_the_run(tmp_path):
     assert "Income &amp; Co" in html and "Group &lt;x&gt;" in html and "spend &lt;2y&gt;" in html
     # The value table: the Wilson interval of segment 1 (20 of 20 responded), its spend.
     low, _ = _hand_wilson(20, 20)
-    assert f"100.0% ({low:.1%} to 100.0%)" in html
+    assert f"100.0% ({low:.1%}&#8209;100.0%)" in html
     assert ">590<" in html  # total spend of segment 1: 20 + ... + 39
     # The version description's markdown carries the same table.
     section = value_section(segments)

@@ -80,8 +80,11 @@ def describe_frame(
     value_cfg = dict(settings.get("value") or {})
     spend, response = value_cfg.get("spend"), value_cfg.get("response")
     value = value_table(frame, labels, persona_names(personas), spend, response)
-    groups = {"Clustered": list(profile.attrs.get("columns") or [])}
-    groups.update(settings.get("attributes") or {})
+    clustered = list(profile.attrs.get("columns") or [])
+    groups = {"Clustered": clustered}
+    # Each attribute once: the clustered ones are not repeated in their usual group.
+    for group, columns in (settings.get("attributes") or {}).items():
+        groups[group] = [c for c in columns if c not in clustered]
     meta = {
         "spend": value.attrs["spend"],
         "spend_label": value_cfg.get("spend_label") or value.attrs["spend"],

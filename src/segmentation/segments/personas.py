@@ -231,8 +231,8 @@ def name_segment(
         row = rfm_row(scores, cfg["naming"]["rfm"]["table"])
         shown = " ".join(f"{k}{v}" for k, v in scores.items() if k != "FM")
         rule = (
-            f"RFM scores of the centre against the customers' quintiles (recency reversed): "
-            f"{shown}, FM {scores['FM']}; table row {row['name']} "
+            f"RFM {shown}, FM {scores['FM']} (centre against the customers' quintiles, "
+            f"recency reversed): table row {row['name']} "
             f"(R {_range(row['r'])}, FM {_range(row['fm'])})"
         )
         return {

@@ -72,7 +72,8 @@ def _attributes(segments_dir: Path, names: dict[int, str]) -> dict[str, Any] | N
         for row in group["attributes"]:
             label = str(row.get("label") or row["attribute"])
             unit = str(row.get("unit") or "")
-            label = label[:1].upper() + label[1:] + (f", {unit}" if unit else "")
+            joint = " " if unit.startswith("(") else ", "
+            label = label[:1].upper() + label[1:] + (f"{joint}{unit}" if unit else "")
             rows.append(
                 {
                     "label": label,
@@ -145,7 +146,7 @@ def render_report(parent: Any, best: Any, parent_dir: Path, best_dir: Path) -> s
             ("file", p.get("data_path", "?")),
             ("rows read", f"{int(m.get('rows_raw', 0)):,}"),
             ("rows used", f"{int(m.get('rows_clean', 0)):,}"),
-            ("features", p.get("features", "?")),
+            ("features", ", ".join(str(p.get("features", "?")).split(","))),
             ("scaling", p.get("scaler", "?")),
         ],
         "cleaning": (_json(parent_dir / "data" / "cleaning_report.json") or {}).get("cleaning")
