@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from segmentation.config import conf_dir, ensure_root_env, unknown_option
 from segmentation.errors import InputError, TrackingError
 from segmentation.monitoring.check import EXIT_OVER_THRESHOLD, check_drift, print_check
-from segmentation.serving.personas import log_run_personas
+from segmentation.serving.personas import log_run_personas, persona_text
 from segmentation.serving.predict import report, score_file
 from segmentation.serving.promote import champion_uri, describe, promote, rollback
 from segmentation.spark import engine_name, run_spark_sweep, score_table, spark_report
@@ -68,9 +68,9 @@ def report_task(cfg: DictConfig) -> object:
     if OmegaConf.select(cfg, "persona_table", default=False):
         client = connect(str(cfg.paths.tracking_uri))
         run_id = run_id or latest_sweep_run(client, str(cfg.experiment_name))
-        table = log_run_personas(cfg, client, str(run_id))
-        print(table[["segment", "name", "size", "share"]].to_string(index=False), flush=True)
-        return table
+        segments = log_run_personas(cfg, client, str(run_id))
+        print(persona_text(segments), flush=True)
+        return segments.personas
     path = write_report(cfg, run_id, OmegaConf.select(cfg, "output", default=None))
     print(f"Report written to {path}", flush=True)
     return path

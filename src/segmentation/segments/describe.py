@@ -89,6 +89,7 @@ def describe_frame(
         "spend": value.attrs["spend"],
         "spend_label": value_cfg.get("spend_label") or value.attrs["spend"],
         "response": value.attrs["response"],
+        "note": value_cfg.get("note"),
         "priority": "customers x mean spend x response rate"
         if value.attrs["response"]
         else "customers x mean spend",

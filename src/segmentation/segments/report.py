@@ -48,6 +48,8 @@ def _value(segments_dir: Path) -> dict[str, Any] | None:
         f"Priority: rank of {payload.get('priority', 'customers x mean spend')} "
         "(1 = first; noise is not ranked)."
     )
+    if payload.get("note"):
+        note += f" {payload['note']}"
     return {
         "rows": rows,
         "has_spend": has_spend,

@@ -186,4 +186,6 @@ def value_markdown(payload: Mapping[str, Any]) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     priority = payload.get("priority") or "customers x mean spend"
     lines += ["", f"Priority: rank of {priority} (1 = first)."]
+    if payload.get("note"):
+        lines[-1] += f" {payload['note']}"
     return "\n".join(lines)
