@@ -33,23 +33,22 @@ def _value(segments_dir: Path) -> dict[str, Any] | None:
     has_spend = any(r.get("total_spend") is not None for r in rows)
     has_response = any(r.get("response_rate") is not None for r in rows)
     spend_label = payload.get("spend_label") or "spend"
-    note = (
-        f"Spend: {spend_label} ({payload.get('spend')}). "
-        if has_spend
-        else "No spend column in this data. "
-    )
-    note += (
-        f"Response: the share who responded to the last campaign ({payload.get('response')}), "
-        "with its 95% Wilson interval. "
-        if has_response
-        else "No campaign-response column in this data: the response columns are left out. "
-    )
-    note += (
+    priority = (
         f"Priority: rank of {payload.get('priority', 'customers x mean spend')} "
         "(1 = first; noise is not ranked)."
     )
     if payload.get("note"):
-        note += f" {payload['note']}"
+        # The dataset says itself what stands for spend and response.
+        note = f"{payload['note']} {priority}"
+    else:
+        note = f"Spend: {spend_label} ({payload.get('spend')}). " if has_spend else ""
+        note += (
+            f"Response: the share who responded to the last campaign "
+            f"({payload.get('response')}), with its 95% Wilson interval. "
+            if has_response
+            else "No campaign-response column in this data: the response columns are left out. "
+        )
+        note += priority
     return {
         "rows": rows,
         "has_spend": has_spend,
