@@ -58,25 +58,33 @@ def value_table(
     spend_values = _column(frame, spend)
     response_values = _column(frame, response)
     total_all = float(spend_values.sum()) if spend_values is not None else float("nan")
+    # Per-segment counts and sums in one pass each (bincount), not a mask per segment.
+    ids, codes = np.unique(labels, return_inverse=True)
+    counts = np.bincount(codes, minlength=len(ids))
+    totals = np.bincount(codes, spend_values, len(ids)) if spend_values is not None else None
+    responders = (
+        np.bincount(codes, np.round(response_values), len(ids))
+        if response_values is not None
+        else None
+    )
     rows = []
-    for segment in np.unique(labels):
-        mask = labels == segment
-        n = int(mask.sum())
+    for i, segment in enumerate(ids):
+        n = int(counts[i])
         row: dict[str, Any] = {
             "segment": int(segment),
             "persona": names.get(int(segment), "Unassigned" if segment == -1 else ""),
             "customers": n,
             "share": n / len(labels),
         }
-        if spend_values is not None:
-            total = float(spend_values[mask].sum())
+        if totals is not None:
+            total = float(totals[i])
             row.update(
                 total_spend=total,
                 mean_spend=total / n,
                 spend_share=total / total_all if total_all else float("nan"),
             )
-        if response_values is not None:
-            k = int(np.round(response_values[mask]).sum())
+        if responders is not None:
+            k = int(responders[i])
             low, high = wilson_interval(k, n)
             row.update(responders=k, response_rate=k / n, response_low=low, response_high=high)
         mean = row.get("mean_spend", 1.0)
@@ -118,24 +126,24 @@ def attribute_profile(
     """The mean of every attribute of ``groups`` (group -> engineered columns; those ``frame``
     lacks are skipped) per segment and over all customers."""
     labels = np.asarray(labels)
-    segments = [int(s) for s in np.unique(labels)]
+    wanted = list(dict.fromkeys(c for cols in groups.values() for c in cols if c in frame))
+    # One grouped pass over every attribute (NaN skipped), not a pass per segment and column.
+    means = frame[wanted].groupby(labels).mean()
+    overall = frame[wanted].mean()
+    segments = [int(s) for s in means.index]
     out_groups = []
     for group, columns in groups.items():
         present = [c for c in columns if c in frame.columns]
         if not present:
             continue
-        values = frame[present].to_numpy(dtype=float)
-        rows = []
-        for j, column in enumerate(present):
-            rows.append(
-                {
-                    "attribute": column,
-                    "all": float(np.nanmean(values[:, j])),
-                    "segments": {
-                        str(s): float(np.nanmean(values[labels == s, j])) for s in segments
-                    },
-                }
-            )
+        rows = [
+            {
+                "attribute": column,
+                "all": float(overall[column]),
+                "segments": {str(s): float(means.at[s, column]) for s in segments},
+            }
+            for column in present
+        ]
         out_groups.append({"group": group, "attributes": rows})
     return {"segments": segments, "groups": out_groups}
 
