@@ -178,6 +178,7 @@ def test_permuted_challenger_is_aligned_back_to_the_champion(champion, tmp_path)
     files = client.list_logged_model_artifacts(model_id, "migration")
     assert {Path(f.path).name for f in files} == {
         "migration.json",
+        "migration.html",
         "transitions.csv",
         "transitions.png",
     }
@@ -188,6 +189,9 @@ def test_permuted_challenger_is_aligned_back_to_the_champion(champion, tmp_path)
     assert json.loads((folder / "migration.json").read_text()) == done.migration
     transitions = pd.read_csv(folder / "transitions.csv")
     assert (transitions["from_segment"] == transitions["to_segment"]).all()
+    # The migration page (one template renderer with the sweep report and the drift page).
+    page = (folder / "migration.html").read_text(encoding="utf-8")
+    assert f"{len(frame):,} customers scored by both models" in page
     counts = before["segment"].value_counts()
     assert dict(zip(transitions["from_segment"], transitions["count"], strict=True)) == dict(counts)
     assert (folder / "transitions.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -35,10 +35,14 @@ def mall_personas():
 def test_high_income_low_spending_named_and_recommended():
     profile = _profile([(0, 90, 15), (1, 25, 80), (2, 55, 50), (3, 90, 85), (4, 25, 20)])
     table = build_personas(profile, mall_personas()).set_index("segment")
-    assert table.loc[0, "name"] == "High income, low spending"
-    assert table.loc[1, "name"] == "Low income, high spending"
-    assert table.loc[3, "name"] == "High income, high spending"
-    assert table.loc[2, "name"] == "Average customers"
+    # Income and spending: named by the Mall grid, the rule says so.
+    assert table.loc[0, "name"] == "Careful"
+    assert table.loc[1, "name"] == "Careless"
+    assert table.loc[3, "name"] == "Target"
+    assert table.loc[2, "name"] == "Standard"
+    assert table.loc[4, "name"] == "Sensible"
+    assert set(table["naming"]) == {"grid"}
+    assert "income high" in table.loc[0, "rule"] and "spending low" in table.loc[0, "rule"]
     assert any("Engagement" in r for r in table.loc[0, "recommendations"])
     assert any("Premium" in r for r in table.loc[3, "recommendations"])
     assert any("Loyalty" in r for r in table.loc[3, "recommendations"])
@@ -74,7 +78,7 @@ def test_identical_segments_get_deterministic_unique_names_and_noise_row():
     assert -1 not in persona_names(first)
     # Without a persona config names come from the column names.
     generic = build_personas(_profile([(0, 90, 15), (1, 20, 80)]))
-    assert generic["name"].tolist()[0] == f"High {INCOME}, low {SPENDING}"
+    assert generic["name"].tolist()[0] == f"High {INCOME.lower()}, low {SPENDING.lower()}"
 
 
 def test_stability_high_on_blobs_lower_on_noise():

@@ -21,7 +21,7 @@ from segmentation.monitoring.check import EXIT_OVER_THRESHOLD, check_drift, prin
 from segmentation.promotion.promote import champion_uri, describe, promote, rollback
 from segmentation.serving.audiences import export_audiences
 from segmentation.serving.audiences import report as audiences_report
-from segmentation.serving.personas import log_run_personas
+from segmentation.serving.personas import log_run_personas, persona_text
 from segmentation.study.storage import study_storage
 from segmentation.tracking.reports import latest_sweep_run, write_report
 from segmentation.tracking.store import connect, quiet_console
@@ -68,9 +68,9 @@ def report_task(cfg: DictConfig) -> object:
     if OmegaConf.select(cfg, "persona_table", default=False):
         client = connect(str(cfg.paths.tracking_uri))
         run_id = run_id or latest_sweep_run(client, str(cfg.experiment_name))
-        table = log_run_personas(cfg, client, str(run_id))
-        print(table[["segment", "name", "size", "share"]].to_string(index=False), flush=True)
-        return table
+        segments = log_run_personas(cfg, client, str(run_id))
+        print(persona_text(segments), flush=True)
+        return segments.personas
     path = write_report(cfg, run_id, OmegaConf.select(cfg, "output", default=None))
     print(f"Report written to {path}", flush=True)
     return path

@@ -162,6 +162,12 @@ class PersonasConfig:
     rules: list[Any] = field(default_factory=list)
     default: list[str] = field(default_factory=list)
     unassigned: list[str] = field(default_factory=list)
+    # Naming by convention: ``rfm`` (the RF(M) score table) and ``grid`` (two features' levels).
+    naming: dict[str, Any] = field(default_factory=dict)
+    # The segment value table's columns: spend, spend_label, response, note.
+    value: dict[str, Any] = field(default_factory=dict)
+    # Attributes profiled per segment besides the clustered ones, by group.
+    attributes: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass

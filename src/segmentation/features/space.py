@@ -32,6 +32,8 @@ class FeatureSpace:
     input_example: pd.DataFrame
     # Content hash of the loaded frame: tagged on the runs and on a promoted model version.
     dataset_hash: str = ""
+    # Every engineered column, row for row with X_raw: segments are profiled over all of them.
+    engineered: pd.DataFrame | None = None
 
     @property
     def n_rows(self) -> int:
@@ -77,5 +79,5 @@ def prepare_space(cfg: DictConfig) -> FeatureSpace:
     X = np.ascontiguousarray(scaler.transform(X_raw), dtype=np.float64)
     example = model_input_example(data, cfg.dataset, int(cfg.tracking.input_example_rows))
     return FeatureSpace(
-        data, engineer, columns, X_raw, scaler, X, example, content_hash(data.frame)
+        data, engineer, columns, X_raw, scaler, X, example, content_hash(data.frame), engineered
     )

@@ -16,6 +16,7 @@ import html
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from scipy.stats import chisquare, ks_2samp
 
 from segmentation.config import DriftThresholds
 from segmentation.errors import InputError
+from segmentation.reports import render
 
 # Share given to an empty bin: PSI's log is infinite at 0, and 1e-4 keeps one empty bin's
 # term finite yet clearly large (a share of 0.2 falling to 0 adds about 1.6).
@@ -374,113 +376,12 @@ def drift_report(
     }
 
 
-def _number(value: Any, spec: str = ".3f") -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return format(value, spec)
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], classes: Sequence[str]) -> str:
-    """An HTML table; every cell and class escaped here, so callers pass plain text."""
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join(
-        f'<tr class="{html.escape(cls)}">'
-        + "".join(f"<td>{html.escape(c)}</td>" for c in row)
-        + "</tr>"
-        for row, cls in zip(rows, classes, strict=True)
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em;color:#222;
-max-width:70em}
-h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.6em}
-.verdict{padding:.8em 1em;border-radius:6px;font-weight:600}
-.verdict.bad{background:#fde2e1;border:1px solid #e0514a}
-.verdict.good{background:#e3f4e4;border:1px solid #4a9d50}
-.verdict ul{font-weight:400;margin:.4em 0 0}
-table{border-collapse:collapse;margin-top:.5em}
-th,td{border-bottom:1px solid #ddd;padding:.3em .8em;text-align:right}
-th:first-child,td:first-child,td:nth-child(2){text-align:left}
-tr.drift td{background:#fde2e1}tr.warn td{background:#fff4d6}
-.note{color:#666;font-size:.9em}
-"""
-
-
 def drift_html(report: Mapping[str, Any], title: str) -> str:
-    """A self-contained HTML page of ``report``: verdict first, then features and segments."""
-    esc = html.escape
-    bad = report["over_threshold"]
-    verdict = "Drift over threshold" if bad else "No drift over threshold"
-    items = "".join(f"<li>{esc(r)}</li>" for r in report["reasons"])
-    items += "".join(f"<li>warning: {esc(w)}</li>" for w in report["warnings"])
+    """A self-contained HTML page of ``report``: verdict first, then features and segments
+    (``templates/drift.html``; every value escaped by the template)."""
     limits = report["thresholds"]
-    parts = [
-        f'<div class="verdict {"bad" if bad else "good"}">{esc(verdict)}'
-        + (f"<ul>{items}</ul>" if items else "")
-        + "</div>",
-        f'<p class="note">{esc(str(report["n_rows"]))} rows scored against '
-        f"{esc(str(report['n_rows_training']))} at training. PSI bands: below "
-        f"{esc(_number(limits['psi_warn'], '.2f'))} stable, up to "
-        f"{esc(_number(limits['psi_drift'], '.2f'))} worth a look, above: drift. Tests are "
-        f"significant at p &lt; {esc(_number(limits['p_value'], 'g'))} (reported only: with many "
-        "rows every test is significant).</p>",
-        "<h2>Features</h2>",
-        _table(
-            ["Feature", "Status", "PSI", "KS statistic", "KS p-value", "Missing (train / now)"],
-            [
-                [
-                    f["feature"],
-                    f["status"],
-                    _number(f["psi"]),
-                    _number(f["ks_statistic"]),
-                    _number(f["ks_p_value"], ".2g"),
-                    f"{f['missing_share_training']:.1%} / {f['missing_share_now']:.1%}",
-                ]
-                for f in report["features"]
-            ],
-            [f["status"] for f in report["features"]],
-        ),
+    status = [
+        _status(r["psi_term"], limits["psi_warn"], limits["segment_psi_drift"])
+        for r in report["segments"]["segments"]
     ]
-    if report.get("skipped_features"):
-        skipped = ", ".join(report["skipped_features"])
-        parts.append(f'<p class="note">Not profiled (not numeric): {esc(skipped)}</p>')
-    seg = report["segments"]
-    parts += [
-        "<h2>Segments</h2>",
-        f'<p class="note">Segment shares PSI {esc(_number(seg["psi"]))} ({esc(seg["status"])}), '
-        f"chi-square {esc(_number(seg['chi2_statistic'], '.1f'))}, p-value "
-        f"{esc(_number(seg['chi2_p_value'], '.2g'))}.</p>",
-        _table(
-            ["Segment", "Persona", "Share at training", "Share now", "Change", "PSI term"],
-            [
-                [
-                    str(r["segment"]),
-                    r["persona"],
-                    f"{r['share_training']:.1%}",
-                    f"{r['share_now']:.1%}",
-                    f"{r['change']:+.1%}",
-                    _number(r["psi_term"]),
-                ]
-                for r in seg["segments"]
-            ],
-            [
-                _status(r["psi_term"], limits["psi_warn"], limits["segment_psi_drift"])
-                for r in seg["segments"]
-            ],
-        ),
-    ]
-    low = report.get("low_confidence")
-    if low is not None:
-        parts += [
-            "<h2>Confidence</h2>",
-            f"<p>Share of assignments with confidence below {esc(_number(low['below'], '.2f'))}: "
-            f"{esc(_number(low['share'], '.1%'))} (at most "
-            f"{esc(_number(low['max_share'], '.1%'))}).</p>",
-        ]
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>"
-        f"<h1>{esc(title)}</h1>" + "".join(parts) + "</body></html>\n"
-    )
+    return render("drift.html", title=title, r=report, segment_status=status)

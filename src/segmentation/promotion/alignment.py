@@ -11,6 +11,7 @@ Noise (id ``-1``, e.g. DBSCAN's outliers) is never matched: it always stays ``-1
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score
 
 from segmentation.errors import InputError
+from segmentation.reports import render
 
 NOISE = -1
 
@@ -316,6 +318,13 @@ def migration_markdown(report: Mapping[str, Any]) -> str:
         for s in report["sizes"]
     ]
     return "\n".join(lines) + "\n"
+
+
+def migration_html(report: Mapping[str, Any], heatmap: Path | None = None) -> str:
+    """The report as a self-contained HTML page (``templates/migration.html``), with the
+    heatmap PNG at ``heatmap`` embedded when given."""
+    data = base64.b64encode(Path(heatmap).read_bytes()).decode("ascii") if heatmap else None
+    return render("migration.html", title="Segment migration", r=report, heatmap=data)
 
 
 def _tick(segment: int, persona: str, limit: int = 28) -> str:

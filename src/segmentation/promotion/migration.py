@@ -18,6 +18,7 @@ from segmentation.data import load_dataset, load_file
 from segmentation.promotion.alignment import (
     align_segments,
     migration_heatmap,
+    migration_html,
     migration_markdown,
     migration_report,
     relabel,
@@ -88,6 +89,9 @@ def log_aligned_model(
         (out / "migration.json").write_text(json.dumps(migration.report, indent=1))
         transition_frame(migration.report).to_csv(out / "transitions.csv", index=False)
         migration_heatmap(migration.report, out / "transitions.png")
+        (out / "migration.html").write_text(
+            migration_html(migration.report, out / "transitions.png"), encoding="utf-8"
+        )
         client.log_model_artifacts(info.model_id, tmp, "migration")
         client.log_artifacts(run_id, tmp, "migration")
     return info.model_uri, info.model_id

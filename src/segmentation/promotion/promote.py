@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import mlflow
 from mlflow.entities import Run
@@ -24,6 +25,7 @@ from segmentation.config import project_root
 from segmentation.errors import InputError
 from segmentation.features.space import feature_space_name
 from segmentation.promotion.alignment import migration_table
+from segmentation.segments.value import value_markdown
 from segmentation.promotion.migration import (
     Migration,
     compare,
@@ -274,16 +276,24 @@ def promoted_description(
         extra = [description_section(migration.report, str(champion))]
     else:
         personas, extra = run_personas(client, run.info.run_id), []
+        value = _run_json(client, run.info.run_id, "segments/value.json")
+        if value:
+            extra = ["**Segment value**", value_markdown(value)]
     return version_description(run.data.params, run.data.metrics, personas, extra)
 
 
 def run_personas(client: MlflowClient, run_id: str) -> list[dict]:
     """The persona table a run logged (the best trial of a sweep has one), else empty."""
+    return _run_json(client, run_id, "segments/personas.json") or []
+
+
+def _run_json(client: MlflowClient, run_id: str, artifact: str) -> Any:
+    """A JSON artifact of a run, ``None`` when the run has none."""
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            path = client.download_artifacts(run_id, "segments/personas.json", tmp)
+            path = client.download_artifacts(run_id, artifact, tmp)
         except mlflow.exceptions.MlflowException:
-            return []
+            return None
         return json.loads(Path(path).read_text(encoding="utf-8"))
 
 

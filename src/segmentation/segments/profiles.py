@@ -55,6 +55,11 @@ def segment_profile(
     profile = pd.DataFrame(rows)
     profile.attrs["columns"] = list(columns)
     profile.attrs["population_mean"] = [float(v) for v in mean_all]
+    # The customers' quintile cut points per feature: RFM scores of segment centres use them.
+    profile.attrs["quintiles"] = {
+        c: [float(v) for v in np.quantile(X_raw[:, j], [0.2, 0.4, 0.6, 0.8])]
+        for j, c in enumerate(columns)
+    }
     return profile
 
 

@@ -7,17 +7,17 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
-import pandas as pd
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from segmentation.features.space import prepare_space
-from segmentation.segments.describe import describe_segments
+from segmentation.segments.describe import Segments, describe_segments, value_section
 from segmentation.tracking import runs
 
 
-def log_run_personas(cfg: DictConfig, client: MlflowClient, run_id: str) -> pd.DataFrame:
-    """Persona table of a trial run (a sweep run: its best trial), logged to that run.
+def log_run_personas(cfg: DictConfig, client: MlflowClient, run_id: str) -> Segments:
+    """Personas and value table of a trial run (a sweep run: its best trial), logged to that
+    run.
 
     The run's own fitted model segments the configured data, so the names match its model.
     """
@@ -39,4 +39,20 @@ def log_run_personas(cfg: DictConfig, client: MlflowClient, run_id: str) -> pd.D
     with tempfile.TemporaryDirectory() as tmp:
         segments.write(Path(tmp))
         client.log_artifacts(run_id, tmp, "segments")
-    return segments.personas
+    return segments
+
+
+def persona_text(segments: Segments) -> str:
+    """The persona table (name, the rule that named it, size, share, first recommendation)
+    and the value table, for the terminal."""
+    table = segments.personas.assign(
+        share=[f"{v:.1%}" for v in segments.personas["share"]],
+        first_recommendation=[r[0] if r else "" for r in segments.personas["recommendations"]],
+    )
+    columns = ["segment", "name", "naming", "size", "share", "first_recommendation"]
+    lines = [table[columns].to_string(index=False), ""]
+    lines += [f"{row.segment} {row.name}: {row.rule}" for row in segments.personas.itertuples()]
+    section = value_section(segments)
+    if section:
+        lines += ["", "Segment value", section[1]]
+    return "\n".join(lines)

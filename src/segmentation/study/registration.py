@@ -8,6 +8,7 @@ from typing import Any
 import optuna
 from mlflow.tracking import MlflowClient
 
+from segmentation.segments.describe import value_section
 from segmentation.study.definition import silhouette_of
 from segmentation.study.insights import FittedTrial
 from segmentation.study.objective import SweepContext
@@ -61,7 +62,7 @@ def register_best(
             run.data.params,
             run.data.metrics,
             fit.segments.personas.to_dict(orient="records"),
-            extra=["**Explanations**", explanations["markdown"]],
+            extra=[*value_section(fit.segments), "**Explanations**", explanations["markdown"]],
         ),
     )
     client.set_tag(ctx.parent_run_id, "registered_version", version)
