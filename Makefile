@@ -25,7 +25,7 @@ export DATA_DIR := $(abspath $(DATA_DIR))
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help venv spark-install sweep test lint format bench ui dashboard promote rollback predict drift serve report clean
+.PHONY: help venv spark-install sweep test test-integration test-all lint format bench ui dashboard promote rollback predict drift serve report clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -49,7 +49,13 @@ spark-install: $(STAMP) ## Java 17 (Debian) and PySpark, for ENGINE=spark
 sweep: $(STAMP) ## Run the sweep of EXPERIMENT (ARGS="overrides", WORKERS=n)
 	$(BIN)/segmentation-sweep experiments=$(EXPERIMENT) sweep.workers=$(WORKERS) engine=$(ENGINE) $(ARGS)
 
-test: $(STAMP) ## Run the test suite
+test: $(STAMP) ## Unit tests: every package, no full sweep (a few minutes)
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: $(STAMP) ## Integration tests: real sweeps, servers, make; Spark and PostgreSQL when installed
+	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+
+test-all: $(STAMP) ## Unit and integration tests (what .ci/run runs)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP) ## Lint and format check (ruff), layers and import cycles (import-linter)

@@ -30,6 +30,8 @@ QUICK_RETAIL = (
     "algorithm=kmeans",
     "tracking.log_plots=false",
 )
+# A sweep without plots and models: what tests of the study itself need.
+FAST = ("algorithm=kmeans", "tracking.log_plots=false", "tracking.log_models=false")
 # The shared store's sweep: three KMeans trials at k=4 on the synthetic Mall customers.
 PROMOTED_K = 4
 PROMOTED_SWEEP = (

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_cfg, missing
-from tests.test_workers import FAST, check_sweep
+from tests.conftest import FAST, make_cfg, missing
+from tests.integration.test_workers_sweeps import check_sweep
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+pytestmark = pytest.mark.postgres
 
 
 def _bin_dir() -> Path | None:

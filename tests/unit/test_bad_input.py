@@ -19,7 +19,7 @@ from segmentation.data import load_dataset
 from segmentation.errors import InputError
 from segmentation.study.sweep import run_sweep
 from tests.conftest import make_cfg, real_file
-from tests.test_datasets import retail_text
+from tests.unit.test_datasets import retail_text
 
 FILE = "marketing_campaign.csv"
 ROWS = 300
@@ -165,7 +165,7 @@ def test_real_file_missing_incomes_imputed(store):
 
 
 def test_cli_refuses_with_one_line_and_exit_code_2(tmp_path, canonical):
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     data = _write(canonical.drop(columns=["Dt_Customer"]), tmp_path / "data")
     store = tmp_path / "mlruns"
     env = {
