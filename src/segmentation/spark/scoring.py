@@ -107,15 +107,22 @@ def validator(
     inputs: list[tuple[str, str]],
     raw_names: list[str],
     path: str,
+    impute: Mapping[str, Any] | None = None,
 ):
     """The per-batch check of ``mapInPandas``: the local route's row rules and the dataset's
     cleaning (:func:`row_problems`, :func:`clean_rows`), giving each row its reason ("" when
-    it passes) and the model's typed inputs."""
+    it passes) and the model's typed inputs. A value the training data's cleaning filled
+    (``impute``, kept in the model: a missing retail Income) gets the training's figure, as
+    on the local route."""
     cfg = OmegaConf.create({"dataset": cfg_dataset})
+    fills = dict(impute or {})
 
     def check(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
             mapped = _plain(batch[canonical])
+            mapped = mapped.assign(
+                **{c: mapped[c].fillna(str(v)) for c, v in fills.items() if c in mapped}
+            )
             lines = batch[_ROW].astype("int64")
             reasons = row_problems(mapped, specs)
             ok = reasons == ""
@@ -244,6 +251,7 @@ def score_table(
         inputs,
         raw_names,
         str(input_path),
+        model.unwrap_python_model().inputs.get("impute"),
     )
     raw_schema = staged.select(*raw_names).schema
     validated = staged.mapInPandas(check, _validated_schema(raw_schema, inputs))
