@@ -44,6 +44,21 @@ PROMOTED_SWEEP = (
 )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def ctrl_c_as_in_a_terminal() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt, as in a terminal, even when the runner started the tests
+    as a background job (whose SIGINT the shell ignores, and every child process inherits): the
+    tests of Ctrl-C send real SIGINTs, to this process and to the commands they start."""
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def missing(reason: str) -> None:
     """Skip a test whose requirement is absent; in our CI (.ci/run sets SEGMENTATION_CI=1,
     not the CI=true every hosted service sets) fail instead, so that CI cannot skip it."""
