@@ -16,15 +16,6 @@ from segmentation.tracking import store as tracking_store
 from tests.conftest import FAST, make_cfg
 
 
-def test_unwritable_study_dir_refused_before_fitting(store, capsys):
-    blocker = store / "a-file"
-    blocker.write_text("not a folder")
-    cfg = make_cfg(store, f"paths.study_dir={blocker}/optuna", *FAST)
-    with pytest.raises(TrackingError, match="study storage .* is unusable"):
-        run_sweep(cfg)
-    assert "running" not in capsys.readouterr().out  # no trial started
-
-
 def test_unreachable_postgres_refused_in_one_line(store, monkeypatch):
     # Port 1 on localhost refuses at once: both stores must say so without MLflow's retries.
     url = "postgresql://user:secret@127.0.0.1:1/segments"
