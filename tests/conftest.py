@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -29,15 +30,48 @@ QUICK_RETAIL = (
     "algorithm=kmeans",
     "tracking.log_plots=false",
 )
+# A sweep without plots and models: what tests of the study itself need.
+FAST = ("algorithm=kmeans", "tracking.log_plots=false", "tracking.log_models=false")
+# The shared store's sweep: three KMeans trials at k=4 on the synthetic Mall customers.
+PROMOTED_K = 4
+PROMOTED_SWEEP = (
+    "algorithm=kmeans",
+    f"algorithm.kmeans.search.n_clusters.low={PROMOTED_K}",
+    f"algorithm.kmeans.search.n_clusters.high={PROMOTED_K}",
+    "sweep.n_trials=3",
+    "tracking.log_plots=false",
+    "tracking.artifact_workers=0",
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ctrl_c_as_in_a_terminal() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt, as in a terminal, even when the runner started the tests
+    as a background job (whose SIGINT the shell ignores, and every child process inherits): the
+    tests of Ctrl-C send real SIGINTs, to this process and to the commands they start."""
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def missing(reason: str) -> None:
+    """Skip a test whose requirement is absent; in our CI (.ci/run sets SEGMENTATION_CI=1,
+    not the CI=true every hosted service sets) fail instead, so that CI cannot skip it."""
+    if os.environ.get("SEGMENTATION_CI"):
+        pytest.fail(f"our CI must run this test: {reason}")
+    pytest.skip(reason, allow_module_level=True)  # also from a module's top (test_spark)
 
 
 def real_file(name: str) -> Path:
-    """A real data file from DATA_DIR; skipped only outside CI when absent."""
+    """A real data file from DATA_DIR; skipped when absent (failed in our CI)."""
     path = DATA_DIR / name
     if not path.is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"{path} missing: CI must run the real-data tests")
-        pytest.skip(f"{path} not available (set DATA_DIR)")
+        missing(f"{path} not available (set DATA_DIR)")
     return path
 
 
@@ -58,6 +92,46 @@ def module_store(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterato
         root = tmp_path_factory.mktemp(name) / "mlruns"
         root.mkdir()
         yield root
+
+
+@dataclass(frozen=True)
+class Promoted:
+    """A finished sweep whose best is the champion (version 1)."""
+
+    store: Path
+    cfg: object
+    result: object  # the sweep's SweepResult
+
+    @property
+    def name(self) -> str:
+        return str(self.cfg.tracking.registered_model_name)
+
+    def cli_args(self) -> list[str]:
+        """The command line's overrides for this store (`ARGS=` of make, or the console
+        scripts'), Hydra's own folder and the reports under the store's folder."""
+        return [
+            *PROMOTED_SWEEP,
+            f"paths.mlruns_dir={self.store}",
+            f"paths.data_dir={self.store / 'no-data'}",
+            f"paths.reports_dir={self.store.parent / 'reports'}",
+            f"hydra.run.dir={self.store.parent / 'hydra'}",
+        ]
+
+
+@pytest.fixture(scope="session")
+def promoted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Promoted]:
+    """One swept-and-promoted store for every test that only reads a finished sweep (scoring,
+    serving, drift, the engines). Its users add runs (monitoring, predictions) but never move
+    its aliases or register versions: a test that promotes builds its own store."""
+    from segmentation.promotion.promote import promote
+    from segmentation.study.sweep import run_sweep
+
+    with module_store(tmp_path_factory, "promoted") as store:
+        cfg = make_cfg(store, *PROMOTED_SWEEP)
+        result = run_sweep(cfg)
+        done = promote(cfg)
+        assert done.changed and done.version == "1"
+        yield Promoted(store, cfg, result)
 
 
 def make_cfg(store: Path, *overrides: str, data_dir: Path | None = None):

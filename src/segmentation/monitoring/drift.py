@@ -12,11 +12,8 @@ look, 0.25 and above a significant shift.
 
 from __future__ import annotations
 
-import html
-import math
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict
 from collections.abc import Mapping
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np

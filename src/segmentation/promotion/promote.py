@@ -25,7 +25,6 @@ from segmentation.config import project_root
 from segmentation.errors import InputError
 from segmentation.features.space import feature_space_name
 from segmentation.promotion.alignment import migration_table
-from segmentation.segments.value import value_markdown
 from segmentation.promotion.migration import (
     Migration,
     compare,
@@ -34,6 +33,7 @@ from segmentation.promotion.migration import (
     headline_tags,
     log_aligned_model,
 )
+from segmentation.segments.value import value_markdown
 from segmentation.tracking import runs
 from segmentation.tracking.descriptions import version_description
 from segmentation.tracking.model import SegmentModel

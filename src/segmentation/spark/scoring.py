@@ -23,7 +23,7 @@ from segmentation.serving.predict import (
     load_model,
     row_problems,
 )
-from segmentation.spark.reading import canonical_text, column_renames, read_input
+from segmentation.spark.reading import MISSING_TEXTS, canonical_text, column_renames, read_input
 from segmentation.spark.session import get_session, spark_errors
 
 SOURCE_FILE = "source_file"
@@ -107,15 +107,22 @@ def validator(
     inputs: list[tuple[str, str]],
     raw_names: list[str],
     path: str,
+    impute: Mapping[str, Any] | None = None,
 ):
     """The per-batch check of ``mapInPandas``: the local route's row rules and the dataset's
     cleaning (:func:`row_problems`, :func:`clean_rows`), giving each row its reason ("" when
-    it passes) and the model's typed inputs."""
+    it passes) and the model's typed inputs. A value the training data's cleaning filled
+    (``impute``, kept in the model: a missing retail Income) gets the training's figure, as
+    on the local route."""
     cfg = OmegaConf.create({"dataset": cfg_dataset})
+    fills = dict(impute or {})
 
     def check(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
             mapped = _plain(batch[canonical])
+            mapped = mapped.assign(
+                **{c: mapped[c].fillna(str(v)) for c, v in fills.items() if c in mapped}
+            )
             lines = batch[_ROW].astype("int64")
             reasons = row_problems(mapped, specs)
             ok = reasons == ""
@@ -142,6 +149,53 @@ def validator(
             yield out
 
     return check
+
+
+def _text(column: Any) -> Any:
+    """A text cell as the local route writes it: stripped, the missing markers as null."""
+    from pyspark.sql import functions as F
+
+    text = F.trim(column)
+    return F.when(text.isin(*MISSING_TEXTS), None).otherwise(text)
+
+
+def read_back_types(frame: Any, names: list[str]) -> dict[str, str]:
+    """The type pandas gives each text column of ``frame`` when it reads the local route's CSV
+    back: ``bigint`` when every cell is a whole number, ``double`` when every cell is a number
+    (or the column is empty), ``string`` otherwise. One pass over ``frame``."""
+    from pyspark.sql import functions as F
+
+    if not names:
+        return {}
+    checks = []
+    for i, name in enumerate(names):
+        text = _text(F.col(_quoted(name)))
+        for kind in ("bigint", "double"):
+            fails = text.isNotNull() & text.try_cast(kind).isNull()
+            checks.append(F.count(F.when(fails, 1)).alias(f"{kind}{i}"))
+    row = frame.agg(*checks).first()
+    return {
+        name: next((k for k in ("bigint", "double") if not row[f"{k}{i}"]), "string")
+        for i, name in enumerate(names)
+    }
+
+
+def _as_read_back(frame: Any, names: list[str], aliases: list[str]) -> list:
+    """``frame``'s columns ``names`` under ``aliases``, text ones typed as the local route's
+    output reads back in pandas (so ids, counts and amounts join and compare across engines);
+    typed ones (Parquet input) as they are."""
+    from pyspark.sql import functions as F
+
+    text = [n for n in names if frame.schema[n].dataType.simpleString() == "string"]
+    types = read_back_types(frame, text)
+    out = []
+    for name, alias in zip(names, aliases, strict=True):
+        column = F.col(_quoted(name))
+        if name in types:
+            column = _text(column)
+            column = column if types[name] == "string" else column.try_cast(types[name])
+        out.append(column.alias(alias))
+    return out
 
 
 def _validated_schema(raw_schema: Any, inputs: list[tuple[str, str]]) -> str:
@@ -197,6 +251,7 @@ def score_table(
         inputs,
         raw_names,
         str(input_path),
+        model.unwrap_python_model().inputs.get("impute"),
     )
     raw_schema = staged.select(*raw_names).schema
     validated = staged.mapInPandas(check, _validated_schema(raw_schema, inputs))
@@ -206,19 +261,18 @@ def score_table(
     )
     names = [spec.name for spec in model.metadata.get_output_schema().inputs]
     model_input = F.struct(*[F.col(_model_in(j)).alias(n) for j, (n, _) in enumerate(inputs)])
-    scored = (
-        validated.filter(F.col(_REASON) == "")
-        .withColumn("__prediction__", predict(model_input))
-        .select(
-            *[F.col(_raw(i)).alias(c) for i, c in enumerate(raw_columns)],
+    passed = validated.filter(F.col(_REASON) == "")
+    failed = validated.filter(F.col(_REASON) != "")
+    with spark_errors(f"scoring {input_path}"):
+        scored = passed.withColumn("__prediction__", predict(model_input)).select(
+            *_as_read_back(passed, raw_names, raw_columns),
             *[F.col("__prediction__")[n].alias(n) for n in names],
         )
-    )
-    rejected = validated.filter(F.col(_REASON) != "").select(
-        F.col(_FILE).alias(SOURCE_FILE),
-        F.col(_REASON).alias(REASON),
-        *[F.col(_raw(i)).alias(c) for i, c in enumerate(raw_columns)],
-    )
+        rejected = failed.select(
+            F.col(_FILE).alias(SOURCE_FILE),
+            F.col(_REASON).alias(REASON),
+            *_as_read_back(failed, raw_names, raw_columns),
+        )
     rejected_path = rejected_folder(output_path)
     try:
         with spark_errors(f"scoring {input_path}"):

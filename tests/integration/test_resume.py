@@ -20,10 +20,8 @@ from segmentation.study.definition import study_name
 from segmentation.study.storage import PID_ATTR, study_storage
 from segmentation.study.sweep import run_sweep
 from segmentation.tracking import runs as tags
-from tests.conftest import make_cfg
-from tests.test_workers import FAST, check_sweep
-
-pytestmark = pytest.mark.slow
+from tests.conftest import FAST, make_cfg
+from tests.integration.test_workers_sweeps import check_sweep
 
 
 def sweep_command(store: Path, *overrides: str) -> list[str]:
@@ -38,7 +36,7 @@ def sweep_command(store: Path, *overrides: str) -> list[str]:
 
 def start_sweep(store: Path, *overrides: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    src = str(Path(__file__).resolve().parents[1] / "src")
+    src = str(Path(__file__).resolve().parents[2] / "src")
     env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")])
     # A hang is reported with every thread's stack (SIGABRT, see stop_or_report).
     env["PYTHONFAULTHANDLER"] = "1"

@@ -15,10 +15,10 @@ from scipy.stats import norm
 from sklearn.cluster import KMeans
 
 from segmentation.config import compose, group_options
-from segmentation.evaluation.drift import drift_html
 from segmentation.features.space import prepare_space
+from segmentation.monitoring.drift import drift_html
+from segmentation.promotion.alignment import migration_html
 from segmentation.reports import number, render
-from segmentation.segments.alignment import migration_html
 from segmentation.segments.describe import describe_frame, describe_segments, value_section
 from segmentation.segments.personas import (
     build_personas,

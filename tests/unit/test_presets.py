@@ -7,15 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from segmentation.config import compose, feature_sets, group_options, project_root
 from segmentation.data import load_dataset
 from segmentation.features.engineering import make_engineer
 from segmentation.features.space import prepare_space
-from segmentation.study.sweep import run_sweep
-from tests.conftest import make_cfg, module_store
 
 PRESETS = group_options("experiments")
 FEATURE_SETS = group_options("features")
@@ -89,31 +86,3 @@ def test_feature_set_composes_with_a_dataset_it_fits(name, engineered, tmp_path)
         space = prepare_space(cfg)
         assert space.columns == columns
         np.testing.assert_array_equal(space.X_raw, engineered[dataset][columns].to_numpy())
-
-
-@pytest.fixture(scope="module")
-def presets_store(tmp_path_factory):
-    """One tracking store for every preset's sweep: each has its own experiment and model."""
-    with module_store(tmp_path_factory, "presets") as store:
-        yield store
-
-
-@pytest.mark.parametrize("name", PRESETS)
-def test_preset_runs_a_small_sweep_to_a_registered_model(name, presets_store):
-    # KMeans only: two trials of the preset's own algorithms may all be pruned (a degenerate
-    # DBSCAN) or infeasible, which is the sweep working, not the preset failing.
-    reports = f"paths.reports_dir={presets_store.parent / 'reports'}"
-    cfg = make_cfg(presets_store, f"experiments={name}", *SMALL, "algorithm=kmeans", reports)
-    result = run_sweep(cfg)
-    assert (result.n_trials, result.ran) == (2, 2)
-    assert result.best_trial is not None and result.best_trial.state.name == "COMPLETE"
-    assert result.registered_version == "1"
-    client = MlflowClient(str(cfg.paths.tracking_uri))
-    version = client.get_model_version(str(cfg.tracking.registered_model_name), "1")
-    best_run = result.best_trial.user_attrs["mlflow_run_id"]
-    assert version.run_id == best_run
-    parent = client.get_run(result.parent_run_id)
-    assert client.get_experiment(parent.info.experiment_id).name == name
-    assert parent.data.tags["best_run_id"] == best_run
-    assert parent.data.params["feature_set"] == cfg.features.name
-    assert parent.data.tags["data_source"] == "synthetic"

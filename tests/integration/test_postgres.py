@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_cfg
-from tests.test_workers import FAST, check_sweep
+from tests.conftest import FAST, make_cfg, missing
+from tests.integration.test_workers_sweeps import check_sweep
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+pytestmark = pytest.mark.postgres
 
 
 def _bin_dir() -> Path | None:
@@ -42,9 +42,7 @@ def postgres_url() -> Iterator[str]:
     """A private server on 127.0.0.1 (trust auth, temp data dir), stopped whatever happens."""
     bin_dir = _bin_dir()
     if bin_dir is None:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL binaries missing: CI must run the postgres test")
-        pytest.skip("PostgreSQL binaries not installed (/usr/lib/postgresql/*/bin)")
+        missing("PostgreSQL binaries not installed (/usr/lib/postgresql/*/bin)")
     # Not under pytest's tmp dir: the postgres user cannot enter root's private folders.
     root = Path(tempfile.mkdtemp(prefix="seg-pg-", dir=os.environ.get("SEGMENTATION_PG_TMP")))
     if os.geteuid() == 0:

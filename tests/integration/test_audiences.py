@@ -18,6 +18,7 @@ from statsmodels.stats.proportion import proportion_effectsize
 from segmentation.cli import audiences_main
 from segmentation.data.retail_marketing import generate
 from segmentation.monitoring.drift import reference_profile
+from segmentation.promotion.promote import champion_uri, promote
 from segmentation.serving.audiences import (
     MANIFEST,
     baselines,
@@ -31,7 +32,6 @@ from segmentation.serving.audiences import (
     normalise_email,
     normalise_phone,
 )
-from segmentation.promotion.promote import champion_uri, promote
 from segmentation.study.sweep import run_sweep
 from tests.conftest import QUICK_RETAIL, make_cfg, module_store, run_main
 

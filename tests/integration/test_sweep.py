@@ -215,7 +215,7 @@ def test_repeated_trials_share_the_model_and_draw_the_same_plots(store):
 
 
 def test_cli_sweep_draws_data_insights_while_the_trials_run(store):
-    from tests.test_resume import start_sweep
+    from tests.integration.test_resume import start_sweep
 
     overrides = (
         "sweep.n_trials=2",

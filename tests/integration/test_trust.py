@@ -314,7 +314,6 @@ def test_knee_of_a_hand_made_front():
     assert chosen_trial(single).number == 1
 
 
-@pytest.mark.slow
 def test_default_sweep_finds_the_known_optimum_of_the_real_mall_file(store):
     path = real_file("Mall_Customers.csv")
     cfg = compose(

@@ -43,7 +43,7 @@ from segmentation.tracking import runs
 from segmentation.tracking.store import connect
 from tests.conftest import DATA_DIR, make_cfg, module_store, real_file, run_main
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 NOTE = "mlflow.note.content"
 OUTPUTS = ["segment", "persona", "confidence"]
 # Small sweeps: one algorithm, a few trials, no plots, artifacts logged inline.

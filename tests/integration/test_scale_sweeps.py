@@ -1,76 +1,17 @@
-"""Scale: sampled silhouette, algorithm limits, and a 200k-row sweep that logs everything."""
+"""Scale: a 200k-row sweep that logs everything, and artifacts logged inline."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import mlflow
-import numpy as np
 import pytest
 from mlflow.models import Model
 from mlflow.tracking import MlflowClient
-from sklearn.cluster import KMeans, MiniBatchKMeans
-from sklearn.metrics import silhouette_score
-from sklearn.preprocessing import StandardScaler
 
-from segmentation.algorithms import dbscan, kmeans
 from segmentation.data.mall import INCOME, SPENDING, generate
-from segmentation.errors import InputError
-from segmentation.evaluation.metrics import cluster_metrics
 from segmentation.study.sweep import run_sweep
 from tests.conftest import make_cfg, module_store
-
-
-def test_sampled_silhouette_within_0005_of_full_on_20k_rows():
-    frame = generate(20_000, seed=7)
-    X = StandardScaler().fit_transform(frame[[INCOME, SPENDING]].to_numpy(float))
-    labels = KMeans(n_clusters=5, n_init=1, random_state=0).fit_predict(X)
-    metrics, values, _ = cluster_metrics(
-        X, labels, sample_above=10_000, sample_size=10_000, seed=42
-    )
-    assert metrics["silhouette_sampled"] == 1.0
-    assert metrics["silhouette_sample_size"] == 10_000
-    assert len(values) == 10_000
-    assert abs(metrics["silhouette"] - silhouette_score(X, labels)) <= 0.005
-
-
-def test_dbscan_above_row_limit_refused_in_one_line_before_anything_is_written(store):
-    cfg = make_cfg(
-        store,
-        "algorithm=all",
-        "dataset.synthetic_rows=2000",
-        "algorithm.dbscan.max_rows=1000",
-    )
-    with pytest.raises(InputError) as err:
-        run_sweep(cfg)
-    message = str(err.value)
-    assert "\n" not in message
-    assert "2000 rows exceed algorithm.dbscan.max_rows=1000" in message
-    assert "algorithm=[kmeans,gmm]" in message and "sample_rows" in message
-    assert list(store.iterdir()) == [], "nothing may be written before the refusal"
-
-
-def test_dbscan_on_a_sample_still_labels_every_row():
-    rng = np.random.default_rng(0)
-    X = np.vstack([rng.normal(c, 0.2, size=(1500, 2)) for c in (0.0, 3.0)])
-    model = dbscan.build(
-        eps=0.3, min_samples=5, sample_rows=600, random_state=1, n_rows=len(X)
-    ).fit(X)
-    np.testing.assert_array_equal(model.labels_, model.predict(X))
-    assert set(np.unique(model.labels_)) - {-1} == {0, 1}
-    # Every row is labelled: the two blobs of 1,500 rows each, a few stragglers as noise.
-    assert (model.labels_[:1500] == model.labels_[0]).mean() > 0.99
-    assert (model.labels_[1500:] == model.labels_[-1]).mean() > 0.99
-    core = model.core_sample_indices_
-    # The core samples are rows of the 600-row sample, and get their fitted labels back.
-    assert len(core) <= 600
-    np.testing.assert_array_equal(model.predict(X[core]), model.core_labels_)
-
-
-def test_kmeans_switches_to_minibatch_above_the_configured_size():
-    params = {"n_clusters": 3, "n_init": 1, "minibatch_above": 1000}
-    assert isinstance(kmeans.build(**params, random_state=0, n_rows=1000), KMeans)
-    assert isinstance(kmeans.build(**params, random_state=0, n_rows=1001), MiniBatchKMeans)
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +31,6 @@ def big_sweep(tmp_path_factory):
         yield cfg, run_sweep(cfg)
 
 
-@pytest.mark.slow
 def test_200k_row_sweep_logs_every_trial_with_sampled_silhouette(big_sweep):
     cfg, result = big_sweep
     client = MlflowClient(str(cfg.paths.tracking_uri))
@@ -120,7 +60,6 @@ def test_200k_row_sweep_logs_every_trial_with_sampled_silhouette(big_sweep):
     assert "MiniBatchKMeans" in estimators
 
 
-@pytest.mark.slow
 def test_logged_model_keeps_a_few_rows_and_scores_every_row(big_sweep):
     cfg, result = big_sweep
     uri = result.best_trial.user_attrs["model_uri"]

@@ -7,9 +7,6 @@ CI)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +16,7 @@ from segmentation.data import load_dataset
 from segmentation.errors import InputError
 from segmentation.study.sweep import run_sweep
 from tests.conftest import make_cfg, real_file
-from tests.test_datasets import retail_text
+from tests.unit.test_datasets import retail_text
 
 FILE = "marketing_campaign.csv"
 ROWS = 300
@@ -162,30 +159,3 @@ def test_real_file_missing_incomes_imputed(store):
     rule = _rule(data, "missing_income")
     assert (rule["rows"], rule["action"]) == (24, "median")
     assert data.frame["Income"].notna().all()
-
-
-def test_cli_refuses_with_one_line_and_exit_code_2(tmp_path, canonical):
-    root = Path(__file__).resolve().parents[1]
-    data = _write(canonical.drop(columns=["Dt_Customer"]), tmp_path / "data")
-    store = tmp_path / "mlruns"
-    env = {
-        **os.environ,
-        "SEGMENTATION_ROOT": str(root),
-        "PYTHONPATH": str(root / "src"),
-        "DATA_DIR": str(data),
-    }
-    env.pop("MLFLOW_TRACKING_URI", None)
-    proc = subprocess.run(
-        [
-            sys.executable, "-c", "from segmentation.cli import sweep_main; sweep_main()",
-            "experiments=retail_rfm", f"paths.mlruns_dir={store}",
-            f"hydra.run.dir={tmp_path / 'outputs'}", "hydra.output_subdir=null",
-        ],
-        env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("error: ") and "Traceback" not in proc.stderr
-    assert "required column 'Dt_Customer'" in lines[0]
-    assert not store.exists() or not any(store.iterdir())

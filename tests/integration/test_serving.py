@@ -23,7 +23,6 @@ from segmentation.tracking.model import SegmentModel, build_pipeline
 from tests.conftest import (
     QUICK_RETAIL,
     make_cfg,
-    module_store,
     post,
     real_file,
     run_main,
@@ -32,13 +31,9 @@ from tests.conftest import (
 
 
 @pytest.fixture(scope="module")
-def champion(tmp_path_factory):
-    """A small sweep whose best is promoted to champion, in a fresh SQLite registry."""
-    with module_store(tmp_path_factory, "serving") as store:
-        cfg = make_cfg(store, "sweep.n_trials=3", "algorithm=kmeans", "tracking.log_plots=false")
-        run_sweep(cfg)
-        promote(cfg)
-        yield store, cfg
+def champion(promoted):
+    """The shared swept-and-promoted store (tests/conftest.py)."""
+    return promoted.store, promoted.cfg
 
 
 @pytest.fixture(scope="module")
