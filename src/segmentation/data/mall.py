@@ -8,7 +8,7 @@ from omegaconf import DictConfig, OmegaConf
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from segmentation.data import LoadedData
-from segmentation.data.reading import map_columns, typed_frame
+from segmentation.data.reading import as_numbers, as_text, map_columns, typed_frame
 from segmentation.errors import InputError
 
 INCOME = "Annual Income (k$)"
@@ -52,7 +52,7 @@ def prepare(raw: pd.DataFrame, cfg: DictConfig, path: str) -> LoadedData:
     frame, renamed = map_columns(raw.astype(object), columns, path)
     frame = typed_frame(frame, columns, path)
     if "Gender" in frame.columns:
-        frame["Gender"] = frame["Gender"].map(_gender, na_action="ignore")
+        frame["Gender"] = genders(frame["Gender"])
     rows_in = len(frame)
     needed = [c for c in columns if c in frame.columns and c != "CustomerID"]
     frame = frame.dropna(subset=needed).reset_index(drop=True)
@@ -77,13 +77,16 @@ def prepare(raw: pd.DataFrame, cfg: DictConfig, path: str) -> LoadedData:
     return loaded
 
 
-def _gender(value: object) -> str:
-    text = str(value).strip().lower()
-    if text in {"m", "male", "man"}:
-        return "Male"
-    if text in {"f", "female", "woman"}:
-        return "Female"
-    return str(value)
+_MALE, _FEMALE = ("m", "male", "man"), ("f", "female", "woman")
+
+
+def genders(values: pd.Series) -> pd.Series:
+    """``Male`` or ``Female`` for the usual spellings (m, man, F, ...), other values as their
+    text, missing as None."""
+    text = as_text(values)
+    folded = text.str.strip().str.lower()
+    out = text.mask(folded.isin(_MALE), "Male").mask(folded.isin(_FEMALE), "Female")
+    return out.astype(object).where(out.notna(), None)
 
 
 class MallFeatures(TransformerMixin, BaseEstimator):
@@ -102,9 +105,9 @@ class MallFeatures(TransformerMixin, BaseEstimator):
         out = pd.DataFrame(index=X.index)
         for column in NUMERIC:
             if column in X.columns:
-                out[column] = pd.to_numeric(X[column], errors="coerce").astype(float)
+                out[column] = as_numbers(X[column])
         if "Gender" in X.columns:
-            out["Gender_Male"] = (X["Gender"].map(_gender) == "Male").astype(float)
+            out["Gender_Male"] = (genders(X["Gender"]) == "Male").astype(float)
         # Ratios for the `engineered` feature set: spending relative to income, income per
         # year of age (a proxy for career stage).
         if {INCOME, SPENDING} <= set(out.columns):
