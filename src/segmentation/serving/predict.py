@@ -7,7 +7,7 @@ reason instead of being dropped silently.
 
 from __future__ import annotations
 
-import io
+import functools
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.csv as pcsv
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from omegaconf import DictConfig, OmegaConf
 
@@ -32,7 +33,7 @@ from segmentation.data.reading import (
     row_problems,
 )
 from segmentation.errors import InputError
-from segmentation.serving.promote import champion_uri
+from segmentation.serving.aliases import champion_uri
 from segmentation.tracking.store import connect
 
 LINE = "line"
@@ -157,8 +158,10 @@ def _score(
     rejected.insert(0, LINE, lines[bad].astype("int64"))
     rejected.insert(1, REASON, reasons[bad].astype(object))
     model_rows = prepared[needed].reset_index(drop=True)
+    # The model's own predict: the rows are checked above, as MLflow's per-value input check
+    # (every cell of a column of any type) would check them again.
     scored = (
-        model.predict(model_rows)
+        model.unwrap_python_model().predict(None, model_rows)
         if len(prepared)
         else pd.DataFrame({"segment": [], "persona": [], "confidence": []})
     )
@@ -310,32 +313,41 @@ class ChunkWriter:
         self.partial.unlink(missing_ok=True)
 
 
+# A field with one of these is quoted (``DataFrame.to_csv``'s minimal quoting).
+_NEEDS_QUOTES = (",", '"', "\r", "\n")
+
+
 def _csv_bytes(frame: pd.DataFrame) -> bytes:
-    """The rows as ``DataFrame.to_csv`` writes them (no header): by pyarrow's writer when no
-    value needs quoting, floats formatted by pandas first so both write the same text."""
-    text = frame.copy()
-    for name in text.columns[[pd.api.types.is_float_dtype(t) for t in text.dtypes]]:
-        text[name] = text[name].astype("str")
-    try:
-        table = pa.Table.from_pandas(text, preserve_index=False)
-        buffer = io.BytesIO()
-        pcsv.write_csv(table, buffer, pcsv.WriteOptions(include_header=False, quoting_style="none"))
-        return buffer.getvalue()
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        # A value with the delimiter, a quote or a line end: pandas quotes it.
-        return frame.to_csv(index=False, header=False).encode()
-
-
-def report(result: PredictResult) -> None:
-    """Print the summary to stdout and each rejected row (first few) to stderr."""
-    for row in result.rejected.head(SHOWN_REJECTIONS).itertuples(index=False):
-        print(f"rejected line {getattr(row, LINE)}: {getattr(row, REASON)}", file=sys.stderr)
-    more = len(result.rejected) - SHOWN_REJECTIONS
-    if more > 0:
-        print(f"... and {more} more rejected row(s)", file=sys.stderr)
-    listed = f"; list in {result.rejected_path}" if result.rejected_path else ""
-    print(
-        f"Scored {result.scored} row(s) with {result.model_uri} into {result.output}; "
-        f"rejected {len(result.rejected)}{listed}. Segments: {result.segments}",
-        flush=True,
-    )
+    """The rows as ``DataFrame.to_csv`` writes them (no header), built column by column in
+    pyarrow's string kernels: floats as pandas formats them, missing values empty, a field
+    quoted only when it holds a comma, a quote or a line end."""
+    if frame.empty:
+        return b""
+    text = functools.partial(pa.scalar, type=pa.large_string())
+    fields = []
+    for name in frame.columns:
+        values = frame[name]
+        if pd.api.types.is_float_dtype(values):
+            values = values.astype("str")
+        array = pa.array(values, from_pandas=True)
+        if isinstance(array, pa.ChunkedArray):
+            array = array.combine_chunks()
+        array = array.cast(pa.large_string())
+        # One scan of the column's bytes finds the (usual) column with nothing to quote.
+        data = array.buffers()[2]
+        data = data.to_pybytes() if data is not None else b""
+        if any(mark.encode() in data for mark in _NEEDS_QUOTES):
+            needs = functools.reduce(
+                pc.or_, (pc.match_substring(array, mark) for mark in _NEEDS_QUOTES)
+            )
+            quoted = pc.binary_join_element_wise(
+                text('"'), pc.replace_substring(array, '"', '""'), text('"'), text("")
+            )
+            array = pc.if_else(needs, quoted, array)
+        fields.append(array)
+    options = pc.JoinOptions(null_handling="replace", null_replacement="")
+    rows = pc.binary_join_element_wise(*fields, text(","), options=options)
+    lines = pc.binary_join_element_wise(rows, text(""), text("\n"))
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)
+    start, end = offsets[lines.offset], offsets[lines.offset + len(lines)]
+    return lines.buffers()[2].to_pybytes()[start:end]
