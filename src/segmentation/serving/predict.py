@@ -351,3 +351,18 @@ def _csv_bytes(frame: pd.DataFrame) -> bytes:
     offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)
     start, end = offsets[lines.offset], offsets[lines.offset + len(lines)]
     return lines.buffers()[2].to_pybytes()[start:end]
+
+
+def report(result: PredictResult) -> None:
+    """Print the summary to stdout and each rejected row (first few) to stderr."""
+    for row in result.rejected.head(SHOWN_REJECTIONS).itertuples(index=False):
+        print(f"rejected line {getattr(row, LINE)}: {getattr(row, REASON)}", file=sys.stderr)
+    more = len(result.rejected) - SHOWN_REJECTIONS
+    if more > 0:
+        print(f"... and {more} more rejected row(s)", file=sys.stderr)
+    listed = f"; list in {result.rejected_path}" if result.rejected_path else ""
+    print(
+        f"Scored {result.scored} row(s) with {result.model_uri} into {result.output}; "
+        f"rejected {len(result.rejected)}{listed}. Segments: {result.segments}",
+        flush=True,
+    )
