@@ -10,7 +10,8 @@ is given, alternating repeats so a drift of the machine's load hits both alike:
   read (pyarrow engine) + the model's own predict + pandas' ``to_csv`` of the same rows, in one
   process already started (``--scoring-repeats`` times);
 - the code before against after on ``--before-rows`` rows;
-- scoring ten times as many rows (after only: the code before holds the whole file in memory);
+- scoring ten times as many rows (the million rows repeated; after only: the code before
+  holds the whole file in memory);
 - a 10-row ``make predict`` against ``python -c "import mlflow"``;
 - a wrong option (``segmentation-sweep algorithm=foo``) refused.
 """
@@ -49,6 +50,19 @@ def write_retail(path: Path, rows: int, seed: int = 42) -> Path:
         part["ID"] += done
         part.to_csv(path, sep="\t", index=False, header=done == 0, mode="w" if not done else "a")
         done += len(part)
+    return path
+
+
+def repeat_rows(source: Path, path: Path, times: int) -> Path:
+    """``source``'s rows ``times`` over under its header: a large file in the time of a copy
+    (ids repeat; scoring does not read them)."""
+    with source.open("rb") as fh:
+        header = fh.readline()
+        body = fh.read()
+    with path.open("wb") as out:
+        out.write(header)
+        for _ in range(times):
+            out.write(body)
     return path
 
 
@@ -148,7 +162,7 @@ def section_scoring(
     print("  champion promoted; writing the files", flush=True)
     ten = write_retail(tmp / "scoring" / "ten.csv", 10, seed=7)
 
-    lines = []
+    lines: list[str] = []
     # Quick commands: the 10-row predict and a wrong option, against `import mlflow`.
     quick: dict[str, list[dict]] = {"mlflow": [], "after": [], "before": []}
     wrong: dict[str, list[dict]] = {"after": [], "before": []}
@@ -178,6 +192,7 @@ def section_scoring(
             f"{after / mlflow_s:.2f}x |"
         )
 
+    print("\n".join(lines), flush=True)  # so far: kept in the log if a later part is stopped
     # Before against after on --before-rows (the code before needs minutes and GBs at 1M).
     if before_src:
         small = write_retail(tmp / "scoring" / "small.csv", before_rows)
@@ -197,6 +212,7 @@ def section_scoring(
             f"when read back: {same}.",
         ]
 
+    print("\n".join(lines), flush=True)  # so far: kept in the log if a later part is stopped
     # The million rows: CLI against the floor, alternating.
     million = write_retail(tmp / "scoring" / "million.csv", rows)
     scored: dict[str, list[dict]] = {"after": [], "floor": []}
@@ -223,8 +239,11 @@ def section_scoring(
         f"{_median(scored['after'], 'peak_rss_mb'):,.0f} MB | {after_s / floor_s:.2f}x |",
     ]
 
+    print("\n".join(lines), flush=True)  # so far: kept in the log if a later part is stopped
     # Ten times the rows, after only.
-    big = write_retail(tmp / "scoring" / "big.csv", big_rows)
+    times = max(big_rows // rows, 1)
+    big_rows = times * rows
+    big = repeat_rows(million, tmp / "scoring" / "big.csv", times)
     run = predict(store, None, root, big, tmp / "scoring" / "big-out.csv")
     lines += [
         "",
