@@ -17,6 +17,10 @@ Sections (``--only small,scale,workers,stability`` by default; ``seeds``, ``spar
 - ``spark`` (issue 18, on request, after ``make spark-install``): scoring rows per second and a
   5-trial KMeans sweep, Spark against local, at ``--spark-rows`` and ten times that
   (``spark_bench.py``).
+- ``scoring`` (issue 23, on request): local scoring of ``--scoring-rows`` retail rows against
+  its floor (read + the model's predict + write), ``--scoring-big-rows`` within bounded memory,
+  a 10-row predict and a wrong option, beside the code of ``--before-src``
+  (``scoring_bench.py``).
 
 Figures are medians of ``--repeats`` runs, measured side by side in one invocation; they are
 printed and written into ``bench-results/RESULTS.md`` (only the sections that ran are replaced).
@@ -63,7 +67,7 @@ from segmentation.study.storage import study_storage
 from segmentation.study.sweep import enqueue_starts, run_sweep
 from segmentation.tracking.store import quiet_console
 
-SECTIONS = ("small", "scale", "workers", "seeds", "stability", "spark")
+SECTIONS = ("small", "scale", "workers", "seeds", "stability", "spark", "scoring")
 CHILD_MODES = ("tracked", "bare")
 SPLIT_METRICS = ("fit_seconds", "metrics_seconds", "plots_seconds", "logging_seconds")
 SCALE_OVERRIDES = ("features=engineered", "algorithm=[kmeans,gmm]", "experiment_name=bench_scale")
@@ -608,6 +612,7 @@ TITLES = {
     "seeds": "The default sweep finds the known Mall optimum (issue 16)",
     "stability": "What stability costs per trial (issue 16)",
     "spark": "Spark against the local engine (issue 18)",
+    "scoring": "Issue 23: scoring, streaming and quick commands",
 }
 
 
@@ -658,6 +663,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--ratio-rows", type=int, default=100_000)
     parser.add_argument(
         "--spark-rows", type=int, default=1_000_000, help="spark section: this and 10 times it"
+    )
+    parser.add_argument("--scoring-rows", type=int, default=1_000_000)
+    parser.add_argument("--scoring-big-rows", type=int, default=10_000_000)
+    parser.add_argument("--scoring-repeats", type=int, default=1, help="runs of 1M-row scoring")
+    parser.add_argument("--before-rows", type=int, default=200_000)
+    parser.add_argument(
+        "--before-src",
+        type=Path,
+        default=None,
+        help="scoring section: the src/ folder of a checkout of the code before, measured beside",
     )
     parser.add_argument(
         "--scale-repeats",
@@ -716,6 +731,18 @@ def main(argv: Sequence[str] | None = None) -> None:
                     # The local route holds the table in memory: 10 million retail rows need
                     # about 30 GB.
                     local_scoring_max=args.spark_rows,
+                )
+            elif name == "scoring":
+                from scoring_bench import section_scoring
+
+                results[name] = section_scoring(
+                    Path(tmp),
+                    args.repeats,
+                    args.scoring_rows,
+                    args.scoring_big_rows,
+                    args.before_src.resolve() if args.before_src else None,
+                    args.before_rows,
+                    args.scoring_repeats,
                 )
             else:
                 results[name] = section_workers()

@@ -1,4 +1,9 @@
-"""Command-line entry points: thin ``@hydra.main`` wrappers around plain, testable functions."""
+"""Command-line entry points: thin ``@hydra.main`` wrappers around plain, testable functions.
+
+Each command imports its stage inside its task, after the options are checked: a command does
+not pay for the others' libraries (the sweep's Optuna and matplotlib, drift's SciPy), and a
+wrong option is refused before any of them loads.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,6 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from wsgiref.simple_server import make_server
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -17,24 +21,19 @@ from omegaconf import DictConfig, OmegaConf
 from segmentation.config import conf_dir, ensure_root_env, unknown_option
 from segmentation.engines import engine
 from segmentation.errors import InputError, TrackingError
-from segmentation.monitoring.check import EXIT_OVER_THRESHOLD, check_drift, print_check
-from segmentation.promotion.promote import champion_uri, describe, promote, rollback
-from segmentation.serving.audiences import export_audiences
-from segmentation.serving.audiences import report as audiences_report
-from segmentation.serving.personas import log_run_personas, persona_text
-from segmentation.study.storage import study_storage
-from segmentation.tracking.reports import latest_sweep_run, write_report
-from segmentation.tracking.store import connect, quiet_console
+from segmentation.promotion.aliases import champion_uri
 
 
 def run_cli(task: Callable[[DictConfig], object]) -> None:
     """Run ``task`` under Hydra; user errors become one line on stderr and exit code 2."""
     ensure_root_env()
-    quiet_console()
     wrong = unknown_option(sys.argv[1:])
     if wrong:  # before Hydra, whose own message is a block of text
         print(f"error: {wrong}", file=sys.stderr, flush=True)
         sys.exit(2)
+    from segmentation.tracking.store import quiet_console  # MLflow: every command but an error
+
+    quiet_console()
     # Python's last garbage collections at exit are slow after every command (MLflow,
     # scikit-learn and pandas leave millions of objects behind); frozen, they are skipped.
     # Exit handlers still run; finalizers of objects left in reference cycles, which Python
@@ -57,6 +56,7 @@ def run_cli(task: Callable[[DictConfig], object]) -> None:
 
 def sweep_main() -> None:
     """``segmentation-sweep``: run or resume the configured sweep (on the configured engine)."""
+
     run_cli(lambda cfg: engine(cfg).sweep(cfg))
 
 
@@ -64,6 +64,10 @@ def report_task(cfg: DictConfig) -> object:
     """Write the sweep report of ``+run_id`` (default: the experiment's latest sweep) to
     ``reports/`` (or ``+output``); with ``+persona_table=true``, log and print the persona table of
     ``+run_id`` (any trial run, or a sweep's best trial) instead."""
+    from segmentation.serving.personas import log_run_personas, persona_text
+    from segmentation.tracking.reports import latest_sweep_run, write_report
+    from segmentation.tracking.store import connect
+
     run_id = OmegaConf.select(cfg, "run_id", default=None)
     if OmegaConf.select(cfg, "persona_table", default=False):
         client = connect(str(cfg.paths.tracking_uri))
@@ -90,6 +94,8 @@ def promote_main() -> None:
     """``segmentation-promote``: move ``champion`` to the latest sweep's best (or ``+run_id``)."""
 
     def task(cfg: DictConfig) -> None:
+        from segmentation.promotion.promote import describe, promote
+
         given = _overrides(cfg, "run_id", "input")
         print(describe(promote(cfg, given["run_id"], given["input"])), flush=True)
 
@@ -98,7 +104,13 @@ def promote_main() -> None:
 
 def rollback_main() -> None:
     """``segmentation-rollback``: move ``champion`` back to the ``previous`` version."""
-    run_cli(lambda cfg: print(describe(rollback(cfg), "rolled back"), flush=True))
+
+    def task(cfg: DictConfig) -> None:
+        from segmentation.promotion.promote import describe, rollback
+
+        print(describe(rollback(cfg), "rolled back"), flush=True)
+
+    run_cli(task)
 
 
 def predict_main() -> None:
@@ -117,6 +129,9 @@ def predict_main() -> None:
 def audiences_task(cfg: DictConfig) -> object:
     """Write the audiences of ``+input=file`` (one upload file per segment, holdouts with
     ``audiences.holdout.share``) into ``+output=folder`` (default ``audiences.output_dir``)."""
+    from segmentation.serving.audiences import export_audiences
+    from segmentation.serving.audiences import report as audiences_report
+
     given = _overrides(cfg, "input", "output", "model_uri")
     if not given["input"]:
         raise InputError("audiences needs +input=<customers file> (make audiences INPUT=file)")
@@ -138,8 +153,12 @@ def model_uri_main() -> None:
 def dashboard_task(cfg: DictConfig) -> None:
     """Serve the study storage of the config (the journal file, or PostgreSQL with
     ``storage=postgres``) in optuna-dashboard on 127.0.0.1 (``+port=``, default 8080)."""
-    # Only `make dashboard` needs it; every other command would pay its slow import.
+    # Only `make dashboard` needs them; every other command would pay their import.
+    from wsgiref.simple_server import make_server
+
     from optuna_dashboard import wsgi
+
+    from segmentation.study.storage import study_storage
 
     port = int(OmegaConf.select(cfg, "port", default=8080))
     server = make_server("127.0.0.1", port, wsgi(study_storage(cfg)))
@@ -172,6 +191,9 @@ def drift_task(cfg: DictConfig) -> None:
         raise InputError("drift needs +input=<customers file> (make drift INPUT=file)")
     if not Path(given["input"]).is_file():
         raise InputError(f"{given['input']}: file not found (expected a CSV or Parquet file)")
+    # SciPy: drift's alone.
+    from segmentation.monitoring.check import EXIT_OVER_THRESHOLD, check_drift, print_check
+
     check = check_drift(cfg, given["input"], given["model_uri"], given["output"])
     print_check(check)
     if check.report["over_threshold"]:

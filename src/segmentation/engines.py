@@ -1,6 +1,7 @@
 """Where a sweep and batch scoring run (``conf/engine``): the group's ``_target_`` names the
 engine and :func:`engine` builds it with ``instantiate``; every engine has ``sweep``,
-``score`` and ``report``. The Spark engine imports pyspark only once one of them runs."""
+``score`` and ``report``. Each engine imports its stage only when one of them runs: a command
+does not pay for the sweep's Optuna and matplotlib, or for pyspark, unless it uses them."""
 
 from __future__ import annotations
 
@@ -10,10 +11,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from segmentation import spark
 from segmentation.errors import InputError
-from segmentation.serving import predict
-from segmentation.study.sweep import run_sweep
 
 
 class Engine(Protocol):
@@ -34,12 +32,18 @@ class LocalEngine:
         self.settings = settings
 
     def sweep(self, cfg: DictConfig) -> Any:
+        from segmentation.study.sweep import run_sweep
+
         return run_sweep(cfg)
 
     def score(self, cfg: DictConfig, input_path: str, output_path: str, model_uri: str | None):
+        from segmentation.serving import predict
+
         return predict.score_file(cfg, input_path, output_path, model_uri)
 
     def report(self, result: Any) -> None:
+        from segmentation.serving import predict
+
         predict.report(result)
 
 
@@ -51,12 +55,18 @@ class SparkEngine:
         self.settings = settings
 
     def sweep(self, cfg: DictConfig) -> Any:
+        from segmentation import spark
+
         return spark.run_spark_sweep(cfg)
 
     def score(self, cfg: DictConfig, input_path: str, output_path: str, model_uri: str | None):
+        from segmentation import spark
+
         return spark.score_table(cfg, input_path, output_path, model_uri)
 
     def report(self, result: Any) -> None:
+        from segmentation import spark
+
         spark.spark_report(result)
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from segmentation.data import LoadedData
-from segmentation.data.reading import map_columns, typed_frame
+from segmentation.data.reading import as_text, map_columns, typed_frame
 
 INCOME = "Annual Income (k$)"
 SPENDING = "Spending Score (1-100)"
@@ -50,7 +50,7 @@ def prepare(raw: pd.DataFrame, cfg: DictConfig, path: str) -> LoadedData:
     frame, renamed = map_columns(raw.astype(object), columns, path)
     frame = typed_frame(frame, columns, path)
     if "Gender" in frame.columns:
-        frame["Gender"] = frame["Gender"].map(gender, na_action="ignore")
+        frame["Gender"] = genders(frame["Gender"])
     rows_in = len(frame)
     needed = [c for c in columns if c in frame.columns and c != "CustomerID"]
     frame = frame.dropna(subset=needed).reset_index(drop=True)
@@ -75,10 +75,13 @@ def prepare(raw: pd.DataFrame, cfg: DictConfig, path: str) -> LoadedData:
     return loaded
 
 
-def gender(value: object) -> str:
-    text = str(value).strip().lower()
-    if text in {"m", "male", "man"}:
-        return "Male"
-    if text in {"f", "female", "woman"}:
-        return "Female"
-    return str(value)
+_MALE, _FEMALE = ("m", "male", "man"), ("f", "female", "woman")
+
+
+def genders(values: pd.Series) -> pd.Series:
+    """``Male`` or ``Female`` for the usual spellings (m, man, F, ...), other values as their
+    text, missing as None."""
+    text = as_text(values)
+    folded = text.str.strip().str.lower()
+    out = text.mask(folded.isin(_MALE), "Male").mask(folded.isin(_FEMALE), "Female")
+    return out.astype(object).where(out.notna(), None)

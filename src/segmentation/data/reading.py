@@ -6,12 +6,16 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
 
 from segmentation.errors import InputError
 
@@ -40,6 +44,147 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
 
     Returns the frame and a description of what was detected (format, delimiter, BOM).
     """
+    table = open_table(path)
+    chunks = list(table.chunks())
+    frame = pd.concat(chunks) if chunks else table.empty_frame()
+    return frame, table.detected
+
+
+# Rows a chunk of a streamed file holds (about 10-30 MB of retail rows as text).
+CHUNK_ROWS = 100_000
+_HEAD_BYTES = 1 << 16
+
+
+class Table:
+    """A customer file opened for reading in chunks of rows, every value as stripped text
+    (``str`` dtype, missing as NaN), each chunk indexed by its row's position in the file
+    (line = position + 2: line 1 is the header).
+
+    Open it with :func:`open_table`, which refuses a missing, empty or unreadable file.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        detected: dict[str, Any],
+        columns: list[str],
+        chunk_rows: int,
+        csv_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.path = path
+        self.detected = detected
+        self.columns = columns
+        self.chunk_rows = chunk_rows
+        self.csv_options = csv_options or {}
+        self.size = path.stat().st_size
+        self._fh: Any = None
+        self._parquet: Any = None
+
+    def empty_frame(self) -> pd.DataFrame:
+        """The file's columns without rows."""
+        return pd.DataFrame({c: pd.Series([], dtype="str") for c in self.columns})
+
+    def done_bytes(self) -> int:
+        """Bytes of the file read so far (for a progress bar)."""
+        if self._fh is not None and not self._fh.closed:
+            return min(self._fh.tell(), self.size)
+        return self.size if self._fh is not None else 0
+
+    def chunks(self) -> Iterator[pd.DataFrame]:
+        """The rows, chunk by chunk (about ``chunk_rows`` each)."""
+        if self.detected["format"] == "parquet":
+            yield from self._parquet_chunks()
+        else:
+            yield from self._csv_chunks()
+
+    def _parquet_chunks(self) -> Iterator[pd.DataFrame]:
+        start = 0
+        with open(self.path, "rb") as fh:
+            self._fh = fh
+            parquet = pq.ParquetFile(fh)
+            try:
+                for batch in parquet.iter_batches(batch_size=self.chunk_rows):
+                    frame = batch.to_pandas()
+                    frame.index = pd.RangeIndex(start, start + len(frame))
+                    start += len(frame)
+                    yield _text_frame(frame).set_axis(self.columns, axis=1)
+            except (pa.ArrowException, OSError) as exc:
+                raise InputError(f"{self.path}: not a readable Parquet file ({exc})") from None
+
+    def _csv_chunks(self) -> Iterator[pd.DataFrame]:
+        delimiter, names = self.csv_options["delimiter"], self.csv_options["header"]
+        short: dict[int, list[str]] = {}  # rows with fewer fields, by file line: padded
+        problem: list[str] = []
+
+        def invalid(row: Any) -> str:
+            if row.actual_columns < row.expected_columns and row.number is not None:
+                fields = next(csv.reader([row.text], delimiter=delimiter), [])
+                short[int(row.number)] = fields + [""] * (row.expected_columns - len(fields))
+                return "skip"
+            problem.append(
+                f"expected {row.expected_columns} fields in line {row.number}, "
+                f"saw {row.actual_columns}"
+            )
+            return "error"
+
+        start = 0
+        with open(self.path, "rb") as fh:
+            self._fh = fh
+            try:
+                reader = pcsv.open_csv(
+                    fh,
+                    read_options=pcsv.ReadOptions(
+                        use_threads=False, block_size=self.csv_options["block_size"]
+                    ),
+                    parse_options=pcsv.ParseOptions(
+                        delimiter=delimiter, newlines_in_values=True, invalid_row_handler=invalid
+                    ),
+                    convert_options=pcsv.ConvertOptions(
+                        column_types=dict.fromkeys(names, pa.string()),
+                        strings_can_be_null=False,
+                        quoted_strings_can_be_null=False,
+                    ),
+                )
+                for batch in reader:
+                    frame = batch.to_pandas()
+                    frame.columns = self.columns
+                    frame, start = _place(frame, start, short, self.columns)
+                    yield _text_frame(frame)
+                if short:  # short rows after the last full one
+                    yield _text_frame(_place(self.empty_frame(), start, short, self.columns)[0])
+            except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+                first = problem[0] if problem else str(exc).strip().splitlines()[0]
+                raise InputError(
+                    f"{self.path}: cannot parse as a delimited file ({first})"
+                ) from None
+
+
+def _place(
+    frame: pd.DataFrame, start: int, short: dict[int, list[str]], columns: list[str]
+) -> tuple[pd.DataFrame, int]:
+    """Index a parsed batch by row position from ``start``, putting back the rows with fewer
+    fields (by file line, padded) that the parser set aside, in their places. The parser
+    reports a short row before the batch that holds it, and maybe rows of the next batch."""
+    if not short:
+        frame.index = pd.RangeIndex(start, start + len(frame))
+        return frame, start + len(frame)
+    positions, padded, position = [], [], start
+    while len(positions) < len(frame) or position + 2 in short:
+        if position + 2 in short:
+            padded.append(position)
+        else:
+            positions.append(position)
+        position += 1
+    frame.index = pd.Index(positions, dtype="int64")
+    extra = pd.DataFrame(
+        [short.pop(p + 2) for p in padded], index=padded, columns=columns, dtype="str"
+    )
+    return pd.concat([frame, extra]).sort_index(), position
+
+
+def open_table(path: str | Path, chunk_rows: int = CHUNK_ROWS) -> Table:
+    """Open a CSV (delimiter, BOM and line ends detected) or Parquet customer file for
+    reading in chunks; a missing, empty or unreadable file is refused in one line."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: file not found (expected a CSV or Parquet customer file)")
@@ -47,49 +192,88 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
         raise InputError(f"{path}: file is empty (expected a header line and customer rows)")
     if path.suffix.lower() in PARQUET_SUFFIXES:
         try:
-            frame = pd.read_parquet(path)
-        except Exception as exc:  # pyarrow raises several types for a broken file
+            names = [str(n) for n in pq.read_schema(path).names]
+        except (pa.ArrowException, OSError) as exc:
             raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
-        frame = frame.astype(object).where(frame.notna(), None)
-        return _text_frame(frame), {"format": "parquet"}
-    raw = path.read_bytes()
-    bom = raw.startswith(b"\xef\xbb\xbf")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
+        return Table(path, {"format": "parquet"}, names, chunk_rows)
+    with open(path, "rb") as fh:
+        head = fh.read(_HEAD_BYTES)
+    bom = head.startswith(b"\xef\xbb\xbf")
+    text = head.decode("utf-8-sig", errors="replace")
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
         raise InputError(f"{path}: file is empty (expected a header line and customer rows)")
     delimiter = sniff_delimiter(lines[0])
-    try:
-        frame = pd.read_csv(
-            path,
-            sep=delimiter,
-            dtype=str,
-            encoding="utf-8-sig" if not text.startswith("\ufeff") or bom else "latin-1",
-            keep_default_na=False,
-            skipinitialspace=True,
-            skip_blank_lines=True,
-        )
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        first = str(exc).splitlines()[0]
-        raise InputError(f"{path}: cannot parse as a delimited file ({first})") from None
-    frame.columns = [str(c).strip().strip("\ufeff") for c in frame.columns]
+    header = next(csv.reader([lines[0]], delimiter=delimiter))
+    # Bytes per row, from the rows in the head (the last one may be cut): the block that
+    # holds about chunk_rows rows.
+    per_row = len(head) / max(len(lines) - 1, 1)
     detected = {
         "format": "csv",
         "delimiter": _DELIMITER_NAMES.get(delimiter, delimiter),
         "bom": bom,
         "crlf": "\r\n" in text[:10000],
     }
-    return _text_frame(frame), detected
+    options = {
+        "delimiter": delimiter,
+        "header": header,
+        "block_size": int(min(max(per_row * chunk_rows, _HEAD_BYTES), 1 << 30)),
+    }
+    return Table(path, detected, _column_names(header), chunk_rows, options)
+
+
+def _column_names(header: list[str]) -> list[str]:
+    """Header names as pandas names them (an empty one ``Unnamed: i``, a repeated one
+    ``name.1``), stripped of spaces and a byte-order mark."""
+    out: list[str] = []
+    seen: dict[str, int] = {}
+    for i, name in enumerate(header):
+        name = name.strip().strip("\ufeff").strip() or f"Unnamed: {i}"
+        if name in seen:
+            seen[name] += 1
+            name = f"{name}.{seen[name]}"
+        seen.setdefault(name, 0)
+        out.append(name)
+    return out
+
+
+# Cells that mean "no value" once stripped.
+MISSING_TEXT = ("", "nan", "NaN", "NA", "None")
 
 
 def _text_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """Every cell as stripped text, missing as NaN."""
-    out = frame.astype(object).map(lambda v: None if v is None else str(v).strip())
-    out = out.replace({"": None, "nan": None, "NaN": None, "NA": None, "None": None})
-    return out
+    """Every cell as stripped text (pandas' ``str`` dtype), missing as NaN; column by column,
+    in pyarrow's string kernels."""
+    columns = {i: text_column(frame.iloc[:, i]) for i in range(frame.shape[1])}
+    return pd.DataFrame(columns, index=frame.index).set_axis(frame.columns, axis=1)
+
+
+def text_column(values: pd.Series) -> pd.Series:
+    """One column as stripped text, missing (or one of ``MISSING_TEXT``) as NaN: the text
+    ``str(value).strip()`` gives for each value."""
+    if isinstance(values.dtype, pd.StringDtype) or values.dtype == object:
+        text = values.astype("str")
+    elif pd.api.types.is_integer_dtype(values) or pd.api.types.is_float_dtype(values):
+        text = values.astype("str")  # numpy's shortest repr, as str() writes a Python number
+    else:  # dates, booleans, categories...: each value's own str()
+        text = values.astype(object).astype("str")
+    text = text.str.strip()
+    return text.where(~text.isin(MISSING_TEXT))
+
+
+def as_numbers(values: pd.Series) -> pd.Series:
+    """``pd.to_numeric(values, errors="coerce")`` as floats: text that is not a number gives
+    NaN. Text columns are parsed by pyarrow's cast (C++); a column holding anything pyarrow
+    does not parse falls back to pandas, so both give the same numbers."""
+    if not pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        try:
+            array = pa.array(values, from_pandas=True)
+            if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
+                numbers = pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False)
+                return pd.Series(numbers, index=values.index, name=values.name)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            pass
+    return pd.to_numeric(values, errors="coerce").astype(float)
 
 
 def map_columns(
@@ -133,7 +317,7 @@ def to_numeric_column(frame: pd.DataFrame, column: str, spec: Mapping[str, Any],
     values = frame[column]
     if values.isna().all():
         raise InputError(f"{path}: column '{column}' is entirely empty (expected numbers)")
-    numbers = pd.to_numeric(values, errors="coerce")
+    numbers = as_numbers(values)
     bad = values.notna() & numbers.isna()
     if bad.any():
         examples = ", ".join(repr(v) for v in values[bad].head(3))
@@ -150,7 +334,7 @@ def to_numeric_column(frame: pd.DataFrame, column: str, spec: Mapping[str, Any],
                 f"{path}: column '{column}' has values below {low:g} (negative amounts or ages "
                 f"are not valid): {examples} at line(s) {_rows(numbers[below].index)}"
             )
-    return numbers.astype(float)
+    return numbers
 
 
 def typed_frame(
@@ -169,10 +353,13 @@ def typed_frame(
                 raise InputError(
                     f"{path}: column '{column}' is entirely empty (expected {kind} values)"
                 )
-            out[column] = out[column].map(str, na_action="ignore").astype(object)
+            text = as_text(out[column])
             if kind == "id":
                 # An older export zero-pads ids (0001): the same customer, the same id.
-                out[column] = out[column].map(_strip_zeros, na_action="ignore")
+                digits = text.str.isdigit().fillna(False).astype(bool)
+                stripped = text.str.lstrip("0")
+                text = text.mask(digits, stripped.where(stripped != "", "0"))
+            out[column] = text.astype(object).where(text.notna(), None)
     return out
 
 
@@ -185,11 +372,16 @@ def row_problems(frame: pd.DataFrame, columns: Mapping[str, Mapping[str, Any]]) 
     """
     reasons = pd.Series([""] * len(frame), index=frame.index, dtype=object)
 
-    def add(mask: pd.Series, text: pd.Series | str) -> None:
+    def add(
+        mask: pd.Series, text: str, shown: pd.Series | None = None, fmt: Callable = repr
+    ) -> None:
+        """Add ``text`` to the masked rows' reasons, followed by their value in ``shown``
+        (formatted only for the rows that fail)."""
         if not mask.any():  # the masked assignments cost milliseconds even when empty
             return
-        reasons[mask] = reasons[mask].where(reasons[mask] == "", reasons[mask] + "; ")
-        reasons[mask] = reasons[mask] + (text[mask] if isinstance(text, pd.Series) else text)
+        current = reasons[mask]
+        extra = text if shown is None else (text + shown[mask].map(fmt)).to_numpy()
+        reasons[mask] = current.where(current == "", current + "; ") + extra
 
     for column, spec in columns.items():
         if column not in frame.columns:
@@ -200,21 +392,21 @@ def row_problems(frame: pd.DataFrame, columns: Mapping[str, Mapping[str, Any]]) 
             add(values.isna(), f"'{column}' is missing")
         if kind != "numeric":
             continue
-        numbers = pd.to_numeric(values, errors="coerce")
+        numbers = as_numbers(values)
         bad = values.notna() & numbers.isna()
-        add(bad, f"'{column}' is not a number: " + values.map(repr, na_action="ignore"))
+        add(bad, f"'{column}' is not a number: ", values)
         low = spec.get("min")
         if low is not None:
-            below = numbers < low
-            add(
-                below,
-                f"'{column}' below {low:g}: " + numbers.map("{:g}".format, na_action="ignore"),
-            )
+            add(numbers < low, f"'{column}' below {low:g}: ", numbers, "{:g}".format)
     return reasons
 
 
-def _strip_zeros(value: str) -> str:
-    return value.lstrip("0") or "0" if value.isdigit() else value
+def as_text(values: pd.Series) -> pd.Series:
+    """``str(value)`` of each value (missing kept missing), as pandas' ``str`` dtype: the
+    vectorised ``values.map(str, na_action="ignore")``."""
+    if isinstance(values.dtype, pd.StringDtype) or values.dtype == object:
+        return values.astype("str")
+    return values.astype(object).astype("str")
 
 
 def content_hash(frame: pd.DataFrame) -> str:

@@ -8,7 +8,8 @@ from omegaconf import DictConfig
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from segmentation.data import LoadedData
-from segmentation.data.mall import INCOME, NUMERIC, SPENDING, gender
+from segmentation.data.mall import INCOME, NUMERIC, SPENDING, genders
+from segmentation.data.reading import as_numbers
 from segmentation.errors import InputError
 
 
@@ -28,9 +29,9 @@ class MallFeatures(TransformerMixin, BaseEstimator):
         out = pd.DataFrame(index=X.index)
         for column in NUMERIC:
             if column in X.columns:
-                out[column] = pd.to_numeric(X[column], errors="coerce").astype(float)
+                out[column] = as_numbers(X[column])
         if "Gender" in X.columns:
-            out["Gender_Male"] = (X["Gender"].map(gender) == "Male").astype(float)
+            out["Gender_Male"] = (genders(X["Gender"]) == "Male").astype(float)
         # Ratios for the `engineered` feature set: spending relative to income, income per
         # year of age (a proxy for career stage).
         if {INCOME, SPENDING} <= set(out.columns):

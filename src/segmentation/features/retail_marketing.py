@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from segmentation.data import LoadedData
-from segmentation.data.reading import DATE_ORDERS, parse_dates
+from segmentation.data.reading import DATE_ORDERS, as_numbers, as_text, parse_dates
 from segmentation.data.retail_marketing import (
     CAMPAIGNS,
     CHANNELS,
@@ -82,22 +82,20 @@ class RetailFeatures(TransformerMixin, BaseEstimator):
         )
         self.reference_year_ = int(self.reference_date_.year)
         self.income_median_ = float(
-            pd.to_numeric(X["Income"], errors="coerce").median()
-            if self.income_median is None
-            else self.income_median
+            as_numbers(X["Income"]).median() if self.income_median is None else self.income_median
         )
         self.n_features_in_ = X.shape[1]
         return self
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         dates, _ = self._dates(X, self.date_order_)
-        num = {c: pd.to_numeric(X[c], errors="coerce").astype(float) for c in PASSTHROUGH}
+        num = {c: as_numbers(X[c]) for c in PASSTHROUGH}
         levels = self.education_levels or DEFAULT_LEVELS
         partner = set(self.partner_statuses or DEFAULT_PARTNER)
         out = pd.DataFrame(index=X.index)
-        out["Age"] = self.reference_year_ - pd.to_numeric(X["Year_Birth"], errors="coerce")
-        out["Income"] = pd.to_numeric(X["Income"], errors="coerce").fillna(self.income_median_)
-        education = X["Education"].map(lambda v: str(v).strip(), na_action="ignore")
+        out["Age"] = self.reference_year_ - as_numbers(X["Year_Birth"])
+        out["Income"] = as_numbers(X["Income"]).fillna(self.income_median_)
+        education = as_text(X["Education"]).str.strip()
         out["Education_Level"] = education.map(levels).astype(float)
         out["Kidhome"], out["Teenhome"] = num["Kidhome"], num["Teenhome"]
         out["Children"] = num["Kidhome"] + num["Teenhome"]

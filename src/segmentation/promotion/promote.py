@@ -24,6 +24,10 @@ from omegaconf import DictConfig
 from segmentation.config import project_root
 from segmentation.errors import InputError
 from segmentation.features.space import feature_space_name
+
+# champion_uri is re-exported: scoring imports it from aliases, without this module's imports.
+from segmentation.promotion.aliases import CHAMPION, PREVIOUS, model_name
+from segmentation.promotion.aliases import champion_uri as champion_uri
 from segmentation.promotion.alignment import migration_table
 from segmentation.promotion.migration import (
     Migration,
@@ -39,9 +43,6 @@ from segmentation.tracking.descriptions import version_description
 from segmentation.tracking.model import SegmentModel
 from segmentation.tracking.store import connect, find_sweep_run, redact, register_run_model
 
-CHAMPION = "champion"
-PREVIOUS = "previous"
-
 
 @dataclass
 class Promotion:
@@ -53,16 +54,6 @@ class Promotion:
     previous: str | None
     changed: bool
     migration: dict | None = None
-
-
-def model_name(cfg: DictConfig) -> str:
-    """The registered model of the config's dataset and feature space."""
-    return str(cfg.tracking.registered_model_name)
-
-
-def champion_uri(cfg: DictConfig) -> str:
-    """``models:/<name>@champion`` for the config (the default model to score with)."""
-    return f"models:/{model_name(cfg)}@{CHAMPION}"
 
 
 def code_version() -> str:

@@ -23,6 +23,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
@@ -391,7 +392,12 @@ def _describe(row: pd.Series, columns: list[str], cfg: Mapping[str, Any], popula
 def segment_personas(labels: Any, personas: Mapping[int, str] | None) -> list[str]:
     """Persona name per segment id; ``Segment k`` where none is known, noise unassigned."""
     personas = personas or {}
-    return [NOISE_PERSONA if s == -1 else personas.get(int(s), f"Segment {int(s)}") for s in labels]
+    segments, rows = np.unique(np.asarray(labels, dtype=np.int64), return_inverse=True)
+    names = np.array(
+        [NOISE_PERSONA if s == -1 else personas.get(int(s), f"Segment {int(s)}") for s in segments],
+        dtype=object,
+    )
+    return names[rows.reshape(-1)].tolist()
 
 
 def persona_names(table: pd.DataFrame) -> dict[int, str]:

@@ -7,19 +7,33 @@ reason instead of being dropped silently.
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from omegaconf import DictConfig, OmegaConf
 
 from segmentation.data import dataset_module
-from segmentation.data.reading import map_columns, read_table, row_problems
+from segmentation.data.reading import (
+    CHUNK_ROWS,
+    PARQUET_SUFFIXES,
+    Table,
+    map_columns,
+    open_table,
+    row_problems,
+)
 from segmentation.errors import InputError
-from segmentation.promotion.promote import champion_uri
+from segmentation.promotion.aliases import champion_uri
 from segmentation.tracking.store import connect
 
 LINE = "line"
@@ -96,21 +110,36 @@ class Scored:
     model_rows: pd.DataFrame
 
 
-def score_rows(cfg: DictConfig, input_path: str | Path, model_uri: str | None = None) -> Scored:
-    """Read ``input_path`` as training reads a file, and score the rows that pass with the
-    model (default: the config's champion)."""
-    input_path = Path(input_path)
+def _open(
+    cfg: DictConfig, input_path: Path, model_uri: str | None, chunk_rows: int
+) -> tuple[Table, dict[str, Any], str, Any, list[str]]:
+    """Open the file, refuse a missing required column (from its header), load the model and
+    refuse a file without a column the model needs: all before any row is read."""
+    table = open_table(input_path, chunk_rows)
     columns = OmegaConf.to_container(cfg.dataset.columns, resolve=True)
-    raw, _ = read_table(input_path)
-    mapped, _ = map_columns(raw, columns, input_path)  # a missing required column stops here
+    mapped, _ = map_columns(table.empty_frame(), columns, input_path)
     uri, model = load_model(cfg, model_uri)
     needed = model.metadata.get_input_schema().input_names()
     absent = [c for c in needed if c not in mapped.columns]
     if absent:
         raise InputError(
             f"{input_path}: column(s) {absent} needed by model {uri} not found; "
-            f"columns found: {list(raw.columns)}"
+            f"columns found: {table.columns}"
         )
+    return table, columns, uri, model, needed
+
+
+def _score(
+    cfg: DictConfig,
+    model: Any,
+    raw: pd.DataFrame,
+    columns: dict[str, Any],
+    needed: list[str],
+    input_path: Path,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Score rows of the file (indexed by their position in it): the scored rows, the rows
+    rejected (file line and reason first) and the rows as the model took them."""
+    mapped, _ = map_columns(raw, columns, input_path)
     lines = pd.Series(raw.index + 2, index=raw.index)  # line 1 is the header
     # A value the training data's cleaning filled (a missing Income) gets the figure training
     # used, kept in the model, as the model itself does on every other route.
@@ -126,44 +155,202 @@ def score_rows(cfg: DictConfig, input_path: str | Path, model_uri: str | None = 
     reasons[dropped] = f"removed by the dataset's cleaning rule(s): {', '.join(rules) or '?'}"
     bad = reasons != ""
     rejected = raw.loc[bad].copy()
-    rejected.insert(0, LINE, lines[bad])
-    rejected.insert(1, REASON, reasons[bad])
-    scored = pd.DataFrame(columns=["segment", "persona", "confidence"])
+    rejected.insert(0, LINE, lines[bad].astype("int64"))
+    rejected.insert(1, REASON, reasons[bad].astype(object))
     model_rows = prepared[needed].reset_index(drop=True)
-    if len(prepared):
-        scored = model.predict(model_rows)
-    by_line = raw.set_index(lines)
-    out = by_line.loc[kept].reset_index(drop=True)
-    out["segment"] = scored["segment"].to_numpy()
-    out["persona"] = scored["persona"].to_numpy()
-    out["confidence"] = scored["confidence"].to_numpy()
+    # The model's own predict: the rows are checked above, as MLflow's per-value input check
+    # (every cell of a column of any type) would check them again.
+    scored = (
+        model.unwrap_python_model().predict(None, model_rows)
+        if len(prepared)
+        else pd.DataFrame({"segment": [], "persona": [], "confidence": []})
+    )
+    out = raw.set_index(lines).loc[kept].reset_index(drop=True)
+    out["segment"] = scored["segment"].to_numpy().astype("int64")
+    out["persona"] = pd.array(scored["persona"].to_numpy(), dtype="str")
+    out["confidence"] = scored["confidence"].to_numpy().astype("float64")
+    return out, rejected, model_rows
+
+
+def score_rows(cfg: DictConfig, input_path: str | Path, model_uri: str | None = None) -> Scored:
+    """Read ``input_path`` as training reads a file, and score the rows that pass with the
+    model (default: the config's champion), all in memory (see :func:`score_file` for files
+    of any size)."""
+    input_path = Path(input_path)
+    table, columns, uri, model, needed = _open(cfg, input_path, model_uri, CHUNK_ROWS)
+    chunks = list(table.chunks())
+    raw = pd.concat(chunks) if chunks else table.empty_frame()
+    out, rejected, model_rows = _score(cfg, model, raw, columns, needed, input_path)
     return Scored(uri, model, out, rejected, model_rows)
 
 
 def score_file(
-    cfg: DictConfig, input_path: str | Path, output_path: str | Path, model_uri: str | None = None
+    cfg: DictConfig,
+    input_path: str | Path,
+    output_path: str | Path,
+    model_uri: str | None = None,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> PredictResult:
-    """Score ``input_path`` into ``output_path``: the input's columns, ``segment``, ``persona``
-    and ``confidence``; rejected rows into ``<output>.rejected.csv``."""
-    output_path = Path(output_path)
-    result = score_rows(cfg, input_path, model_uri)
-    out, rejected, uri = result.scored, result.rejected, result.model_uri
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    out.to_csv(output_path, index=False)
+    """Score ``input_path`` into ``output_path`` chunk by chunk (memory does not grow with the
+    file): the input's columns, ``segment``, ``persona`` and ``confidence``, as Parquet when
+    the output ends in ``.parquet`` or ``.pq``, else CSV; rejected rows (file line, reason,
+    the row) into ``<output>.rejected.csv``. Both files appear only once every row is done:
+    a file refused half-way leaves what was there before."""
+    input_path, output_path = Path(input_path), Path(output_path)
+    table, columns, uri, model, needed = _open(cfg, input_path, model_uri, chunk_rows)
     rejected_path = output_path.with_name(output_path.name + ".rejected.csv")
-    if len(rejected):
-        rejected.to_csv(rejected_path, index=False)
-    else:
-        rejected_path.unlink(missing_ok=True)  # a stale list from an earlier run would mislead
-    counts = out["segment"].value_counts().sort_index()
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    counts: dict[int, int] = {}
+    scored_rows = 0
+    reasons: list[pd.DataFrame] = []
+    header = table.empty_frame()
+    with (
+        ChunkWriter(output_path) as out_writer,
+        ChunkWriter(rejected_path, parquet=False) as rejected_writer,
+        _progress(table) as progress,
+    ):
+        for raw in table.chunks():
+            out, rejected, _ = _score(cfg, model, raw, columns, needed, input_path)
+            out_writer.write(out)
+            scored_rows += len(out)
+            for segment, n in out["segment"].value_counts().items():
+                counts[int(segment)] = counts.get(int(segment), 0) + int(n)
+            if len(rejected):
+                rejected_writer.write(rejected)
+                reasons.append(rejected[[LINE, REASON]])
+            progress(table.done_bytes())
+        if not out_writer.rows_written:  # no row scored: the columns alone
+            out_writer.write(
+                header.assign(
+                    segment=pd.Series([], dtype="int64"),
+                    persona=pd.Series([], dtype="str"),
+                    confidence=pd.Series([], dtype="float64"),
+                )
+            )
+        out_writer.commit()
+        if reasons:
+            rejected_writer.commit()
+        else:
+            rejected_path.unlink(missing_ok=True)  # a stale list from an earlier run would mislead
+    rejected_all = (
+        pd.concat(reasons, ignore_index=True)
+        if reasons
+        else pd.DataFrame({LINE: pd.Series([], dtype="int64"), REASON: pd.Series([], dtype=object)})
+    )
     return PredictResult(
         model_uri=uri,
         output=output_path,
-        scored=len(out),
-        rejected=rejected,
-        rejected_path=rejected_path if len(rejected) else None,
-        segments={int(k): int(v) for k, v in counts.items()},
+        scored=scored_rows,
+        rejected=rejected_all,
+        rejected_path=rejected_path if reasons else None,
+        segments=dict(sorted(counts.items())),
     )
+
+
+# Files above this size get a progress bar (on a terminal).
+PROGRESS_ABOVE_BYTES = 50_000_000
+
+
+@contextmanager
+def _progress(table: Table) -> Iterator[Callable[[int], None]]:
+    """A progress bar over the file's bytes on stderr, for a long file on a terminal."""
+    if table.size < PROGRESS_ABOVE_BYTES or not sys.stderr.isatty():
+        yield lambda done: None
+        return
+    from tqdm import tqdm  # only long files on a terminal draw one
+
+    with tqdm(
+        total=table.size, unit="B", unit_scale=True, desc=f"scoring {table.path.name}"
+    ) as bar:
+        yield lambda done: bar.update(max(done - bar.n, 0))
+
+
+class ChunkWriter:
+    """Writes a frame chunk by chunk into a temporary file beside ``path``, moved onto
+    ``path`` by :meth:`commit` (removed when the block ends without it). Parquet for a
+    ``.parquet``/``.pq`` path (unless ``parquet=False``), else CSV as ``DataFrame.to_csv``
+    writes it."""
+
+    def __init__(self, path: Path, parquet: bool | None = None) -> None:
+        self.path = path
+        self.parquet = path.suffix.lower() in PARQUET_SUFFIXES if parquet is None else parquet
+        self.partial = path.with_name(f".{path.name}.partial")
+        self.rows_written = 0
+        self._fh: Any = None
+        self._parquet: Any = None
+        self._schema: Any = None
+
+    def __enter__(self) -> ChunkWriter:
+        return self
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if self._fh is None:
+            self._fh = open(self.partial, "wb")  # noqa: SIM115 - closed by commit or __exit__
+            if not self.parquet:
+                self._fh.write(frame.head(0).to_csv(index=False).encode())
+        if self.parquet:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if self._parquet is None:
+                self._schema = table.schema
+                self._parquet = pq.ParquetWriter(self._fh, self._schema)
+            self._parquet.write_table(table.cast(self._schema))
+        else:
+            self._fh.write(_csv_bytes(frame))
+        self.rows_written += len(frame)
+
+    def commit(self) -> None:
+        if self._parquet is not None:
+            self._parquet.close()
+        if self._fh is not None:
+            self._fh.close()
+            self.partial.replace(self.path)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._parquet is not None and self._fh is not None and not self._fh.closed:
+            self._parquet.close()
+        if self._fh is not None and not self._fh.closed:
+            self._fh.close()
+        self.partial.unlink(missing_ok=True)
+
+
+# A field with one of these is quoted (``DataFrame.to_csv``'s minimal quoting).
+_NEEDS_QUOTES = (",", '"', "\r", "\n")
+
+
+def _csv_bytes(frame: pd.DataFrame) -> bytes:
+    """The rows as ``DataFrame.to_csv`` writes them (no header), built column by column in
+    pyarrow's string kernels: floats as pandas formats them, missing values empty, a field
+    quoted only when it holds a comma, a quote or a line end."""
+    if frame.empty:
+        return b""
+    text = functools.partial(pa.scalar, type=pa.large_string())
+    fields = []
+    for name in frame.columns:
+        values = frame[name]
+        if pd.api.types.is_float_dtype(values):
+            values = values.astype("str")
+        array = pa.array(values, from_pandas=True)
+        if isinstance(array, pa.ChunkedArray):
+            array = array.combine_chunks()
+        array = array.cast(pa.large_string())
+        # One scan of the column's bytes finds the (usual) column with nothing to quote.
+        data = array.buffers()[2]
+        data = data.to_pybytes() if data is not None else b""
+        if any(mark.encode() in data for mark in _NEEDS_QUOTES):
+            needs = functools.reduce(
+                pc.or_, (pc.match_substring(array, mark) for mark in _NEEDS_QUOTES)
+            )
+            quoted = pc.binary_join_element_wise(
+                text('"'), pc.replace_substring(array, '"', '""'), text('"'), text("")
+            )
+            array = pc.if_else(needs, quoted, array)
+        fields.append(array)
+    options = pc.JoinOptions(null_handling="replace", null_replacement="")
+    rows = pc.binary_join_element_wise(*fields, text(","), options=options)
+    lines = pc.binary_join_element_wise(rows, text(""), text("\n"))
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)
+    start, end = offsets[lines.offset], offsets[lines.offset + len(lines)]
+    return lines.buffers()[2].to_pybytes()[start:end]
 
 
 def report(result: PredictResult) -> None:
