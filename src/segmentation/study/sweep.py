@@ -54,6 +54,7 @@ from segmentation.tracking.descriptions import (
     registered_model_description,
     version_description,
 )
+from segmentation.tracking.model import with_input_example
 from segmentation.tracking.store import (
     connect,
     experiment_id,
@@ -559,6 +560,7 @@ def register_best(
     registered model's and the version's descriptions."""
     cfg, space = ctx.cfg, ctx.space
     run_id = best.user_attrs["mlflow_run_id"]
+    with_input_example(best.user_attrs["model_uri"])  # trial models are logged without one
     version = register_run_model(
         client,
         str(cfg.tracking.registered_model_name),
