@@ -57,59 +57,9 @@ def _fraction(wanted: int, rows: int) -> float:
     return min(1.0, 1.5 * wanted / max(rows, 1))
 
 
-FIGURE = "_figure_"  # prefix of a cleaned row's value of a table figure
-
-
-def _clean_schema(dataset: DictConfig, columns: list[str]) -> list[tuple[str, str]]:
-    """The cleaned rows' Spark columns: each canonical column of the table (numbers as doubles,
-    the rest as text), then each table figure's value."""
-    specs = OmegaConf.to_container(dataset.columns, resolve=True)
-    out = [
-        (c, "double" if specs[c].get("kind", "numeric") == "numeric" else "string") for c in columns
-    ]
-    spec = getattr(dataset_module(dataset), "TABLE_FIGURES", None) or {}
-    return out + [(FIGURE + name, kind) for name, (_, kind) in spec.items()]
-
-
-def cleaning(cfg_dataset: dict, path: str, schema: list[tuple[str, str]]):
-    """Per batch of ``mapInPandas``: the dataset's typing and cleaning, once (a dataset with
-    table figures: its ``prepare_batch``, the cleaned rows with their figure values). A column
-    the batch's cleaning dropped (e.g. constant in it) is null."""
-    dataset = OmegaConf.create(cfg_dataset)
-
-    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        module = dataset_module(dataset)
-        staged = hasattr(module, "TABLE_FIGURES")
-        for batch in batches:
-            if batch.empty:
-                continue
-            if staged:
-                clean, values = module.prepare_batch(_plain(batch), dataset, path)
-            else:
-                clean, values = module.prepare(_plain(batch), dataset, path).frame, None
-            if clean.empty:
-                continue
-            out = {}
-            for name, kind in schema:
-                if name.startswith(FIGURE):
-                    column = values[name[len(FIGURE) :]]
-                elif name not in clean.columns:
-                    column = pd.Series([None] * len(clean), dtype=object)
-                else:
-                    column = clean[name]
-                if kind == "double":
-                    out[name] = pd.to_numeric(column).astype(float).to_numpy()
-                else:
-                    column = column.astype(object)
-                    out[name] = column.where(column.notna(), None).to_numpy()
-            yield pd.DataFrame(out)
-
-    return run, ", ".join(f"`{n}` {k}" for n, k in schema)
-
-
-def engineering(cfg_dataset: dict, figures: dict[str, Any], engineer: Any, columns: list[str]):
-    """Per batch of cached cleaned rows: finished with the table's figures (the dataset's
-    ``finish_batch``), then the fitted engineering and the feature set's columns."""
+def engineering(cfg_dataset: dict, path: str, engineer: Any, columns: list[str]):
+    """Per batch of ``mapInPandas``: the dataset's typing and cleaning, then the fitted
+    engineering and the feature set's columns (missing values refused, as locally)."""
     dataset = OmegaConf.create(cfg_dataset)
     names = [f"f{i}" for i in range(len(columns))]
 
@@ -118,43 +68,53 @@ def engineering(cfg_dataset: dict, figures: dict[str, Any], engineer: Any, colum
         for batch in batches:
             if batch.empty:
                 continue
-            clean = batch[[c for c in batch.columns if not c.startswith(FIGURE)]]
-            if figures:
-                clean = module.finish_batch(clean, dataset, figures)
-            X = feature_matrix(engineer.transform(clean), columns)
+            loaded = module.prepare(_plain(batch), dataset, path)
+            if loaded.frame.empty:
+                continue
+            X = feature_matrix(engineer.transform(loaded.frame), columns)
             yield pd.DataFrame(X, columns=names)
 
     return run, ", ".join(f"{n} double" for n in names)
 
 
-def batch_settings(dataset: DictConfig, sample: LoadedData) -> DictConfig:
-    """The dataset config every batch is prepared with: the day/month order of dates decided
-    once, on the sample, so that every batch reads them alike (a batch alone may not)."""
+def table_settings(
+    dataset: DictConfig, sample: LoadedData, text: Any, path: str
+) -> tuple[DictConfig, dict[str, Any]]:
+    """The dataset config every batch is prepared with, and the figures its cleaning and
+    engineering learn from the whole table (the dataset module's ``TABLE_FIGURES``, e.g. the
+    retail reference date and median Income), aggregated by Spark over every cleaned row.
+
+    The day/month order of dates is decided once, on the sample, so that every batch reads
+    them alike (a batch alone may not decide it)."""
+    from pyspark.sql import functions as F
+
     settings = OmegaConf.to_container(dataset, resolve=True)
     order = (sample.detected.get("dates") or {}).get("order")
     if order and not settings.get("date_format"):
         settings["date_format"] = order
-    return OmegaConf.create(settings)
-
-
-def table_figures(settings: DictConfig, clean: Any, path: str) -> dict[str, Any]:
-    """The figures the dataset's cleaning and engineering learn from the whole table (the
-    dataset module's ``TABLE_FIGURES``, e.g. the retail reference date and median Income),
-    aggregated by Spark over the cleaned rows' figure values."""
-    from pyspark.sql import functions as F
-
-    spec = getattr(dataset_module(settings), "TABLE_FIGURES", None)
+    module = dataset_module(dataset)
+    spec = getattr(module, "TABLE_FIGURES", None)
     if not spec:
-        return {}
+        return OmegaConf.create(settings), {}
+
+    def rows(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        config = OmegaConf.create(settings)
+        for batch in batches:
+            if not batch.empty:
+                yield module.figure_rows(_plain(batch), config, path)
+
     aggregates = {"max": F.max, "median": F.median}  # median: exact, as pandas'
-    row = clean.agg(
-        *[aggregates[how](FIGURE + name).alias(name) for name, (how, _) in spec.items()]
-    ).first()
+    schema = ", ".join(f"{name} {kind}" for name, (_, kind) in spec.items())
+    row = (
+        text.mapInPandas(rows, schema)
+        .agg(*[aggregates[how](name).alias(name) for name, (how, _) in spec.items()])
+        .first()
+    )
     figures = {name: row[name] for name in spec}
     missing = [name for name, value in figures.items() if value is None]
     if missing:
         raise InputError(f"{path}: no values to learn {missing} from")
-    return figures
+    return module.with_figures(OmegaConf.create(settings), figures), figures
 
 
 def read_training_table(cfg: DictConfig, spark: Any) -> tuple[Any, str, str]:
@@ -173,9 +133,8 @@ def read_training_table(cfg: DictConfig, spark: Any) -> tuple[Any, str, str]:
     return table.select(*canonical_text(table, specs, renames)), source, str(path)
 
 
-def count_and_hash(text: Any) -> tuple[int, str]:
-    """The table's row count and a content hash of it, in one pass computed by Spark (row order
-    does not matter)."""
+def table_hash(text: Any) -> str:
+    """A content hash of the table computed by Spark (row order does not matter)."""
     from pyspark.sql import functions as F
 
     row = text.select(
@@ -184,7 +143,7 @@ def count_and_hash(text: Any) -> tuple[int, str]:
     ).first()
     digest = hashlib.sha256("\x1f".join(text.columns).encode())
     digest.update(f"spark:{row['n']}:{row['x']}".encode())
-    return int(row["n"]), digest.hexdigest()[:16]
+    return digest.hexdigest()[:16]
 
 
 def spark_scaler(scaling: str) -> Any:
@@ -238,36 +197,25 @@ def prepare_spark_space(cfg: DictConfig, spark: Any) -> tuple[FeatureSpace, Spar
     wanted = int(engine_settings(cfg).get("sample_rows") or 20000)
     with spark_errors(f"dataset {cfg.dataset.name}"):
         text, source, path = read_training_table(cfg, spark)
-        rows_raw, data_hash = count_and_hash(text)
+        rows_raw = text.count()
         raw_sample = text.sample(fraction=_fraction(wanted, rows_raw), seed=seed).limit(wanted)
         raw_rows = _plain(raw_sample.toPandas())
         module = dataset_module(cfg.dataset)
         sample = module.prepare(raw_rows, cfg.dataset, path)
         if sample.frame.empty:
             raise InputError(f"{path}: no usable rows")
-        settings = batch_settings(cfg.dataset, sample)
-        # The one pass of the dataset's rules over every row; its cleaned rows are cached for
-        # the figures and the engineering.
-        run, schema = cleaning(
-            OmegaConf.to_container(settings, resolve=True),
-            path,
-            _clean_schema(settings, list(text.columns)),
-        )
-        clean = text.mapInPandas(run, schema).persist()
-        figures = table_figures(settings, clean, path)
-        batch_cfg = module.with_figures(settings, figures) if figures else settings
+        batch_cfg, figures = table_settings(cfg.dataset, sample, text, path)
         if figures:  # the sample as every batch is prepared: with the table's figures
             sample = module.prepare(raw_rows, batch_cfg, path)
         engineer = make_engineer(batch_cfg, sample).set_params(**figures).fit(sample.frame)
         check_feature_set(cfg, engineer.transform(sample.frame.head(50)))
         columns = list(cfg.features.columns)
         run, schema = engineering(
-            OmegaConf.to_container(batch_cfg, resolve=True), figures, engineer, columns
+            OmegaConf.to_container(batch_cfg, resolve=True), path, engineer, columns
         )
         names = [f"f{i}" for i in range(len(columns))]
-        features = clean.mapInPandas(run, schema)
+        features = text.mapInPandas(run, schema)
         assembled = VectorAssembler(inputCols=names, outputCol="raw").transform(features)
-        assembled = assembled.persist()  # the scaler's fit and the scaling read it
         if scaling == "none":
             scaled = assembled.withColumn("features", F.col("raw"))
         else:
@@ -279,8 +227,6 @@ def prepare_spark_space(cfg: DictConfig, spark: Any) -> tuple[FeatureSpace, Spar
         table = scaled.select(F.monotonically_increasing_id().alias(ID), "raw", "features")
         table = table.persist()
         rows = table.count()
-        assembled.unpersist()
-        clean.unpersist()
         k_max = int(cfg.sweep.constraints.k_max)
         needed = max(2 * k_max, 10)
         if rows < needed:
@@ -297,6 +243,7 @@ def prepare_spark_space(cfg: DictConfig, spark: Any) -> tuple[FeatureSpace, Spar
             .toPandas()
             .sort_values(ID)
         )
+        data_hash = table_hash(text)
     X_raw = np.stack(local["raw"].to_numpy()).astype(np.float64)
     X = np.ascontiguousarray(np.stack(local["x"].to_numpy()), dtype=np.float64)
     if scaling == "none":
