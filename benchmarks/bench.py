@@ -1,6 +1,7 @@
 """``make bench``: what tracking costs, and how the sweep holds up at a million customers.
 
-Sections (``--only small,scale,workers,stability`` by default; ``seeds``, ``spark`` on request):
+Sections (``--only small,scale,workers,stability`` by default; ``seeds``, ``spark``,
+``issue23`` on request):
 
 - ``small`` (issue 2): the default 50-trial Mall sweep with full tracking, run through the CLI
   in a fresh process (process start to registered model), against the same trials bare
@@ -14,6 +15,10 @@ Sections (``--only small,scale,workers,stability`` by default; ``seeds``, ``spar
   seed and 10 others: how many reach the known optimum.
 - ``stability`` (issue 16): a trial's fit against its stability refits at 200, 100,000 and
   1,000,000 rows.
+- ``issue23`` (on request): the default sweep on the real Mall file (``DATA_DIR``), process
+  start to registered model, against its floor (the same trials bare) and, with ``--before
+  DIR``, against another checkout; then the Spark preparation of ``--prepare-rows`` generated
+  retail rows, this tree against ``--before`` (``spark_bench.section_prepare``).
 - ``spark`` (issue 18, on request, after ``make spark-install``): scoring rows per second and a
   5-trial KMeans sweep, Spark against local, at ``--spark-rows`` and ten times that
   (``spark_bench.py``).
@@ -67,7 +72,7 @@ from segmentation.study.storage import study_storage
 from segmentation.study.sweep import enqueue_starts, run_sweep
 from segmentation.tracking.store import quiet_console
 
-SECTIONS = ("small", "scale", "workers", "seeds", "stability", "spark", "scoring")
+SECTIONS = ("small", "scale", "workers", "seeds", "stability", "spark", "scoring", "issue23")
 CHILD_MODES = ("tracked", "bare")
 SPLIT_METRICS = ("fit_seconds", "metrics_seconds", "plots_seconds", "logging_seconds")
 SCALE_OVERRIDES = ("features=engineered", "algorithm=[kmeans,gmm]", "experiment_name=bench_scale")
@@ -238,8 +243,11 @@ def run_sweep_child(mode: str, store: Path, overrides: Sequence[str]) -> dict[st
     return {**json.loads(out.read_text(encoding="utf-8")), **proc}
 
 
-def run_cli_sweep(store: Path, overrides: Sequence[str]) -> dict[str, Any]:
-    """The real CLI (``segmentation-sweep``) in a fresh process: start to registered model."""
+def run_cli_sweep(
+    store: Path, overrides: Sequence[str], env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The real CLI (``segmentation-sweep``) in a fresh process: start to registered model
+    (``env``: the process's environment, e.g. another tree's ``src`` on ``PYTHONPATH``)."""
 
     store.mkdir(parents=True, exist_ok=True)
     args = [
@@ -251,7 +259,7 @@ def run_cli_sweep(store: Path, overrides: Sequence[str]) -> dict[str, Any]:
         "sweep.progress=false",
         *overrides,
     ]
-    proc = _run_child(args, _env())
+    proc = _run_child(args, env or _env())
     client = MlflowClient(f"sqlite:///{store}/mlflow.db")
     parent = client.search_runs(
         [e.experiment_id for e in client.search_experiments()],
@@ -336,6 +344,79 @@ def section_small(tmp: Path, repeats: int, overrides: Sequence[str] = ()) -> str
             ),
         ]
     )
+
+
+def section_default(tmp: Path, repeats: int, before_root: Path | None) -> str:
+    """Issue 23: the default sweep (`make sweep`, real Mall file from ``DATA_DIR``) from process
+    start to registered model, this tree against its floor (the same trials bare: fits,
+    metrics and stability, nothing logged) and against the tree at ``before_root``, each in a
+    fresh process, alternating."""
+    from segmentation.tracking.store import empty_store_template
+
+    empty_store_template()  # built once per MLflow version: a user's first sweep builds it
+    before_env = None
+    if before_root is not None:
+        before_env = {
+            **_env(),
+            "PYTHONPATH": str(before_root / "src"),
+            "SEGMENTATION_ROOT": str(before_root),
+        }
+    rows: dict[str, list[dict[str, Any]]] = {"before": [], "after": [], "bare": []}
+    for i in range(repeats):
+        if before_env is not None:
+            rows["before"].append(run_cli_sweep(tmp / f"default-before-{i}", (), before_env))
+        rows["after"].append(run_cli_sweep(tmp / f"default-after-{i}", ()))
+        rows["bare"].append(run_sweep_child("bare", tmp / f"default-bare-{i}", ()))
+        print(
+            f"  default repeat {i + 1}/{repeats}: "
+            + (f"before {rows['before'][-1]['to_registered']:.1f}s, " if rows["before"] else "")
+            + f"after {rows['after'][-1]['to_registered']:.1f}s, "
+            f"bare {rows['bare'][-1]['seconds']:.2f}s (process {rows['bare'][-1]['wall']:.1f}s)",
+            flush=True,
+        )
+    after = _median(rows["after"], "to_registered")
+    floor = _median(rows["bare"], "wall")
+    trials = _median(rows["bare"], "seconds")
+    lines = [
+        f"The default sweep (`make sweep DATA_DIR=...`: 50 trials of the real Mall file), "
+        f"process start to registered model (the registry's time of the version), median of "
+        f"{repeats}, each in a fresh process with a new store; the floor is the same trials "
+        "bare in a fresh process (Optuna + scikit-learn: fits, metrics, stability; nothing "
+        "logged), start to exit.",
+        "",
+        "| measure | value | target |",
+        "|---|---|---|",
+        f"| after: process start to registered model | {after:.1f} s | <= 15 s idle |",
+        f"| after: process start to exit | {_median(rows['after'], 'wall'):.1f} s | |",
+        f"| floor: bare sweep, process start to exit | {floor:.1f} s | |",
+        f"| floor: its trials alone | {trials:.2f} s | |",
+        f"| after / floor | {after / floor:.2f}x | |",
+    ]
+    if rows["before"]:
+        before = _median(rows["before"], "to_registered")
+        lines.insert(
+            4, f"| before (232af3b): process start to registered model | {before:.1f} s | |"
+        )
+        lines += [
+            f"| before / floor | {before / floor:.2f}x | |",
+            f"| after / before | {after / before:.2f}x | |",
+        ]
+    same = {round(r["best_silhouette"], 6) for r in rows["after"] + rows["before"]}
+    lines += [
+        f"| best silhouette (every run) | {', '.join(f'{v:.4f}' for v in sorted(same))} | |",
+        "",
+        "Runs (s, to registered model / process): "
+        + "; ".join(
+            f"{label} "
+            + ", ".join(f"{r['to_registered']:.1f}/{r['wall']:.1f}" for r in rows[label])
+            for label in ("before", "after")
+            if rows[label]
+        )
+        + "; bare (trials / process) "
+        + ", ".join(f"{r['seconds']:.2f}/{r['wall']:.1f}" for r in rows["bare"])
+        + ".",
+    ]
+    return "\n".join(lines)
 
 
 def section_scale(
@@ -613,6 +694,7 @@ TITLES = {
     "stability": "What stability costs per trial (issue 16)",
     "spark": "Spark against the local engine (issue 18)",
     "scoring": "Issue 23: scoring, streaming and quick commands",
+    "issue23": "Issue 23: the default sweep and Spark preparation",
 }
 
 
@@ -658,6 +740,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--small-args", default="", help="small section: config overrides of both sweeps"
     )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        help="issue23 section: a checkout of the tree to compare with (e.g. 232af3b)",
+    )
+    parser.add_argument(
+        "--prepare-rows",
+        type=int,
+        default=1_000_000,
+        help="issue23 section: rows of the Spark preparation (0: leave it out)",
+    )
+    parser.add_argument("--prepare-repeats", type=int, default=1)
     parser.add_argument("--scale-rows", type=int, default=1_000_000)
     parser.add_argument("--scale-trials", type=int, default=20)
     parser.add_argument("--ratio-rows", type=int, default=100_000)
@@ -716,6 +811,15 @@ def main(argv: Sequence[str] | None = None) -> None:
                     args.ratio_rows,
                     args.scale_bare,
                 )
+            elif name == "issue23":
+                results[name] = section_default(Path(tmp), args.repeats, args.before)
+                if args.prepare_rows:
+                    # pyspark is an optional extra (make spark-install).
+                    from spark_bench import section_prepare
+
+                    results[name] += "\n\n" + section_prepare(
+                        args.prepare_rows, args.before, args.prepare_repeats
+                    )
             elif name == "seeds":
                 results[name] = section_seeds(Path(tmp))
             elif name == "stability":

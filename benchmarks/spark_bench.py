@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -101,6 +102,8 @@ def child(kind: str, engine: str, rows: int, work: Path, dataset: str) -> dict[s
     table = single if engine == "local" else data
     started = time.perf_counter()
     extra: dict[str, Any] = {}
+    if kind == "prepare":
+        return _prepare(store, table, dataset)
     if kind == "sweep":
         from segmentation.spark import run_spark_sweep
         from segmentation.study.sweep import run_sweep
@@ -128,6 +131,85 @@ def child(kind: str, engine: str, rows: int, work: Path, dataset: str) -> dict[s
     return {"wall": wall, "rows": scored, "peak_mb": driver_peak_mb(), **extra}
 
 
+def _prepare(store: Path, table: Path, dataset: str) -> dict[str, Any]:
+    """The Spark preparation alone (read, clean, learn the table figures, engineer, scale,
+    collect the sample), after the session has started: its wall time and rows."""
+    from segmentation.spark.session import get_session
+    from segmentation.spark.space import prepare_spark_space
+
+    cfg = _cfg(store, "spark", table, dataset)
+    spark = get_session(cfg)
+    started = time.perf_counter()
+    space, tables = prepare_spark_space(cfg, spark)
+    wall = time.perf_counter() - started
+    return {
+        "wall": wall,
+        "rows": tables.rows,
+        "peak_mb": driver_peak_mb(),
+        "X_raw_sum": float(space.X_raw.sum()),
+        "figures": space.data.detected.get("table_figures"),
+    }
+
+
+def section_prepare(
+    rows: int, before_root: Path | None, repeats: int = 1, dataset: str = "retail"
+) -> str:
+    """The Spark preparation of ``rows`` generated ``dataset`` customers, this tree against the
+    tree at ``before_root`` (its ``src`` first on the path), alternating, each in a fresh
+    process; medians of ``repeats``. Returns Markdown."""
+    runs: dict[str, list[dict[str, Any]]] = {"after": [], "before": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        write_parquet(dataset, work / f"{dataset}-{rows}", rows)
+        for i in range(repeats):
+            for label in ("before", "after") if before_root else ("after",):
+                env = None
+                if label == "before":
+                    env = {
+                        **os.environ,
+                        "PYTHONPATH": str(before_root / "src"),
+                        "SEGMENTATION_ROOT": str(before_root),
+                    }
+                figures = _run_child("prepare", "spark", rows, work, dataset, env)
+                runs[label].append(figures)
+                print(
+                    f"  prepare {rows:,} rows, {label} {i + 1}: {figures['wall']:.1f} s", flush=True
+                )
+    after = statistics.median(r["wall"] for r in runs["after"])
+    lines = [
+        f"Spark preparation of {rows:,} generated {dataset} customers (Parquet parts of "
+        f"{CHUNK:,} rows, local[*]; session start excluded), median of {repeats}:",
+        "",
+        "| tree | preparation | rows kept | driver peak RSS |",
+        "| --- | ---: | ---: | ---: |",
+        f"| after (one pass) | {after:.1f} s | {runs['after'][0]['rows']:,} | "
+        f"{statistics.median(r['peak_mb'] for r in runs['after']):.0f} MB |",
+    ]
+    if runs["before"]:
+        before = statistics.median(r["wall"] for r in runs["before"])
+        same = all(
+            r["figures"] == runs["after"][0]["figures"]
+            and r["rows"] == runs["after"][0]["rows"]
+            and abs(r["X_raw_sum"] - runs["after"][0]["X_raw_sum"]) <= 1e-6 * abs(r["X_raw_sum"])
+            for r in runs["before"]
+        )
+        lines.insert(
+            5,
+            f"| before | {before:.1f} s | {runs['before'][0]['rows']:,} | "
+            f"{statistics.median(r['peak_mb'] for r in runs['before']):.0f} MB |",
+        )
+        lines += [
+            "",
+            f"after / before: {after / before:.2f}x; same rows, table figures and sampled "
+            f"features: {'yes' if same else 'no'}. Runs (s): before "
+            + ", ".join(f"{r['wall']:.1f}" for r in runs["before"])
+            + "; after "
+            + ", ".join(f"{r['wall']:.1f}" for r in runs["after"])
+            + ".",
+        ]
+    return "\n".join(lines)
+
+
 def _promote_and_score(cfg: Any, dataset: str) -> int:
     """`make promote` of the sweep's best, then the champion scores generated rows (pyfunc,
     no Spark): the rows it returned."""
@@ -144,7 +226,9 @@ def _promote_and_score(cfg: Any, dataset: str) -> int:
     return int(len(model.predict(rows)))
 
 
-def _run_child(kind: str, engine: str, rows: int, work: Path, dataset: str) -> dict[str, Any]:
+def _run_child(
+    kind: str, engine: str, rows: int, work: Path, dataset: str, env: dict | None = None
+) -> dict[str, Any]:
     out = subprocess.run(
         [
             sys.executable,
@@ -158,6 +242,7 @@ def _run_child(kind: str, engine: str, rows: int, work: Path, dataset: str) -> d
         ],
         capture_output=True,
         text=True,
+        env=env,
     )
     if out.returncode:
         sys.exit(f"{kind} on {engine} ({rows:,} rows) failed:\n{out.stderr[-4000:]}")
@@ -239,11 +324,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--scoring-rows", type=int, nargs="*", default=[1_000_000])
     parser.add_argument("--sweep-rows", type=int, nargs="*", default=[1_000_000])
     parser.add_argument("--local-max", type=int, default=1_000_000, help="largest local run")
+    parser.add_argument("--prepare-rows", type=int, default=0, help="time the preparation only")
+    parser.add_argument("--before", type=Path, help="with --prepare-rows: the tree to compare")
+    parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--child", nargs=5, metavar=("KIND", "ENGINE", "ROWS", "WORK", "DATA"))
     args = parser.parse_args(argv)
     if args.child:
         kind, engine, rows, work, dataset = args.child
         print(json.dumps(child(kind, engine, int(rows), Path(work), dataset)), flush=True)
+        return
+    if args.prepare_rows:
+        print(section_prepare(args.prepare_rows, args.before, args.repeats, args.dataset))
         return
     print(
         section_spark(

@@ -40,7 +40,7 @@ from segmentation.promotion.migration import (
 from segmentation.segments.value import value_markdown
 from segmentation.tracking import runs
 from segmentation.tracking.descriptions import version_description
-from segmentation.tracking.model import SegmentModel
+from segmentation.tracking.model import SegmentModel, with_input_example
 from segmentation.tracking.store import connect, find_sweep_run, redact, register_run_model
 
 
@@ -181,6 +181,7 @@ def promote(cfg: DictConfig, run_id: str | None = None, input_path: str | None =
             version = str(mlflow.register_model(uri, name).version)
             client.set_model_version_tag(name, version, ALIGNMENT_TAG, alignment_key(migration))
     else:
+        with_input_example(f"models:/{model_id}")  # a sweep logs trial models without one
         version = register_run_model(client, name, rid, f"models:/{model_id}")
     version_tags = {
         "dataset": tags.get("dataset", cfg.dataset.name),

@@ -142,7 +142,8 @@ def write_trial_artifacts(job: TrialArtifacts) -> dict[str, float]:
         client.log_artifacts(job.run_id, tmp)
     if job.model_id is not None:
         set_tracking_uri(job.tracking_uri)
-        log_segment_model(job.model, job.input_example, model_id=job.model_id)
+        # The input example is given at registration (tracking.model.with_input_example).
+        log_segment_model(job.model, job.input_example, model_id=job.model_id, with_example=False)
         client.log_outputs(job.run_id, models=[LoggedModelOutput(job.model_id, step=0)])
     if job.dataset_input is not None:
         log_dataset(client, job.run_id, job.dataset_input)

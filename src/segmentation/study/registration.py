@@ -14,6 +14,7 @@ from segmentation.study.insights import FittedTrial
 from segmentation.study.objective import SweepContext
 from segmentation.tracking import runs
 from segmentation.tracking.descriptions import registered_model_description, version_description
+from segmentation.tracking.model import with_input_example
 from segmentation.tracking.store import register_run_model
 
 
@@ -28,6 +29,7 @@ def register_best(
     registered model's and the version's descriptions."""
     cfg, space = ctx.cfg, ctx.space
     run_id = best.user_attrs["mlflow_run_id"]
+    with_input_example(best.user_attrs["model_uri"])  # trial models are logged without one
     version = register_run_model(
         client,
         str(cfg.tracking.registered_model_name),

@@ -191,23 +191,39 @@ def model_signature(example: pd.DataFrame) -> ModelSignature:
     return ModelSignature(inputs=Schema(inputs), outputs=OUTPUT_SCHEMA)
 
 
+# The rows a logged model's input example is made of, kept with every model (a Parquet file:
+# the exact dtypes), so the one that gets registered can be given its example later.
+EXAMPLE_ARTIFACT = "example"
+
+
 @contextmanager
-def _pyfunc_arguments(model: SegmentModel, example: pd.DataFrame) -> Iterator[dict[str, Any]]:
+def _pyfunc_arguments(
+    model: SegmentModel, example: pd.DataFrame, with_example: bool = True
+) -> Iterator[dict[str, Any]]:
     """The arguments that make the segment model a pyfunc model: its code, its artifacts (the
-    pipeline and the card, written to a temporary directory for as long as the block runs),
-    the signature, the input example and the pinned requirements."""
+    pipeline, the card and the example rows, written to a temporary directory for as long as
+    the block runs), the signature, the input example (``with_example``) and the pinned
+    requirements."""
     with tempfile.TemporaryDirectory() as tmp:
         pipeline_path = Path(tmp) / "pipeline.joblib"
         card_path = Path(tmp) / "card.json"
+        example_path = Path(tmp) / "example.parquet"
         joblib.dump(model.pipeline, pipeline_path)
         card_path.write_text(json.dumps(model.card(), default=float), encoding="utf-8")
-        yield {
+        example.to_parquet(example_path, index=False)
+        arguments = {
             "python_model": str(Path(__file__).with_name("logged_model.py")),
-            "artifacts": {"pipeline": str(pipeline_path), "card": str(card_path)},
+            "artifacts": {
+                "pipeline": str(pipeline_path),
+                "card": str(card_path),
+                EXAMPLE_ARTIFACT: str(example_path),
+            },
             "signature": model_signature(example),
-            "input_example": example,
             "pip_requirements": pip_requirements(),
         }
+        if with_example:
+            arguments["input_example"] = example
+        yield arguments
 
 
 def log_segment_model(
@@ -215,10 +231,31 @@ def log_segment_model(
     example: pd.DataFrame,
     name: str = "model",
     model_id: str | None = None,
+    with_example: bool = True,
     **options: Any,
 ) -> mlflow.models.model.ModelInfo:
     """Log the model to the active run (or into the already created LoggedModel ``model_id``)
     with a signature and a few-row input example (never the training data); ``options`` go to
-    :func:`mlflow.pyfunc.log_model` (e.g. ``registered_model_name``)."""
-    with _pyfunc_arguments(model, example) as arguments:
+    :func:`mlflow.pyfunc.log_model` (e.g. ``registered_model_name``).
+
+    ``with_example=False`` logs the example rows as an artifact only: MLflow then skips
+    validating the serving input (loading the model and scoring the example), which a sweep's
+    trial models do not need; :func:`with_input_example` gives a model its example when it is
+    registered.
+    """
+    with _pyfunc_arguments(model, example, with_example) as arguments:
         return mlflow.pyfunc.log_model(name=name, model_id=model_id, **arguments, **options)
+
+
+def with_input_example(model_uri: str) -> bool:
+    """Give a logged model (``models:/<model_id>``) its input example from the rows kept with
+    it, logged again into the same LoggedModel (so MLflow validates that it serves); a model
+    that has its example is left as it is. Returns whether it was logged again."""
+    info = mlflow.models.get_model_info(model_uri)
+    if info.saved_input_example_info is not None:
+        return False
+    local = mlflow.artifacts.download_artifacts(model_uri)
+    model = mlflow.pyfunc.load_model(local).unwrap_python_model()
+    example = pd.read_parquet(Path(local, "artifacts", "example.parquet"))
+    log_segment_model(model, example, model_id=info.model_id)
+    return True

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -51,6 +55,8 @@ def connect(tracking_uri: str) -> MlflowClient:
         Path(match.group(1)).parent.mkdir(parents=True, exist_ok=True)
     set_tracking_uri(tracking_uri)
     try:
+        if match:
+            start_from_template(Path(match.group(1)))
         _probe_database(tracking_uri)
         # A database store connects (and may fail) as soon as the client is made.
         client = MlflowClient(tracking_uri)
@@ -61,6 +67,64 @@ def connect(tracking_uri: str) -> MlflowClient:
             f"tracking store {redact(tracking_uri)} is unreachable: {first}"
         ) from None
     return client
+
+
+def store_cache_dir() -> Path:
+    """Where the empty stores are cached: ``SEGMENTATION_CACHE``, else the user's cache folder."""
+    if os.environ.get("SEGMENTATION_CACHE"):
+        return Path(os.environ["SEGMENTATION_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "segmentation"
+
+
+def empty_store_template() -> Path:
+    """An empty SQLite store made by MLflow itself (its own schema and Default experiment),
+    built once per MLflow version and working directory and cached (see :func:`connect`).
+
+    The working directory is part of the key: MLflow sets the Default experiment's artifact
+    location from it, so a copy is the store MLflow would have created here. Built in a
+    private temporary folder and renamed into place: builders running at once each make their
+    own, and the cache never holds a half-built store.
+    """
+    place = hashlib.sha256(os.getcwd().encode()).hexdigest()[:12]
+    template = store_cache_dir() / f"mlflow-{mlflow.__version__}-{place}.db"
+    if template.exists():
+        return template
+    template.parent.mkdir(parents=True, exist_ok=True)
+    build = Path(tempfile.mkdtemp(prefix=".build-", dir=template.parent))
+    try:
+        db = build / "mlflow.db"
+        client = MlflowClient(f"sqlite:///{db}")
+        client.search_experiments(max_results=1)  # MLflow creates its schema here
+        client.search_registered_models(max_results=1)
+        os.replace(db, template)
+    finally:
+        shutil.rmtree(build, ignore_errors=True)
+    return template
+
+
+def start_from_template(db_path: Path) -> None:
+    """A new SQLite store at ``db_path`` as a copy of :func:`empty_store_template` (MLflow's
+    schema creation takes seconds; a file copy, milliseconds). An existing store is left as it
+    is. The copy is linked into place, which fails if another process made the store
+    meanwhile (theirs is as good); where the template cannot be made or linked, MLflow creates
+    the store as before."""
+    if db_path.exists() or str(db_path) == ":memory:":
+        return
+    try:
+        template = empty_store_template()
+    except Exception:  # e.g. no writable cache: MLflow makes the store itself, as before
+        return
+    fd, copy = tempfile.mkstemp(prefix=".new-store-", suffix=".db", dir=db_path.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(template, copy)
+        os.chmod(copy, 0o644)  # as MLflow's own file (mkstemp makes it private)
+        with contextlib.suppress(FileExistsError):
+            os.link(copy, db_path)
+    except OSError:
+        pass  # e.g. a file system without hard links
+    finally:
+        Path(copy).unlink(missing_ok=True)
 
 
 DATABASE_URI = r"(postgresql|mysql|mssql)(\+\w+)?://"

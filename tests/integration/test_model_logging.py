@@ -1,0 +1,106 @@
+"""What a sweep logs as models: every trial's model has its signature, the pinned requirements
+and its example rows, but no input example (MLflow then skips validating its serving input);
+the registered version, and a trial promoted later, have the input example, validated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.models import Model
+from mlflow.tracking import MlflowClient
+
+from segmentation.features.space import prepare_space
+from segmentation.study.sweep import run_sweep
+from segmentation.tracking.model import pip_requirements, with_input_example
+from tests.conftest import make_cfg, module_store
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    with module_store(tmp_path_factory, "model-logging") as store:
+        cfg = make_cfg(
+            store,
+            "sweep.n_trials=3",
+            "algorithm=kmeans",
+            "tracking.log_plots=false",
+            "sweep.constraints.min_stability=null",
+        )
+        result = run_sweep(cfg)
+        mlflow.set_tracking_uri(str(cfg.paths.tracking_uri))
+        yield cfg, result, prepare_space(cfg)
+
+
+def _model(cfg, uri: str) -> tuple[Model, Path]:
+    path = Path(mlflow.artifacts.download_artifacts(uri, tracking_uri=str(cfg.paths.tracking_uri)))
+    return Model.load(path), path
+
+
+def test_trial_models_keep_signature_requirements_and_rows_without_an_example(swept):
+    cfg, result, space = swept
+    client = MlflowClient(str(cfg.paths.tracking_uri))
+    children = client.search_runs(
+        [result.experiment_id], f"tags.mlflow.parentRunId = '{result.parent_run_id}'"
+    )
+    best_uri = result.best_trial.user_attrs["model_uri"]
+    others = {r.data.tags["segmentation.model_id"] for r in children} - {best_uri[8:]}
+    assert len(children) == 3 and others, "the sweep logged models beside the registered one"
+    for model_id in others:
+        model, path = _model(cfg, f"models:/{model_id}")
+        assert model.saved_input_example_info is None
+        assert not (path / "serving_input_example.json").exists()
+        names = [spec.name for spec in model.signature.inputs.inputs]
+        assert names == list(space.input_example.columns)
+        assert [s.name for s in model.signature.outputs.inputs] == [
+            "segment",
+            "persona",
+            "confidence",
+        ]
+        lines = (path / "requirements.txt").read_text().split()
+        assert lines == pip_requirements()
+        rows = pd.read_parquet(path / "artifacts" / "example.parquet")
+        pd.testing.assert_frame_equal(rows, space.input_example.reset_index(drop=True))
+
+
+def test_the_registered_version_has_its_input_example(swept):
+    cfg, result, space = swept
+    client = MlflowClient(str(cfg.paths.tracking_uri))
+    version = client.get_model_version(
+        str(cfg.tracking.registered_model_name), result.registered_version
+    )
+    assert version.source == result.best_trial.user_attrs["model_uri"]
+    model, path = _model(cfg, version.source)
+    example = model.load_input_example(str(path))
+    pd.testing.assert_frame_equal(
+        example.reset_index(drop=True), space.input_example.reset_index(drop=True)
+    )
+    assert (path / "serving_input_example.json").is_file()
+    assert (path / "requirements.txt").read_text().split() == pip_requirements()
+    # The registered model scores its example as the trial's pipeline does.
+    scored = mlflow.pyfunc.load_model(version.source).predict(example)
+    assert scored["segment"].tolist() == scored["segment"].astype(int).tolist()
+    assert len(scored) == len(example)
+    assert not with_input_example(version.source), "a model with its example is left alone"
+
+
+def test_a_trial_model_gets_its_example_when_it_is_promoted(swept):
+    cfg, result, space = swept
+    client = MlflowClient(str(cfg.paths.tracking_uri))
+    children = client.search_runs(
+        [result.experiment_id], f"tags.mlflow.parentRunId = '{result.parent_run_id}'"
+    )
+    best_id = result.best_trial.user_attrs["model_uri"][len("models:/") :]
+    other = next(
+        r.data.tags["segmentation.model_id"]
+        for r in children
+        if r.data.tags["segmentation.model_id"] != best_id
+    )
+    uri = f"models:/{other}"
+    before = mlflow.pyfunc.load_model(uri).predict(space.input_example)
+    assert with_input_example(uri)
+    model, path = _model(cfg, uri)
+    assert len(model.load_input_example(str(path))) == len(space.input_example)
+    after = mlflow.pyfunc.load_model(uri).predict(space.input_example)
+    pd.testing.assert_frame_equal(before, after)
