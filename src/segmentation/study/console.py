@@ -29,6 +29,14 @@ class _Stdout(logging.Handler):
             self.handleError(record)
 
 
+def show(text: str) -> None:
+    """One line for the person running the sweep."""
+    # A logging.config.dictConfig elsewhere in the process (its default disables the loggers
+    # it does not name) must not silence the sweep.
+    log.disabled = False
+    log.info(text)
+
+
 if not log.handlers:
     log.addHandler(_Stdout())
     log.setLevel(logging.INFO)
@@ -42,13 +50,13 @@ def announce(
     """The study's state before trials run: revived trials, trials done and to run."""
     n_trials = int(cfg.sweep.n_trials)
     if revived:
-        log.info(f"Marked interrupted trial(s) {revived} as failed; they do not count.")
+        show(f"Marked interrupted trial(s) {revived} as failed; they do not count.")
     if remaining <= 0:
-        log.info(
+        show(
             f"Study {study.study_name} already has its {n_trials} trials; finishing its summary.",
         )
     else:
-        log.info(
+        show(
             f"Study {study.study_name}: {finished_trials(study)} of {n_trials} trials done, "
             f"running {remaining} (MLflow experiment '{cfg.experiment_name}', parent run "
             f"{parent_run_id})",
@@ -58,7 +66,7 @@ def announce(
 def show_best(cfg: DictConfig, best: optuna.trial.FrozenTrial, version: str | None) -> None:
     """The trial the sweep picked, and its registered version."""
     metrics = best.user_attrs.get("metrics", {})
-    log.info(
+    show(
         f"Best: trial {best.number} ({best.user_attrs.get('algorithm')}, "
         f"{best.user_attrs.get('n_clusters')} segments) silhouette {silhouette_of(best):.4f}, "
         f"davies_bouldin {metrics.get('davies_bouldin', float('nan')):.3f}; run "
@@ -72,13 +80,13 @@ def show_next(cfg: DictConfig, report: Path | None, experiment_id: str, parent_r
     uri = str(cfg.paths.tracking_uri)
     local = uri.startswith("sqlite:")
     ui = "http://127.0.0.1:5000" if local else uri
-    log.info(f"Report: {report}")
+    show(f"Report: {report}")
     # The query opens the UI in its model-training mode (else it may open in its GenAI mode).
-    log.info(
+    show(
         f"MLflow UI: {'make ui, then ' if local else ''}{ui}/#/experiments/"
         f"{experiment_id}/runs/{parent_run_id}?workflowType=machine_learning",
     )
-    log.info(f"Next: make promote EXPERIMENT={cfg.experiment_name}")
+    show(f"Next: make promote EXPERIMENT={cfg.experiment_name}")
 
 
 class Progress:
@@ -107,7 +115,7 @@ class Progress:
             if trial.state == TrialState.COMPLETE and not reason
             else f"rejected: {reason or trial.state.name}"
         )
-        log.info(
+        show(
             f"[{done:>3}/{self.total}] {best_text} | trial {trial.number}: {this} "
             f"| {time.perf_counter() - self.started:.1f}s",
         )

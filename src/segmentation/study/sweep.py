@@ -22,7 +22,7 @@ from segmentation.features.space import FeatureSpace, prepare_space
 from segmentation.study import interrupts, workers
 from segmentation.study.artifacts import ArtifactWriter
 from segmentation.study.budget import run_budget
-from segmentation.study.console import Progress, announce, log, show_best, show_next
+from segmentation.study.console import Progress, announce, show, show_best, show_next
 from segmentation.study.definition import (
     algorithm_specs,
     chosen_trial,
@@ -86,7 +86,7 @@ def run_sweep(cfg: DictConfig) -> SweepResult:
     n_workers = workers.worker_count(cfg)
     workers.check_shared_tracking(cfg)
     check_algorithm_limits(specs, space.n_rows)
-    log.info(space.data.describe())
+    show(space.data.describe())
     return sweep_space(cfg, space, n_workers)
 
 
@@ -217,7 +217,7 @@ def run_study(
                 copy_repeated_plots(client, runner.plot_copies)
     except KeyboardInterrupt:
         client.set_terminated(ctx.parent_run_id, status="KILLED")
-        log.info("Interrupted: open runs closed; run the same command again to resume.")
+        show("Interrupted: open runs closed; run the same command again to resume.")
         raise
     except TrackingError:
         client.set_terminated(ctx.parent_run_id, status="FAILED")
@@ -247,7 +247,7 @@ def finished_result(
     wants_version = cfg.tracking.register_model and best.user_attrs.get("model_uri")
     if parent.info.status != "FINISHED" or (wants_version and registered is None):
         return None
-    log.info(f"Study {study.study_name} already has its {int(cfg.sweep.n_trials)} trials.")
+    show(f"Study {study.study_name} already has its {int(cfg.sweep.n_trials)} trials.")
     show_best(cfg, best, registered if wants_version else None)
     return SweepResult(
         study_name=study.study_name,
