@@ -14,7 +14,7 @@ from segmentation.promotion.promote import promote
 from segmentation.serving.predict import LINE, REASON, score_file, score_rows
 from segmentation.study.sweep import run_sweep
 from tests.conftest import QUICK_RETAIL, make_cfg, module_store
-from tests.test_datasets import retail_text
+from tests.unit.test_datasets import retail_text
 
 ROWS = 3000
 CHUNK = 400  # rows per chunk asked for; a CSV chunk is at least 64 KB (about 650 retail rows)
