@@ -21,13 +21,27 @@ from mlflow.types.schema import AnyType
 from sklearn.base import TransformerMixin
 from sklearn.pipeline import Pipeline
 
+from segmentation.data import mall as mall_data
+from segmentation.data import retail_marketing as retail_data
 from segmentation.data.reading import row_problems
 from segmentation.evaluation.confidence import confidence
+from segmentation.features.mall import MallFeatures
+from segmentation.features.retail_marketing import RetailFeatures
 from segmentation.features.selection import FeatureSelector
 from segmentation.segments.personas import segment_personas
 
 # Passing the requirements skips MLflow's inference, a subprocess per model.
 _REQUIREMENTS = ("mlflow", "scikit-learn", "pandas", "numpy", "cloudpickle", "threadpoolctl")
+
+
+def load_pipeline(path: str | Path) -> Pipeline:
+    """A logged model's pipeline. Models logged before the feature engineering moved from
+    ``data/`` to ``features/`` pickled its classes under their old modules: they are found there
+    too, so a stored champion keeps scoring."""
+    for module, cls in ((mall_data, MallFeatures), (retail_data, RetailFeatures)):
+        if not hasattr(module, cls.__name__):
+            setattr(module, cls.__name__, cls)
+    return joblib.load(path)
 
 
 def pip_requirements() -> list[str]:
@@ -115,7 +129,7 @@ class SegmentModel(mlflow.pyfunc.PythonModel):
         }
 
     def load_context(self, context: Any) -> None:
-        self.pipeline = joblib.load(context.artifacts["pipeline"])
+        self.pipeline = load_pipeline(context.artifacts["pipeline"])
         card = json.loads(Path(context.artifacts["card"]).read_text(encoding="utf-8"))
         self.personas = {int(k): str(v) for k, v in card["personas"].items()}
         self.inputs = card["inputs"]
