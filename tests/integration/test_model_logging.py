@@ -61,7 +61,16 @@ def test_trial_models_keep_signature_requirements_and_rows_without_an_example(sw
         lines = (path / "requirements.txt").read_text().split()
         assert lines == pip_requirements()
         rows = pd.read_parquet(path / "artifacts" / "example.parquet")
-        pd.testing.assert_frame_equal(rows, space.input_example.reset_index(drop=True))
+        same_rows(rows, space.input_example)
+
+
+def same_rows(read: pd.DataFrame, example: pd.DataFrame) -> None:
+    """The example rows as written: equal values, numbers of the same dtype (text read back
+    from a file is pandas' string dtype, whatever dtype of text it was written from)."""
+    example = example.reset_index(drop=True)
+    pd.testing.assert_frame_equal(read.reset_index(drop=True), example, check_dtype=False)
+    numbers = example.select_dtypes("number").columns
+    assert list(numbers) and (read[numbers].dtypes == example[numbers].dtypes).all()
 
 
 def test_the_registered_version_has_its_input_example(swept):
@@ -73,9 +82,7 @@ def test_the_registered_version_has_its_input_example(swept):
     assert version.source == result.best_trial.user_attrs["model_uri"]
     model, path = _model(cfg, version.source)
     example = model.load_input_example(str(path))
-    pd.testing.assert_frame_equal(
-        example.reset_index(drop=True), space.input_example.reset_index(drop=True)
-    )
+    same_rows(example, space.input_example)
     assert (path / "serving_input_example.json").is_file()
     assert (path / "requirements.txt").read_text().split() == pip_requirements()
     # The registered model scores its example as the trial's pipeline does.
