@@ -13,6 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from segmentation.tracking import store as tracking_store
+from tests.integration.test_store_processes import _log
 
 
 @pytest.fixture
@@ -63,15 +64,6 @@ def test_a_copied_store_serves_runs_models_and_the_registry(cache: Path, tmp_pat
         {"k": "5"},
     )
     assert again.get_run(run.info.run_id).data.metrics == {"silhouette": 0.55}
-
-
-def _log(args: tuple[str, str]) -> str:
-    uri, artifacts = args
-    client = tracking_store.connect(uri)
-    exp = tracking_store.experiment_id(client, "shared", artifacts)
-    run = client.create_run(exp)
-    client.log_metric(run.info.run_id, "m", 1.0)
-    return run.info.run_id
 
 
 def test_processes_starting_the_same_new_store_at_once_share_one(cache: Path, tmp_path: Path):

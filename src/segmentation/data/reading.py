@@ -29,6 +29,15 @@ def normalise_header(name: str) -> str:
     return re.sub(r"[^0-9a-z]", "", str(name).lower())
 
 
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (read in blocks: files may be larger than memory)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def sniff_delimiter(header_line: str) -> str:
     """Pick the delimiter that splits the header line (outside quotes) into most fields."""
     best, best_fields = ",", 1

@@ -9,7 +9,6 @@ run of the ``<experiment>-monitoring`` MLflow experiment, so drift over months i
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import sys
@@ -23,6 +22,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
+from segmentation.data.reading import file_sha256
 from segmentation.errors import InputError
 from segmentation.monitoring.drift import drift_html, drift_report
 from segmentation.serving.predict import LINE, REASON, SHOWN_REJECTIONS, score_rows
@@ -50,14 +50,6 @@ def model_features(model: Any, rows: pd.DataFrame) -> pd.DataFrame:
         if name == "select":
             return pd.DataFrame(np.asarray(features, dtype=float), columns=list(step.columns))
     raise InputError("the model's pipeline has no feature selection step")
-
-
-def file_hash(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def metric_key(name: str) -> str:
@@ -98,7 +90,7 @@ def check_drift(
         {
             "model_uri": scored.model_uri,
             "input": str(Path(input_path).resolve()),
-            "input_sha256": file_hash(input_path),
+            "input_sha256": file_sha256(input_path),
             "rows_rejected": len(scored.rejected),
             "checked_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }

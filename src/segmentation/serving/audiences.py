@@ -39,7 +39,7 @@ from omegaconf import DictConfig, OmegaConf
 from scipy.optimize import brentq
 from scipy.stats import norm
 
-from segmentation.data.reading import normalise_header
+from segmentation.data.reading import file_sha256, normalise_header
 from segmentation.errors import InputError
 from segmentation.segments.personas import NOISE_PERSONA
 from segmentation.serving.predict import LINE, REASON, Scored, score_rows
@@ -227,15 +227,6 @@ class AudienceExport:
     manifest: dict[str, Any]
     segments: list[SegmentAudience]
     warnings: list[str]
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def slug(text: str) -> str:
