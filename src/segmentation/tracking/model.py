@@ -6,6 +6,7 @@ import functools
 import importlib.metadata
 import json
 import tempfile
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -257,7 +258,9 @@ def log_segment_model(
     trial models do not need; :func:`with_input_example` gives a model its example when it is
     registered.
     """
-    with _pyfunc_arguments(model, example, with_example) as arguments:
+    with _pyfunc_arguments(model, example, with_example) as arguments, warnings.catch_warnings():
+        # A trial model leaves its example out on purpose: MLflow's advice would print per trial.
+        warnings.filterwarnings("ignore", message="An input example was not provided")
         return mlflow.pyfunc.log_model(name=name, model_id=model_id, **arguments, **options)
 
 
