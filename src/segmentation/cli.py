@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import gc
+import os
 import signal
 import sys
 import threading
@@ -16,9 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import hydra
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
-from segmentation.config import conf_dir, ensure_root_env, unknown_option
+from segmentation.config import composition_error, conf_dir, ensure_root_env, unknown_option
 from segmentation.engines import engine
 from segmentation.errors import InputError, TrackingError
 from segmentation.promotion.aliases import champion_uri
@@ -40,9 +43,18 @@ def run_cli(task: Callable[[DictConfig], object]) -> None:
     # does not promise at exit, may not (the commands close their files and runs themselves).
     atexit.unregister(gc.freeze)  # once, however many commands a process runs (tests)
     atexit.register(gc.freeze)
+    # Hydra prints a config it cannot compose (a value the schema refuses, an unknown key) as a
+    # block of text and exits 1. With its documented HYDRA_FULL_ERROR it raises instead, and the
+    # error becomes one line here; the variable is dropped once the config is composed, so an
+    # error of the task itself is reported as before. A user's own HYDRA_FULL_ERROR is kept.
+    full_error = "HYDRA_FULL_ERROR" in os.environ
+    if not full_error:
+        os.environ["HYDRA_FULL_ERROR"] = "1"
 
     @hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")
     def _main(cfg: DictConfig) -> None:
+        if not full_error:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
         try:
             task(cfg)
         except (InputError, TrackingError) as exc:
@@ -51,7 +63,16 @@ def run_cli(task: Callable[[DictConfig], object]) -> None:
         except KeyboardInterrupt:
             sys.exit(130)
 
-    _main()
+    try:
+        _main()
+    except (HydraException, OmegaConfBaseException) as exc:
+        if full_error:
+            raise
+        print(f"error: {composition_error(exc, sys.argv[1:])}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    finally:
+        if not full_error:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
 
 
 def sweep_main() -> None:

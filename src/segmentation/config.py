@@ -3,7 +3,9 @@ the config groups at compose time (structured configs in Hydra's ConfigStore).""
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -14,7 +16,9 @@ from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import MissingConfigException, OverrideParseException
 from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 # The name under which each group's schema is stored; a group's YAML files start from it.
 SCHEMA = "_schema"
@@ -368,6 +372,7 @@ CHOSEN_GROUPS = (
     "algorithm",
     "sampler",
     "storage",
+    "engine",
     "promotion",
     "experiments",
 )
@@ -388,3 +393,71 @@ def unknown_option(overrides: Sequence[str]) -> str | None:
             what = "preset" if key == "experiments" else "option of " + key
             return f"{key}={bad[0]}: no such {what}; choose from {', '.join(options)}"
     return None
+
+
+_CONVERSION = re.compile(r"Value '(.*)' of type '\w+' could not be converted to (\w+)")
+_CHOICE = re.compile(r"Invalid value '(.*)', expected one of \[(.*)\]")
+
+
+def _first_line(text: object) -> str:
+    return next((line.strip() for line in str(text).splitlines() if line.strip()), "")
+
+
+def _given(key: str, overrides: Sequence[str]) -> str | None:
+    """The value ``key`` was given on the command line (its last override), if it was."""
+    found = None
+    for item in overrides:
+        name, sep, value = item.partition("=")
+        if sep and name.lstrip("+~") == key:
+            found = value
+    return found
+
+
+def composition_error(exc: BaseException, overrides: Sequence[str] = ()) -> str:
+    """One line for a config that cannot be composed: the key, the value given and what was
+    expected (Hydra's own message is several lines, its cause's block of ``full_key`` and
+    ``object_type`` lines after it)."""
+    if isinstance(exc, MissingConfigException) and exc.missing_cfg_file and exc.options:
+        group, _, name = str(exc.missing_cfg_file).rpartition("/")
+        options = [o for o in exc.options if not o.startswith(SCHEMA)]
+        return f"{group}={name}: no such option of {group}; choose from {', '.join(options)}"
+    if isinstance(exc, OverrideParseException):
+        return (
+            f"{exc.override}: cannot be read ({_first_line(exc)}); expected key=value "
+            "(https://hydra.cc/docs/advanced/override_grammar/basic/)"
+        )
+    cause = exc if isinstance(exc, OmegaConfBaseException) else exc.__cause__
+    key = getattr(cause, "full_key", None) if isinstance(cause, OmegaConfBaseException) else None
+    if not key:
+        where = _first_line(exc)
+        if "--multirun" in str(exc):  # a comma-separated value without --multirun
+            return f"{where}: expected one value, or --multirun to sweep over them"
+        why = _first_line(cause) if cause is not None else ""
+        return f"{where}: {why}" if why and why not in where else where
+    value = given = _given(key, overrides)
+    reason = _first_line(cause)
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
+        schema = getattr(cause, "object_type", None)
+        known = (
+            [f.name for f in dataclasses.fields(schema)] if dataclasses.is_dataclass(schema) else []
+        )
+        parent = key.rpartition(".")[0] or "the config"
+        what = f"no such setting in {parent}"
+        return f"{key}{'=' + value if value is not None else ''}: {what}" + (
+            f"; expected one of {', '.join(known)}" if known else ""
+        )
+    conversion = _CONVERSION.match(reason)
+    choice = _CHOICE.match(reason)
+    if conversion:
+        value = value if value is not None else conversion.group(1)
+        kind = conversion.group(2).lower()
+        article = "an" if kind[0] in "aeiou" else "a"
+        expected = f"{article} {kind}"
+    elif choice:
+        value = value if value is not None else choice.group(1)
+        expected = f"one of {choice.group(2)}"
+    else:
+        return f"{key}{'=' + value if value is not None else ''}: {reason}"
+    # Where the value came from when the command line did not give it: a config file.
+    where = "" if given is not None else f" ({_first_line(exc)})"
+    return f"{key}={value}: expected {expected}{where}"

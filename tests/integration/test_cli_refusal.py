@@ -45,3 +45,66 @@ def test_cli_refuses_with_one_line_and_exit_code_2(tmp_path, canonical):
     assert lines[0].startswith("error: ") and "Traceback" not in proc.stderr
     assert "required column 'Dt_Customer'" in lines[0]
     assert not store.exists() or not any(store.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("command", "override", "line"),
+    [
+        ("sweep_main", "sweep.n_trials=abc", "error: sweep.n_trials=abc: expected an integer"),
+        (
+            "sweep_main",
+            "engine=nope",
+            "error: engine=nope: no such option of engine; choose from local, spark",
+        ),
+        (
+            "sweep_main",
+            "sweep.objective=nonsense",
+            "error: sweep.objective=nonsense: expected one of silhouette, pareto",
+        ),
+        (
+            "predict_main",
+            "dataset.cleaning.implausible.action=foo",
+            "error: dataset.cleaning.implausible.action=foo: expected one of drop, keep",
+        ),
+        (
+            "drift_main",
+            "monitoring.thresholds.min_rows=many",
+            "error: monitoring.thresholds.min_rows=many: expected an integer",
+        ),
+        (
+            "drift_main",
+            "sweep.nope=1",
+            "error: sweep.nope=1: no such setting in sweep; expected one of n_trials, seed, "
+            "workers, objective, constraints, silhouette, heartbeat_interval, grace_period, "
+            "progress, stability",
+        ),
+    ],
+)
+def test_config_the_schema_refuses_is_one_line_exit_2_nothing_written(
+    command, override, line, store, tmp_path, monkeypatch, capsys
+):
+    """A value of the wrong type or outside the choices, or a key the schema lacks, on any
+    console script: one line naming the key, the value and what was expected; no store, no
+    Hydra outputs folder, no reports."""
+    from segmentation import cli
+    from tests.conftest import run_main
+
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    code = run_main(
+        getattr(cli, command),
+        monkeypatch,
+        "experiments=retail_rfm",
+        override,
+        f"+input={tmp_path / 'customers.csv'}",
+        f"+output={tmp_path / 'scored.csv'}",
+        f"paths.mlruns_dir={store}",
+        f"paths.reports_dir={tmp_path / 'reports'}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
+    assert code == 2
+    assert capsys.readouterr().err.splitlines() == [line]
+    assert list(store.iterdir()) == []
+    assert not (tmp_path / "run").exists() and not (tmp_path / "reports").exists()
+    assert not (tmp_path / "scored.csv").exists()
+    # The variable that makes Hydra raise is not left behind for what runs next.
+    assert "HYDRA_FULL_ERROR" not in os.environ
