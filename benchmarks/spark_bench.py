@@ -138,7 +138,7 @@ def _prepare(store: Path, table: Path, dataset: str) -> dict[str, Any]:
     from segmentation.spark.space import prepare_spark_space
 
     cfg = _cfg(store, "spark", table, dataset)
-    spark = get_session(cfg)
+    spark = get_session(cfg.engine)
     started = time.perf_counter()
     space, tables = prepare_spark_space(cfg, spark)
     wall = time.perf_counter() - started

@@ -80,9 +80,6 @@ class ColumnSpec:
     required: bool = True
     # Values below are refused (negative amounts, counts or ages are not valid).
     min: float | None = None
-    # Marks a column whose missing values a cleaning rule fills (retail Income); reading does
-    # not refuse missing values in any column.
-    allow_missing: bool = False
 
 
 @dataclass
@@ -252,6 +249,29 @@ class StorageConfig:
 
 
 @dataclass
+class EngineConfig:
+    # The engine's class, built with ``instantiate`` (segmentation.engines).
+    _target_: str = MISSING
+    name: str = MISSING
+
+
+@dataclass
+class SparkEngineConfig(EngineConfig):
+    """``conf/engine/spark.yaml``: the SparkSession's settings (spark/session.py)."""
+
+    # null: the SPARK_MASTER environment variable, else local[*].
+    master: str | None = None
+    app_name: str = "segmentation"
+    driver_memory: str = "4g"
+    shuffle_partitions: int = 8
+    # Rows collected to the driver for the sweep's figures, plots and personas.
+    sample_rows: int = 20000
+    # null: a file in the temp folder.
+    log_file: str | None = None
+    conf: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class PromotionConfig:
     min_silhouette: float = 0.35
     min_stability_ari: float = 0.7
@@ -307,6 +327,7 @@ SCHEMAS = {
     "sweep": SweepConfig,
     "tracking": TrackingConfig,
     "storage": StorageConfig,
+    "engine": EngineConfig,
     "promotion": PromotionConfig,
     "monitoring": MonitoringConfig,
     "audiences": AudiencesConfig,
@@ -314,7 +335,10 @@ SCHEMAS = {
 
 
 # Options whose schema extends their group's: ``<group>/_schema_<option>``.
-OPTION_SCHEMAS = {("dataset", "retail_marketing"): RetailDatasetConfig}
+OPTION_SCHEMAS = {
+    ("dataset", "retail_marketing"): RetailDatasetConfig,
+    ("engine", "spark"): SparkEngineConfig,
+}
 
 
 def register_schemas() -> None:

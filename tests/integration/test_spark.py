@@ -66,7 +66,7 @@ def spark(tmp_path_factory):
     from segmentation.spark.session import get_session
 
     cfg = make_cfg(tmp_path_factory.mktemp("spark-session"), *SPARK)
-    session = get_session(cfg)
+    session = get_session(cfg.engine)
     yield session
     session.stop()
 

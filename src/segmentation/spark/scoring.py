@@ -221,7 +221,7 @@ def score_table(
     input_path = Path(input_path).expanduser().resolve()
     output_path = Path(output_path).expanduser().resolve()
     specs = OmegaConf.to_container(cfg.dataset.columns, resolve=True)
-    spark = get_session(cfg)
+    spark = get_session(cfg.engine)
     frame = read_input(spark, input_path)
     raw_columns = list(frame.columns)
     renames = column_renames(raw_columns, specs, input_path)  # a missing required column stops

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from segmentation.errors import InputError
 
@@ -32,15 +32,9 @@ appender.file.layout.pattern = %d{{yy/MM/dd HH:mm:ss}} %p %c{{1}}: %m%n
 """
 
 
-def engine_settings(cfg: DictConfig) -> dict[str, Any]:
-    """``cfg.engine`` as a plain dict (``{}`` without an engine group)."""
-    node = OmegaConf.select(cfg, "engine", default=None)
-    return OmegaConf.to_container(node, resolve=True) if node is not None else {}
-
-
-def master_url(settings: dict[str, Any]) -> str:
+def master_url(engine: DictConfig) -> str:
     """``engine.master``, else ``SPARK_MASTER``, else ``local[*]``."""
-    return str(settings.get("master") or os.environ.get("SPARK_MASTER") or DEFAULT_MASTER)
+    return str(engine.master or os.environ.get("SPARK_MASTER") or DEFAULT_MASTER)
 
 
 def java_path() -> str:
@@ -84,9 +78,9 @@ def check_master(master: str, timeout: float = MASTER_TIMEOUT_SECONDS) -> None:
     raise InputError(f"Spark master {master} cannot be reached (no answer in {timeout:g} s)")
 
 
-def log_file(settings: dict[str, Any]) -> Path:
+def log_file(engine: DictConfig) -> Path:
     """Where Spark's own log lines go (``engine.log_file``, else a file in the temp folder)."""
-    given = settings.get("log_file")
+    given = engine.log_file
     path = (
         Path(given)
         if given
@@ -112,39 +106,38 @@ def _stderr_to(path: Path) -> Iterator[None]:
         os.close(saved)
 
 
-def get_session(cfg: DictConfig) -> Any:
-    """The process's SparkSession for ``cfg.engine`` (created once, then reused)."""
+def get_session(engine: DictConfig) -> Any:
+    """The process's SparkSession for the ``engine`` group (created once, then reused)."""
     require_pyspark()
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
-    settings = engine_settings(cfg)
-    master = master_url(settings)
+    master = master_url(engine)
     java_path()
     check_master(master)
     # The Python workers must run this interpreter (the one with the project and its pins).
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     if master.startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    log_path = log_file(settings)
+    log_path = log_file(engine)
     log4j = log_path.with_suffix(".log4j2.properties")
     log4j.write_text(_LOG4J.format(path=log_path), encoding="utf-8")
     builder = (
         SparkSession.builder.master(master)
-        .appName(str(settings.get("app_name") or "segmentation"))
+        .appName(str(engine.app_name))
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", str(settings.get("shuffle_partitions") or 8))
-        .config("spark.driver.memory", str(settings.get("driver_memory") or "4g"))
+        .config("spark.sql.shuffle.partitions", str(engine.shuffle_partitions))
+        .config("spark.driver.memory", str(engine.driver_memory))
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         # Fewer, larger pandas batches: each batch pays the dataset's checks and a model call.
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", "50000")
         .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={log4j}")
         .config("spark.executor.extraJavaOptions", f"-Dlog4j2.configurationFile={log4j}")
     )
-    for key, value in (settings.get("conf") or {}).items():
+    for key, value in (engine.conf or {}).items():
         builder = builder.config(str(key), str(value))
     try:
         with _stderr_to(log_path):

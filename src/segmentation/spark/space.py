@@ -23,7 +23,7 @@ from segmentation.features.selection import feature_matrix
 from segmentation.features.space import FeatureSpace, check_feature_set
 from segmentation.spark.convert import scaler_to_sklearn
 from segmentation.spark.reading import canonical_text, column_renames, read_input
-from segmentation.spark.session import engine_settings, spark_errors
+from segmentation.spark.session import spark_errors
 
 ID = "_id"
 SPARK_SCALINGS = ("standard", "minmax", "robust", "none")
@@ -195,7 +195,7 @@ def prepare_spark_space(cfg: DictConfig, spark: Any) -> tuple[FeatureSpace, Spar
             f"engine=spark: scaling={scaling} is not available; use one of {SPARK_SCALINGS}"
         )
     seed = int(cfg.sweep.seed)
-    wanted = int(engine_settings(cfg).get("sample_rows") or 20000)
+    wanted = int(cfg.engine.sample_rows)
     with spark_errors(f"dataset {cfg.dataset.name}"):
         text, source, path = read_training_table(cfg, spark)
         rows_raw = text.count()

@@ -25,6 +25,7 @@ from segmentation.spark.algorithms import check_spark_algorithms, spark_estimato
 from segmentation.spark.convert import to_sklearn
 from segmentation.spark.session import get_session, spark_errors
 from segmentation.spark.space import ID, SparkTables, prepare_spark_space
+from segmentation.study.console import show
 from segmentation.study.definition import algorithm_specs
 from segmentation.study.objective import Fit, TrialRunner
 from segmentation.study.sweep import SweepResult, sweep_space
@@ -83,12 +84,12 @@ def run_spark_sweep(cfg: DictConfig) -> SweepResult:
     check_spark_algorithms(specs)
     if int(cfg.sweep.workers) > 1:
         raise InputError("engine=spark: sweep.workers must be 1 (Spark parallelises each fit)")
-    spark = get_session(cfg)
+    spark = get_session(cfg.engine)
     space, tables = prepare_spark_space(cfg, spark)  # bad input stops here, nothing written
-    print(space.data.describe() + f" [engine=spark, {spark.sparkContext.master}]", flush=True)
+    show(space.data.describe() + f" [engine=spark, {spark.sparkContext.master}]")
     try:
         result = sweep_space(cfg, space, 1, lambda ctx: SparkTrialRunner(ctx, tables=tables))
     finally:
         tables.table.unpersist()
-    MlflowClient().set_tag(result.parent_run_id, "engine", "spark")
+    MlflowClient(str(cfg.paths.tracking_uri)).set_tag(result.parent_run_id, "engine", "spark")
     return result

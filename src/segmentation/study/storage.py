@@ -29,26 +29,25 @@ def study_storage(cfg: DictConfig) -> optuna.storages.BaseStorage:
             return JournalStorage(JournalFileBackend(str(path), lock_obj=FlockJournalLock(path)))
         except OSError as exc:
             raise TrackingError(f"study storage {path} is unusable: {exc}") from None
-    if kind == "rdb":
-        url = os.environ.get(cfg.storage.url_env)
-        if not url:
-            raise InputError(
-                f"storage={cfg.storage.name}: environment variable {cfg.storage.url_env} is not "
-                "set (expected a database URL such as postgresql://user:pass@host:5432/db)"
-            )
-        try:
-            return RDBStorage(
-                url,
-                heartbeat_interval=int(cfg.sweep.heartbeat_interval),
-                grace_period=int(cfg.sweep.grace_period),
-                engine_kwargs={"pool_pre_ping": True},
-            )
-        except Exception as exc:  # driver errors vary; the user needs the one line
-            first = str(exc).strip().splitlines()[0]
-            raise TrackingError(
-                f"study storage ({cfg.storage.url_env}) is unreachable: {first}"
-            ) from None
-    raise InputError(f"storage kind '{kind}' unknown; expected journal or rdb")
+    # rdb, the only other kind the schema's enum admits.
+    url = os.environ.get(cfg.storage.url_env)
+    if not url:
+        raise InputError(
+            f"storage={cfg.storage.name}: environment variable {cfg.storage.url_env} is not "
+            "set (expected a database URL such as postgresql://user:pass@host:5432/db)"
+        )
+    try:
+        return RDBStorage(
+            url,
+            heartbeat_interval=int(cfg.sweep.heartbeat_interval),
+            grace_period=int(cfg.sweep.grace_period),
+            engine_kwargs={"pool_pre_ping": True},
+        )
+    except Exception as exc:  # driver errors vary; the user needs the one line
+        first = str(exc).strip().splitlines()[0]
+        raise TrackingError(
+            f"study storage ({cfg.storage.url_env}) is unreachable: {first}"
+        ) from None
 
 
 class FlockJournalLock:
