@@ -30,6 +30,7 @@ import pandas as pd
 
 from segmentation.config import project_root
 from segmentation.data.retail_marketing import generate
+from segmentation.promotion.aliases import ModelRef
 
 BIN = Path(sys.executable).parent
 SWEEP = (
@@ -110,7 +111,7 @@ def floor(cfg: Any, source: Path, out: Path) -> dict[str, float]:
     """pandas read (pyarrow engine) + the model's own predict + ``to_csv``, seconds each."""
     from segmentation.serving.predict import load_model
 
-    model = load_model(cfg, None)[1].unwrap_python_model()
+    model = load_model(ModelRef.of(cfg.tracking, cfg.paths))[1].unwrap_python_model()
     start = time.perf_counter()
     frame = pd.read_csv(source, sep="\t", engine="pyarrow")
     read = time.perf_counter()

@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from segmentation.promotion.aliases import ModelRef
+
 CHUNK = 1_000_000
 
 
@@ -122,11 +124,18 @@ def child(kind: str, engine: str, rows: int, work: Path, dataset: str) -> dict[s
         if engine == "spark":
             from segmentation.spark import score_table
 
-            scored = score_table(cfg, data, out, model).scored
+            scored = score_table(
+                cfg.dataset, cfg.engine, ModelRef.of(cfg.tracking, cfg.paths, model), data, out
+            ).scored
         else:
             from segmentation.serving.predict import score_file
 
-            scored = score_file(cfg, single, out.with_suffix(".csv"), model).scored
+            scored = score_file(
+                cfg.dataset,
+                ModelRef.of(cfg.tracking, cfg.paths, model),
+                single,
+                out.with_suffix(".csv"),
+            ).scored
         wall = time.perf_counter() - started
     return {"wall": wall, "rows": scored, "peak_mb": driver_peak_mb(), **extra}
 

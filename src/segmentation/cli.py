@@ -24,7 +24,7 @@ from omegaconf.errors import OmegaConfBaseException
 from segmentation.config import composition_error, conf_dir, ensure_root_env, unknown_option
 from segmentation.engines import engine
 from segmentation.errors import InputError, TrackingError
-from segmentation.promotion.aliases import champion_uri
+from segmentation.promotion.aliases import ModelRef, champion_uri
 
 
 def run_cli(task: Callable[[DictConfig], object]) -> None:
@@ -78,7 +78,7 @@ def run_cli(task: Callable[[DictConfig], object]) -> None:
 def sweep_main() -> None:
     """``segmentation-sweep``: run or resume the configured sweep (on the configured engine)."""
 
-    run_cli(lambda cfg: engine(cfg).sweep(cfg))
+    run_cli(lambda cfg: engine(cfg.engine).sweep(cfg))
 
 
 def report_task(cfg: DictConfig) -> object:
@@ -128,8 +128,10 @@ def rollback_main() -> None:
 
     def task(cfg: DictConfig) -> None:
         from segmentation.promotion.promote import describe, rollback
+        from segmentation.tracking.store import connect
 
-        print(describe(rollback(cfg), "rolled back"), flush=True)
+        client = connect(str(cfg.paths.tracking_uri))
+        print(describe(rollback(client, cfg.tracking), "rolled back"), flush=True)
 
     run_cli(task)
 
@@ -141,8 +143,9 @@ def predict_main() -> None:
         given = _overrides(cfg, "input", "output", "model_uri")
         if not given["input"] or not given["output"]:
             raise InputError("predict needs +input=<customers file> and +output=<segments file>")
-        runner = engine(cfg)
-        runner.report(runner.score(cfg, given["input"], given["output"], given["model_uri"]))
+        runner = engine(cfg.engine)
+        model = ModelRef.of(cfg.tracking, cfg.paths, given["model_uri"])
+        runner.report(runner.score(cfg.dataset, model, given["input"], given["output"]))
 
     run_cli(task)
 
@@ -156,7 +159,14 @@ def audiences_task(cfg: DictConfig) -> object:
     given = _overrides(cfg, "input", "output", "model_uri")
     if not given["input"]:
         raise InputError("audiences needs +input=<customers file> (make audiences INPUT=file)")
-    export = export_audiences(cfg, given["input"], given["output"], given["model_uri"])
+    export = export_audiences(
+        cfg.dataset,
+        cfg.audiences,
+        str(cfg.experiment_name),
+        ModelRef.of(cfg.tracking, cfg.paths, given["model_uri"]),
+        given["input"],
+        given["output"],
+    )
     audiences_report(export)
     return export
 
@@ -168,7 +178,7 @@ def audiences_main() -> None:
 
 def model_uri_main() -> None:
     """``segmentation-model-uri``: print the champion's URI of the config (for ``make serve``)."""
-    run_cli(lambda cfg: print(champion_uri(cfg), flush=True))
+    run_cli(lambda cfg: print(champion_uri(cfg.tracking), flush=True))
 
 
 def dashboard_task(cfg: DictConfig) -> None:
@@ -215,7 +225,15 @@ def drift_task(cfg: DictConfig) -> None:
     # SciPy: drift's alone.
     from segmentation.monitoring.check import EXIT_OVER_THRESHOLD, check_drift, print_check
 
-    check = check_drift(cfg, given["input"], given["model_uri"], given["output"])
+    check = check_drift(
+        cfg.dataset,
+        cfg.monitoring,
+        cfg.paths,
+        str(cfg.experiment_name),
+        ModelRef.of(cfg.tracking, cfg.paths, given["model_uri"]),
+        given["input"],
+        given["output"],
+    )
     print_check(check)
     if check.report["over_threshold"]:
         sys.exit(EXIT_OVER_THRESHOLD)

@@ -9,16 +9,20 @@ from typing import Any, Protocol
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from segmentation.errors import InputError
+from segmentation.promotion.aliases import ModelRef
 
 
 class Engine(Protocol):
+    """The sweep takes the whole config (it uses every group); batch scoring the dataset
+    group and the model, the engine's own group being the engine's."""
+
     def sweep(self, cfg: DictConfig) -> Any: ...
 
     def score(
-        self, cfg: DictConfig, input_path: str, output_path: str, model_uri: str | None
+        self, dataset: DictConfig, model_ref: ModelRef, input_path: str, output_path: str
     ) -> Any: ...
 
     def report(self, result: Any) -> None: ...
@@ -36,10 +40,10 @@ class LocalEngine:
 
         return run_sweep(cfg)
 
-    def score(self, cfg: DictConfig, input_path: str, output_path: str, model_uri: str | None):
+    def score(self, dataset: DictConfig, model_ref: ModelRef, input_path: str, output_path: str):
         from segmentation.serving import predict
 
-        return predict.score_file(cfg, input_path, output_path, model_uri)
+        return predict.score_file(dataset, model_ref, input_path, output_path)
 
     def report(self, result: Any) -> None:
         from segmentation.serving import predict
@@ -48,7 +52,8 @@ class LocalEngine:
 
 
 class SparkEngine:
-    """Spark (``engine=spark``); its settings are read by :mod:`segmentation.spark.session`."""
+    """Spark (``engine=spark``); its settings (the engine group) go to
+    :mod:`segmentation.spark.session`."""
 
     def __init__(self, name: str = "spark", **settings: Any):
         self.name = name
@@ -59,10 +64,11 @@ class SparkEngine:
 
         return spark.run_spark_sweep(cfg)
 
-    def score(self, cfg: DictConfig, input_path: str, output_path: str, model_uri: str | None):
+    def score(self, dataset: DictConfig, model_ref: ModelRef, input_path: str, output_path: str):
         from segmentation import spark
 
-        return spark.score_table(cfg, input_path, output_path, model_uri)
+        group = OmegaConf.create({"name": self.name, **self.settings})
+        return spark.score_table(dataset, group, model_ref, input_path, output_path)
 
     def report(self, result: Any) -> None:
         from segmentation import spark
@@ -70,10 +76,10 @@ class SparkEngine:
         spark.spark_report(result)
 
 
-def engine(cfg: DictConfig) -> Engine:
-    """The engine ``cfg.engine`` names by its ``_target_``."""
+def engine(group: DictConfig) -> Engine:
+    """The engine the ``engine`` group names by its ``_target_``."""
     try:
-        return instantiate(cfg.engine)
+        return instantiate(group)
     except InstantiationException as exc:
         first = str(exc).strip().splitlines()[0]
         raise InputError(f"engine: cannot build it ({first})") from None

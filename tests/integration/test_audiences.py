@@ -18,6 +18,7 @@ from statsmodels.stats.proportion import proportion_effectsize
 from segmentation.cli import audiences_main
 from segmentation.data.retail_marketing import generate
 from segmentation.monitoring.drift import reference_profile
+from segmentation.promotion.aliases import ModelRef
 from segmentation.promotion.promote import champion_uri, promote
 from segmentation.serving.audiences import (
     MANIFEST,
@@ -204,7 +205,7 @@ def test_audiences_files_manifest_and_holdouts(champion, customers, tmp_path, mo
         cfg.tracking.registered_model_name, "champion"
     )
     assert manifest["model"] == {
-        "uri": champion_uri(cfg),
+        "uri": champion_uri(cfg.tracking),
         "name": cfg.tracking.registered_model_name,
         "version": int(version.version),
         "run_id": version.run_id,
@@ -217,7 +218,7 @@ def test_audiences_files_manifest_and_holdouts(champion, customers, tmp_path, mo
         "country": "Country",
     }
     assert manifest["unusable_values"] == {"email": 1, "phone": 1, "first_name": 0}
-    model = mlflow.pyfunc.load_model(champion_uri(cfg))
+    model = mlflow.pyfunc.load_model(champion_uri(cfg.tracking))
     trained = {
         r["segment"]: r["response_rate"] for r in model.unwrap_python_model().reference["segments"]
     }
@@ -275,13 +276,17 @@ def test_audiences_files_manifest_and_holdouts(champion, customers, tmp_path, mo
 
     # The same input and seed give the same files; the earlier export is replaced.
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.name.endswith(".csv")}
+    again_cfg = make_cfg(
+        Path(cfg.paths.mlruns_dir),
+        *QUICK_RETAIL,
+        "audiences.holdout.share=0.1",
+        "audiences.holdout.seed=7",
+    )
     again = export_audiences(
-        make_cfg(
-            Path(cfg.paths.mlruns_dir),
-            *QUICK_RETAIL,
-            "audiences.holdout.share=0.1",
-            "audiences.holdout.seed=7",
-        ),
+        again_cfg.dataset,
+        again_cfg.audiences,
+        str(again_cfg.experiment_name),
+        ModelRef.of(again_cfg.tracking, again_cfg.paths),
         customers,
         out,
     )

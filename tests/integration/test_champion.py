@@ -299,7 +299,7 @@ def test_split_migration_reports_the_share_that_moved(champion, split):
         )
         assert version.tags["migration.reassigned_share"] == f"{split.share:.4f}"
     finally:
-        rollback(cfg)
+        rollback(MlflowClient(str(cfg.paths.tracking_uri)), cfg.tracking)
     assert aliases(champion)[0] == held
 
 

@@ -58,7 +58,7 @@ def test_promote_moves_champion_and_tags_the_version(swept):
     # Promoting the same version again changes nothing; nothing to roll back to yet.
     assert not promote(cfg).changed
     with pytest.raises(InputError, match="nothing to roll back to"):
-        rollback(cfg)
+        rollback(MlflowClient(str(cfg.paths.tracking_uri)), cfg.tracking)
 
 
 def test_gate_refusal_names_the_gate_and_exits_non_zero(swept, monkeypatch, capsys):
@@ -121,10 +121,10 @@ def test_second_model_promoted_then_rolled_back(swept):
     second_run = second.best_trial.user_attrs["mlflow_run_id"]
     assert client.get_model_version(name, second_version).run_id == second_run
     assert aliases(cfg) == (second_version, first.registered_version)
-    rollback(cfg)
+    rollback(MlflowClient(str(cfg.paths.tracking_uri)), cfg.tracking)
     assert aliases(cfg) == (first.registered_version, second_version)
     # Rolling back again swaps back: previous always holds the last champion.
-    rollback(cfg)
+    rollback(MlflowClient(str(cfg.paths.tracking_uri)), cfg.tracking)
     assert aliases(cfg) == (second_version, first.registered_version)
     # A run id given explicitly (RUN=) is promoted the same way (aligned to the champion of the
     # moment); a sweep's id means its best.

@@ -16,6 +16,7 @@ from segmentation.cli import predict_main
 from segmentation.data.mall import generate
 from segmentation.errors import InputError
 from segmentation.features.mall import MallFeatures
+from segmentation.promotion.aliases import ModelRef
 from segmentation.promotion.promote import champion_uri, promote
 from segmentation.serving.predict import score_file
 from segmentation.study.sweep import run_sweep
@@ -51,7 +52,7 @@ def customers(tmp_path_factory) -> Path:
 def server(champion, tmp_path_factory):
     """`mlflow models serve` of the champion on a free local port; always stopped."""
     _, cfg = champion
-    with serve_model(champion_uri(cfg), cfg, tmp_path_factory.mktemp("serve")) as url:
+    with serve_model(champion_uri(cfg.tracking), cfg, tmp_path_factory.mktemp("serve")) as url:
         yield url
 
 
@@ -94,7 +95,7 @@ def test_batch_rest_and_pyfunc_agree(champion, customers, server, tmp_path, monk
     rest_split = pd.DataFrame(by_split["predictions"])
     rest_records = pd.DataFrame(by_records["predictions"])
 
-    pyfunc = mlflow.pyfunc.load_model(champion_uri(cfg)).predict(rows)
+    pyfunc = mlflow.pyfunc.load_model(champion_uri(cfg.tracking)).predict(rows)
 
     assert batch["segment"].nunique() >= 2
     for other in (rest_split, rest_records, pyfunc):
@@ -126,7 +127,7 @@ def test_batch_lists_rejected_rows_and_refuses_a_missing_column(champion, tmp_pa
     path = tmp_path / "new.csv"
     frame.to_csv(path, index=False)
     out = tmp_path / "out" / "segments.csv"
-    result = score_file(cfg, path, out)
+    result = score_file(cfg.dataset, ModelRef.of(cfg.tracking, cfg.paths), path, out)
     assert result.scored == 9
     rejected = pd.read_csv(f"{out}.rejected.csv")
     assert rejected["line"].tolist() == [4, 6, 8]  # file lines: the header is line 1
@@ -142,7 +143,7 @@ def test_batch_lists_rejected_rows_and_refuses_a_missing_column(champion, tmp_pa
     frame.drop(columns=["Spending Score (1-100)"]).to_csv(missing, index=False)
     target = tmp_path / "never.csv"
     with pytest.raises(InputError, match=r"required column 'Spending Score \(1-100\)'") as err:
-        score_file(cfg, missing, target)
+        score_file(cfg.dataset, ModelRef.of(cfg.tracking, cfg.paths), missing, target)
     assert "\n" not in str(err.value)
     assert not target.exists()
 
@@ -198,7 +199,7 @@ def test_retail_champion_scores_the_raw_marketing_file(tmp_path, monkeypatch):
     run_sweep(cfg)
     promote(cfg)
     out = tmp_path / "segments.csv"
-    result = score_file(cfg, path, out)
+    result = score_file(cfg.dataset, ModelRef.of(cfg.tracking, cfg.paths), path, out)
     raw = pd.read_csv(path, sep="\t")
     assert result.scored + len(result.rejected) == len(raw) == 2240
     scored = pd.read_csv(out, sep=",")
@@ -208,7 +209,9 @@ def test_retail_champion_scores_the_raw_marketing_file(tmp_path, monkeypatch):
     implausible = int(((raw["Income"] > 200000) | (raw["Year_Birth"] < 1901)).sum())
     # A missing Income is filled with the training median the model keeps, as training did.
     assert reasons == {"removed by the dataset's cleaning rule(s): implausible": implausible}
-    median = mlflow.pyfunc.load_model(champion_uri(cfg)).unwrap_python_model().inputs["impute"]
+    median = (
+        mlflow.pyfunc.load_model(champion_uri(cfg.tracking)).unwrap_python_model().inputs["impute"]
+    )
     gaps = raw["Income"].isna()
     assert gaps.sum() == 24 and set(median) == {"Income"}
     filled = scored.loc[scored["ID"].isin(raw.loc[gaps, "ID"])]

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from segmentation.data.mall import generate
+from segmentation.promotion.aliases import ModelRef
 from segmentation.tracking.runs import ROLE_TAG
 from tests.conftest import (
     PROMOTED_SWEEP,
@@ -104,7 +105,12 @@ def test_spark_scoring_equals_local_scoring(spark, champion, tmp_path):
     csv = tmp_path / "in" / "customers.csv"
     csv.parent.mkdir()
     frame.to_csv(csv, index=False)
-    local = score_file(champion, csv, tmp_path / "local.csv")
+    local = score_file(
+        champion.dataset,
+        ModelRef.of(champion.tracking, champion.paths),
+        csv,
+        tmp_path / "local.csv",
+    )
     result = score_table(champion, csv.parent, tmp_path / "spark-out")
 
     spark_out = engines_agree(tmp_path / "local.csv", tmp_path / "spark-out", "CustomerID")
@@ -133,7 +139,12 @@ def test_spark_scoring_reads_parquet_folders(spark, champion, tmp_path):
     frame.iloc[:60].to_parquet(folder / "part-0.parquet")
     frame.iloc[60:].to_parquet(folder / "part-1.parquet")
     (folder / "_SUCCESS").write_text("")
-    local = score_file(champion, folder / "part-0.parquet", tmp_path / "a.csv")
+    local = score_file(
+        champion.dataset,
+        ModelRef.of(champion.tracking, champion.paths),
+        folder / "part-0.parquet",
+        tmp_path / "a.csv",
+    )
     result = score_table(champion, folder, tmp_path / "out")
     assert result.scored == 120 and result.rejected == 0 and result.rejected_path is None
     out = spark.read.parquet(str(tmp_path / "out")).toPandas().sort_values("CustomerID")
@@ -372,7 +383,7 @@ def test_spark_learns_the_retail_figures_from_the_whole_table(retail_spark, tmp_
     }
     assert local.engineer.reference_date_ == pd.Timestamp("2014-06-29")
 
-    model = mlflow.pyfunc.load_model(champion_uri(cfg)).unwrap_python_model()
+    model = mlflow.pyfunc.load_model(champion_uri(cfg.tracking)).unwrap_python_model()
     engineer = model.pipeline.named_steps["engineer"]
     assert engineer.reference_date_ == local.engineer.reference_date_
     assert engineer.income_median_ == pytest.approx(local.engineer.income_median_)
@@ -387,8 +398,12 @@ def test_spark_and_local_scoring_of_the_retail_file_are_equal(spark, retail_spar
 
     cfg, _ = retail_spark
     path = real_file("marketing_campaign.csv")
-    local = score_file(cfg, path, tmp_path / "local.csv")
-    result = score_table(cfg, path, tmp_path / "spark-out")
+    local = score_file(
+        cfg.dataset, ModelRef.of(cfg.tracking, cfg.paths), path, tmp_path / "local.csv"
+    )
+    result = score_table(
+        cfg.dataset, cfg.engine, ModelRef.of(cfg.tracking, cfg.paths), path, tmp_path / "spark-out"
+    )
     out = engines_agree(tmp_path / "local.csv", tmp_path / "spark-out", "ID")
     assert result.scored == local.scored == len(out) >= 2200
     assert result.segments == local.segments
@@ -404,7 +419,9 @@ def test_spark_retail_champion_serves_as_make_predict_scores(retail_spark, tmp_p
 
     cfg, _ = retail_spark
     path = real_file("marketing_campaign.csv")
-    batch = score_file(cfg, path, tmp_path / "segments.csv")
+    batch = score_file(
+        cfg.dataset, ModelRef.of(cfg.tracking, cfg.paths), path, tmp_path / "segments.csv"
+    )
     assert batch.scored >= 2200
     scored = pd.read_csv(tmp_path / "segments.csv")
     raw = pd.read_csv(path, sep="\t")
@@ -413,7 +430,7 @@ def test_spark_retail_champion_serves_as_make_predict_scores(retail_spark, tmp_p
     rows = pd.concat([kept.head(60), kept[kept["Income"].isna()].head(10)]).drop_duplicates("ID")
     assert rows["Income"].isna().sum() == 10
     payload = json.loads(rows.drop(columns=["ID"]).to_json(orient="split", index=False))
-    with serve_model(champion_uri(cfg), cfg, tmp_path) as url:
+    with serve_model(champion_uri(cfg.tracking), cfg, tmp_path) as url:
         status, reply = post(url, {"dataframe_split": payload})
     assert status == 200, reply
     rest = pd.DataFrame(reply["predictions"])

@@ -10,6 +10,7 @@ import pytest
 
 from segmentation.data.reading import as_numbers, open_table, read_table, text_column
 from segmentation.errors import InputError
+from segmentation.promotion.aliases import ModelRef
 from segmentation.promotion.promote import promote
 from segmentation.serving.predict import LINE, REASON, score_file, score_rows
 from segmentation.study.sweep import run_sweep
@@ -74,7 +75,9 @@ def _read(path) -> pd.DataFrame:
 @pytest.mark.parametrize("source", ["csv", "parquet"])
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_streamed_scoring_equals_whole_file_scoring(champion, customers, source, suffix, tmp_path):
-    whole = score_rows(champion, customers[source])
+    whole = score_rows(
+        champion.dataset, ModelRef.of(champion.tracking, champion.paths), customers[source]
+    )
     # The whole file scored in memory, written as the output format writes one frame.
     expected_path = tmp_path / f"expected{suffix}"
     if suffix == ".csv":
@@ -82,7 +85,13 @@ def test_streamed_scoring_equals_whole_file_scoring(champion, customers, source,
     else:
         whole.scored.to_parquet(expected_path, index=False)
     out = tmp_path / f"segments{suffix}"
-    result = score_file(champion, customers[source], out, chunk_rows=CHUNK)
+    result = score_file(
+        champion.dataset,
+        ModelRef.of(champion.tracking, champion.paths),
+        customers[source],
+        out,
+        chunk_rows=CHUNK,
+    )
 
     streamed, expected = _read(out), _read(expected_path)
     pd.testing.assert_frame_equal(streamed, expected)
@@ -116,7 +125,9 @@ def test_chunked_retail_features_use_the_models_training_figures(champion, custo
     """Age, Customer_Days and a missing Income come from figures the model learnt at training
     (reference date, median income), not from the chunk: a chunk of one customer scores as in
     the whole file."""
-    whole = score_rows(champion, customers["csv"])
+    whole = score_rows(
+        champion.dataset, ModelRef.of(champion.tracking, champion.paths), customers["csv"]
+    )
     engineer = whole.model.unwrap_python_model().pipeline.named_steps["engineer"]
     rows = whole.model_rows
     together = engineer.transform(rows)
@@ -135,7 +146,13 @@ def test_a_file_refused_half_way_leaves_the_earlier_output(champion, customers, 
     out = tmp_path / "segments.csv"
     out.write_text("earlier results\n")
     with pytest.raises(InputError, match=r"'Dt_Customer' has values that are not dates.*2702"):
-        score_file(champion, path, out, chunk_rows=CHUNK)
+        score_file(
+            champion.dataset,
+            ModelRef.of(champion.tracking, champion.paths),
+            path,
+            out,
+            chunk_rows=CHUNK,
+        )
     assert out.read_text() == "earlier results\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "segments.csv"]
 

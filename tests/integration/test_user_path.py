@@ -178,7 +178,7 @@ def user_path(tmp_path_factory) -> Iterator[UserPath]:
             swept = client.get_model_version(name, version).description
             if dataset == "mall":
                 promote(cfg)
-                uri = champion_uri(cfg)
+                uri = champion_uri(cfg.tracking)
             else:
                 uri = f"models:/{name}/{version}"
             done[dataset] = Trained(
@@ -391,7 +391,7 @@ def make_predict(t: Trained, path: Path, folder: Path, monkeypatch, capsys):
         f"+output={out}",
         f"hydra.run.dir={folder / 'hydra'}",
     ]
-    if t.model_uri != champion_uri(t.cfg):
+    if t.model_uri != champion_uri(t.cfg.tracking):
         args.append(f"+model_uri={t.model_uri}")
     capsys.readouterr()
     code = run_main(predict_main, monkeypatch, *args)

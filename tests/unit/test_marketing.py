@@ -166,7 +166,7 @@ def test_presets_on_synthetic_data_named_and_recommended(preset, tmp_path):
     space = prepare_space(cfg)
     assert space.data.source == "synthetic"
     km = KMeans(5, n_init=2, random_state=0).fit(space.X)
-    segments = describe_segments(cfg, space, km.labels_, km)
+    segments = describe_segments(cfg.get("personas"), space, km.labels_, km)
     settings = persona_config(cfg.personas)
     for row in segments.personas.itertuples():
         levels_ = {c: v["level"] for c, v in row.profile.items()}

@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from segmentation.data.reading import file_sha256
 from segmentation.errors import InputError
 from segmentation.monitoring.drift import drift_html, drift_report
+from segmentation.promotion.aliases import ModelRef
 from segmentation.serving.predict import LINE, REASON, SHOWN_REJECTIONS, score_rows
 from segmentation.tracking.descriptions import NOTE_TAG, describe_experiment
 from segmentation.tracking.runs import log_batch
@@ -58,20 +59,25 @@ def metric_key(name: str) -> str:
 
 
 def check_drift(
-    cfg: DictConfig,
+    dataset: DictConfig,
+    monitoring: DictConfig,
+    paths: DictConfig,
+    experiment_name: str,
+    model_ref: ModelRef,
     input_path: str | Path,
-    model_uri: str | None = None,
     output_dir: str | Path | None = None,
 ) -> DriftCheck:
-    """Compare ``input_path`` with the model's training data; write and log the reports."""
-    scored = score_rows(cfg, input_path, model_uri)
+    """Compare ``input_path`` (a file of the ``dataset`` group) with the model's training data
+    against the ``monitoring`` group's thresholds; write the reports (``output_dir``, else
+    under ``paths.reports_dir``) and log them to ``<experiment_name>-monitoring``."""
+    scored = score_rows(dataset, model_ref, input_path)
     model = scored.model.unwrap_python_model()
     if not model.reference:
         raise InputError(
             f"model {scored.model_uri} stores no training reference (logged before drift "
             "checks existed); promote a model of a newer sweep"
         )
-    thresholds = OmegaConf.to_container(cfg.monitoring.thresholds, resolve=True)
+    thresholds = OmegaConf.to_container(monitoring.thresholds, resolve=True)
     # Low confidence is judged against training: customers between segments were there too.
     increase = thresholds.pop("max_low_confidence_increase")
     trained = np.asarray(model.reference.get("confidence") or [], dtype=float)
@@ -96,7 +102,7 @@ def check_drift(
         }
     )
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    out = Path(output_dir or Path(str(cfg.paths.reports_dir)) / f"drift-{stamp}")
+    out = Path(output_dir or Path(str(paths.reports_dir)) / f"drift-{stamp}")
     out.mkdir(parents=True, exist_ok=True)
     json_path, html_path = out / "drift.json", out / "drift.html"
     json_path.write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")
@@ -104,16 +110,22 @@ def check_drift(
     html_path.write_text(drift_html(report, title), encoding="utf-8")
     if len(scored.rejected):
         scored.rejected.to_csv(out / "rejected.csv", index=False)
-    client = MlflowClient(str(cfg.paths.tracking_uri))
-    run_id = log_check(client, cfg, report, out)
+    client = MlflowClient(model_ref.tracking_uri)
+    run_id = log_check(client, experiment_name, paths.artifact_root, report, out)
     return DriftCheck(report, html_path, json_path, run_id)
 
 
-def log_check(client: MlflowClient, cfg: DictConfig, report: dict[str, Any], out: Path) -> str:
+def log_check(
+    client: MlflowClient,
+    experiment_name: str,
+    artifact_root: str | None,
+    report: dict[str, Any],
+    out: Path,
+) -> str:
     """One run of the ``<experiment>-monitoring`` experiment: metrics, tags, the reports."""
-    name = f"{cfg.experiment_name}-monitoring"
-    exp = experiment_id(client, name, cfg.paths.artifact_root)
-    describe_experiment(client, exp, f"Drift checks of the models of {cfg.experiment_name}.")
+    name = f"{experiment_name}-monitoring"
+    exp = experiment_id(client, name, artifact_root)
+    describe_experiment(client, exp, f"Drift checks of the models of {experiment_name}.")
     metrics = {
         "rows_scored": report["n_rows"],
         "rows_rejected": report["rows_rejected"],

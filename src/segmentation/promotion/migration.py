@@ -36,11 +36,11 @@ class Migration:
     customers: pd.DataFrame
 
 
-def customers(cfg: DictConfig, input_path: str | Path | None = None) -> pd.DataFrame:
+def customers(dataset: DictConfig, input_path: str | Path | None = None) -> pd.DataFrame:
     """The customers both models score: ``input_path`` (read and cleaned as training reads a
-    file), else the configured training data; without the id column (no model input)."""
-    data = load_file(input_path, cfg.dataset) if input_path else load_dataset(cfg.dataset)
-    id_column = cfg.dataset.get("id_column")
+    file), else the ``dataset`` group's training data; without the id column (no model input)."""
+    data = load_file(input_path, dataset) if input_path else load_dataset(dataset)
+    id_column = dataset.get("id_column")
     return data.frame.drop(columns=[id_column], errors="ignore").reset_index(drop=True)
 
 

@@ -74,8 +74,11 @@ def code_version() -> str:
             return "unknown"
 
 
-def candidate_run(cfg: DictConfig, client: MlflowClient, run_id: str | None = None) -> Run:
-    """The run to promote: ``run_id`` if given, else the best trial of the latest sweep."""
+def candidate_run(
+    client: MlflowClient, experiment_name: str, space: str, run_id: str | None = None
+) -> Run:
+    """The run to promote: ``run_id`` if given, else the best trial of the latest sweep of the
+    feature ``space`` in ``experiment_name``."""
     if run_id:
         try:
             run = client.get_run(run_id)
@@ -88,14 +91,13 @@ def candidate_run(cfg: DictConfig, client: MlflowClient, run_id: str | None = No
         if not best:
             raise InputError(f"sweep run {run_id} has no finished best trial yet")
         return client.get_run(best)
-    experiment = client.get_experiment_by_name(str(cfg.experiment_name))
+    experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
-        raise InputError(f"experiment '{cfg.experiment_name}' has no runs; run `make sweep` first")
+        raise InputError(f"experiment '{experiment_name}' has no runs; run `make sweep` first")
     # The latest sweep of this feature space, whichever data it ran on.
-    space = feature_space_name(cfg)
     parent = find_sweep_run(client, experiment.experiment_id, space, tag=runs.SPACE_TAG)
     if parent is None:
-        raise InputError(f"experiment '{cfg.experiment_name}': no sweep of {space}")
+        raise InputError(f"experiment '{experiment_name}': no sweep of {space}")
     best = parent.data.tags.get("best_run_id")
     if not best:
         study = parent.data.tags.get(runs.STUDY_TAG)
@@ -140,11 +142,13 @@ def promote(cfg: DictConfig, run_id: str | None = None, input_path: str | None =
     aligned model is what gets registered, and the migration report is printed, tagged and
     logged. Raises :class:`InputError` naming each failed gate (nothing is changed then).
     """
+    # Registering and loading models by name go through MLflow's fluent API: the store is
+    # this process's (connect sets it), the client is passed on.
     client = connect(str(cfg.paths.tracking_uri))
-    run = candidate_run(cfg, client, run_id)
+    run = candidate_run(client, str(cfg.experiment_name), feature_space_name(cfg), run_id)
     rid = run.info.run_id
     tags, params = run.data.tags, run.data.params
-    name = model_name(cfg)
+    name = model_name(cfg.tracking)
     if params.get("feature_set") not in (None, str(cfg.features.name)) or tags.get(
         "dataset", cfg.dataset.name
     ) != str(cfg.dataset.name):
@@ -167,7 +171,7 @@ def promote(cfg: DictConfig, run_id: str | None = None, input_path: str | None =
     if current is not None and client.get_model_version(name, current).run_id != rid:
         challenger = mlflow.pyfunc.load_model(f"models:/{model_id}").unwrap_python_model()
         champion = mlflow.pyfunc.load_model(f"models:/{name}/{current}")
-        migration = compare(champion, challenger, customers(cfg, input_path))
+        migration = compare(champion, challenger, customers(cfg.dataset, input_path))
         refused = reassignment_failure(migration.report, cfg.promotion)
         if refused:
             print(migration_table(migration.report), flush=True)
@@ -289,10 +293,10 @@ def _run_json(client: MlflowClient, run_id: str, artifact: str) -> Any:
         return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def rollback(cfg: DictConfig) -> Promotion:
-    """Swap ``champion`` and ``previous``: the former champion becomes ``previous``."""
-    client = connect(str(cfg.paths.tracking_uri))
-    name = model_name(cfg)
+def rollback(client: MlflowClient, tracking: DictConfig) -> Promotion:
+    """Swap ``champion`` and ``previous`` of the ``tracking`` group's registered model: the
+    former champion becomes ``previous``."""
+    name = model_name(tracking)
     current = alias_version(client, name, CHAMPION)
     previous = alias_version(client, name, PREVIOUS)
     if previous is None:

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig
 
 from segmentation.algorithms import centers
 from segmentation.features.space import FeatureSpace
@@ -103,7 +102,7 @@ def describe_frame(
 
 
 def describe_segments(
-    cfg: DictConfig, space: FeatureSpace, labels: np.ndarray, estimator: Any
+    personas: Mapping[str, Any] | None, space: FeatureSpace, labels: np.ndarray, estimator: Any
 ) -> Segments:
     """Profile (with centres back in original units), personas, value table and attribute
     profile of one fitted segmentation."""
@@ -111,7 +110,7 @@ def describe_segments(
     centres = original_centers(space.scaler, scaled) if scaled is not None else None
     profile = segment_profile(space.X_raw, labels, space.columns, centres)
     frame = engineered_frame(space, len(labels))
-    return describe_frame(cfg.get("personas"), profile, labels, frame)
+    return describe_frame(personas, profile, labels, frame)
 
 
 def value_section(segments: Segments) -> list[str]:

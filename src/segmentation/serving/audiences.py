@@ -41,6 +41,7 @@ from scipy.stats import norm
 
 from segmentation.data.reading import file_sha256, normalise_header
 from segmentation.errors import InputError
+from segmentation.promotion.aliases import ModelRef
 from segmentation.segments.personas import NOISE_PERSONA
 from segmentation.serving.predict import LINE, REASON, Scored, score_rows
 
@@ -239,14 +240,13 @@ def segment_stem(segment: int, persona: str) -> str:
     return f"segment-{'noise' if segment == -1 else segment}-{slug(persona)}"
 
 
-def model_version(cfg: DictConfig, uri: str) -> dict[str, Any]:
+def model_version(client: MlflowClient, uri: str) -> dict[str, Any]:
     """The registered name, version and run of ``models:/name@alias`` or ``models:/name/n``."""
     info: dict[str, Any] = {"uri": uri, "name": None, "version": None, "run_id": None}
     match = re.fullmatch(r"models:/([^/@]+)(?:@([^/]+)|/(\d+))", uri)
     if not match:
         return info
     name, alias, number = match.groups()
-    client = MlflowClient(str(cfg.paths.tracking_uri))
     try:
         version = (
             client.get_model_version_by_alias(name, alias)
@@ -258,9 +258,11 @@ def model_version(cfg: DictConfig, uri: str) -> dict[str, Any]:
     return {**info, "name": name, "version": int(version.version), "run_id": version.run_id}
 
 
-def _check_settings(cfg: DictConfig) -> tuple[float, int, float, float, float, str | None]:
-    """The holdout and power settings, refused in one line each when out of range."""
-    settings = cfg.audiences
+def _check_settings(
+    settings: DictConfig,
+) -> tuple[float, int, float, float, float, str | None]:
+    """The ``audiences`` group's holdout and power settings, refused in one line each when out
+    of range."""
     share = float(settings.holdout.share)
     if not 0.0 <= share < 1.0:
         raise InputError(
@@ -355,30 +357,32 @@ def baselines(
 
 
 def export_audiences(
-    cfg: DictConfig,
+    dataset: DictConfig,
+    audiences: DictConfig,
+    experiment_name: str,
+    model_ref: ModelRef,
     input_path: str | Path,
     output: str | Path | None = None,
-    model_uri: str | None = None,
 ) -> AudienceExport:
     """Score ``input_path`` with the model (default: the champion) and write one upload file
     per segment, its holdout file when ``audiences.holdout.share`` > 0, the rejected rows and
     the manifest into ``output`` (default ``audiences.output_dir``). Everything is checked and
     computed before the first file is written; the folder is swapped in whole."""
-    share, seed, alpha, power, default_baseline, country_code = _check_settings(cfg)
-    output = Path(output or str(cfg.audiences.output_dir)).resolve()
+    share, seed, alpha, power, default_baseline, country_code = _check_settings(audiences)
+    output = Path(output or str(audiences.output_dir)).resolve()
     _check_output(output)
     input_path = Path(input_path)
-    scored = score_rows(cfg, input_path, model_uri)
+    scored = score_rows(dataset, model_ref, input_path)
     frame = scored.scored
     if frame.empty:
         first = scored.rejected[REASON].iloc[0] if len(scored.rejected) else "no rows"
         raise InputError(f"{input_path}: no row could be scored (line 2 on: {first})")
-    id_column = _column(frame, cfg.dataset.get("id_column"))
-    aliases = OmegaConf.to_container(cfg.audiences.identifiers, resolve=True) or {}
+    id_column = _column(frame, dataset.get("id_column"))
+    aliases = OmegaConf.to_container(audiences.identifiers, resolve=True) or {}
     found = find_identifiers([c for c in frame.columns if c != id_column], aliases)
     if id_column is None and not found:
         raise InputError(
-            f"{input_path}: no customer id ('{cfg.dataset.get('id_column')}') and no identifier "
+            f"{input_path}: no customer id ('{dataset.get('id_column')}') and no identifier "
             f"column ({', '.join(aliases)}) found: an audience file needs one; columns found: "
             f"{list(frame.columns)}"
         )
@@ -386,8 +390,8 @@ def export_audiences(
     upload, unusable = identifier_frame(frame, found, country_code)
     upload = pd.concat([ids, upload], axis=1)
     keys = frame[id_column] if id_column else pd.Series(np.arange(len(frame)), index=frame.index)
-    minimum = {str(k): int(v) for k, v in cfg.audiences.min_size.items()}
-    base = baselines(scored, cfg.dataset.get("response_column"), default_baseline)
+    minimum = {str(k): int(v) for k, v in audiences.min_size.items()}
+    base = baselines(scored, dataset.get("response_column"), default_baseline)
 
     files: dict[str, pd.DataFrame] = {}
     segments: list[SegmentAudience] = []
@@ -441,7 +445,7 @@ def export_audiences(
 
     manifest = {
         "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-        "experiment": str(cfg.experiment_name),
+        "experiment": experiment_name,
         "input": {
             "path": str(input_path.resolve()),
             "sha256": file_sha256(input_path),
@@ -450,7 +454,7 @@ def export_audiences(
             "rejected": len(scored.rejected),
             "rejected_file": REJECTED if len(scored.rejected) else None,
         },
-        "model": model_version(cfg, scored.model_uri),
+        "model": model_version(MlflowClient(model_ref.tracking_uri), scored.model_uri),
         "id_column": id_column,
         "identifiers": found,
         "columns": list(upload.columns),

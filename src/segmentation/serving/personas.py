@@ -35,7 +35,7 @@ def log_run_personas(cfg: DictConfig, client: MlflowClient, run_id: str) -> Segm
         if fitted is not None and len(fitted) == space.n_rows
         else np.asarray(clusterer.predict(space.X))
     )
-    segments = describe_segments(cfg, space, labels, clusterer)
+    segments = describe_segments(cfg.get("personas"), space, labels, clusterer)
     with tempfile.TemporaryDirectory() as tmp:
         segments.write(Path(tmp))
         client.log_artifacts(run_id, tmp, "segments")

@@ -33,7 +33,7 @@ from segmentation.data.reading import (
     row_problems,
 )
 from segmentation.errors import InputError
-from segmentation.promotion.aliases import champion_uri
+from segmentation.promotion.aliases import ModelRef
 from segmentation.tracking.store import connect
 
 LINE = "line"
@@ -56,9 +56,10 @@ class PredictResult:
 
 
 def clean_rows(
-    cfg: DictConfig, rows: pd.DataFrame, lines: pd.Series, path: Path
+    dataset: DictConfig, rows: pd.DataFrame, lines: pd.Series, path: Path
 ) -> tuple[pd.DataFrame, pd.Index, list[str]]:
-    """The dataset's own typing and cleaning, exactly as in training, on rows that passed.
+    """The ``dataset`` group's own typing and cleaning, exactly as in training, on rows that
+    passed.
 
     Returns the cleaned rows, the file line of each and the rules that removed rows. Cleaning
     may drop rows and keep only the dataset's columns, so the id column carries the line number
@@ -66,16 +67,16 @@ def clean_rows(
     """
     if rows.empty:
         return rows, pd.Index([], dtype=int), []
-    id_column = cfg.dataset.get("id_column")
+    id_column = dataset.get("id_column")
     carrier = str(id_column) if id_column and id_column in rows.columns else _TRACK
     tracked = rows.copy()
     tracked[carrier] = lines.astype(str)
-    loaded = dataset_module(cfg.dataset).prepare(tracked, cfg.dataset, str(path))
+    loaded = dataset_module(dataset).prepare(tracked, dataset, str(path))
     frame = loaded.frame
     rules = [c["rule"] for c in loaded.cleaning if c.get("rows_out", 0) < c.get("rows_in", 0)]
     if carrier not in frame.columns:
         raise InputError(
-            f"{path}: dataset '{cfg.dataset.name}' cleaning drops column '{carrier}', so scored "
+            f"{path}: dataset '{dataset.name}' cleaning drops column '{carrier}', so scored "
             "rows cannot be matched to file lines (give the file its id column)"
         )
     kept = pd.Index(frame[carrier].astype(int))
@@ -85,10 +86,11 @@ def clean_rows(
     return frame, kept, rules
 
 
-def load_model(cfg: DictConfig, model_uri: str | None) -> tuple[str, Any]:
-    """Load a pyfunc model (default: the config's champion), refusing an unknown one in a line."""
-    uri = model_uri or champion_uri(cfg)
-    connect(str(cfg.paths.tracking_uri))
+def load_model(model: ModelRef) -> tuple[str, Any]:
+    """Load a pyfunc model, refusing an unknown one in a line."""
+    uri = model.uri
+    # MLflow's pyfunc loader resolves ``models:/`` through this process's store.
+    connect(model.tracking_uri)
     try:
         return uri, mlflow.pyfunc.load_model(uri)
     except (mlflow.exceptions.MlflowException, OSError) as exc:
@@ -111,14 +113,14 @@ class Scored:
 
 
 def _open(
-    cfg: DictConfig, input_path: Path, model_uri: str | None, chunk_rows: int
+    dataset: DictConfig, input_path: Path, model_ref: ModelRef, chunk_rows: int
 ) -> tuple[Table, dict[str, Any], str, Any, list[str]]:
     """Open the file, refuse a missing required column (from its header), load the model and
     refuse a file without a column the model needs: all before any row is read."""
     table = open_table(input_path, chunk_rows)
-    columns = OmegaConf.to_container(cfg.dataset.columns, resolve=True)
+    columns = OmegaConf.to_container(dataset.columns, resolve=True)
     mapped, _ = map_columns(table.empty_frame(), columns, input_path)
-    uri, model = load_model(cfg, model_uri)
+    uri, model = load_model(model_ref)
     needed = model.metadata.get_input_schema().input_names()
     absent = [c for c in needed if c not in mapped.columns]
     if absent:
@@ -130,7 +132,7 @@ def _open(
 
 
 def _score(
-    cfg: DictConfig,
+    dataset: DictConfig,
     model: Any,
     raw: pd.DataFrame,
     columns: dict[str, Any],
@@ -150,7 +152,7 @@ def _score(
     reasons = row_problems(mapped, columns)
     ok = reasons == ""
     # The dataset's own typing and cleaning, exactly as in training, on the rows that passed.
-    prepared, kept, rules = clean_rows(cfg, mapped.loc[ok], lines[ok], input_path)
+    prepared, kept, rules = clean_rows(dataset, mapped.loc[ok], lines[ok], input_path)
     dropped = ok & ~lines.isin(kept)
     reasons[dropped] = f"removed by the dataset's cleaning rule(s): {', '.join(rules) or '?'}"
     bad = reasons != ""
@@ -172,23 +174,22 @@ def _score(
     return out, rejected, model_rows
 
 
-def score_rows(cfg: DictConfig, input_path: str | Path, model_uri: str | None = None) -> Scored:
-    """Read ``input_path`` as training reads a file, and score the rows that pass with the
-    model (default: the config's champion), all in memory (see :func:`score_file` for files
-    of any size)."""
+def score_rows(dataset: DictConfig, model_ref: ModelRef, input_path: str | Path) -> Scored:
+    """Read ``input_path`` as training reads the ``dataset`` group's file, and score the rows
+    that pass with the model, all in memory (see :func:`score_file` for files of any size)."""
     input_path = Path(input_path)
-    table, columns, uri, model, needed = _open(cfg, input_path, model_uri, CHUNK_ROWS)
+    table, columns, uri, model, needed = _open(dataset, input_path, model_ref, CHUNK_ROWS)
     chunks = list(table.chunks())
     raw = pd.concat(chunks) if chunks else table.empty_frame()
-    out, rejected, model_rows = _score(cfg, model, raw, columns, needed, input_path)
+    out, rejected, model_rows = _score(dataset, model, raw, columns, needed, input_path)
     return Scored(uri, model, out, rejected, model_rows)
 
 
 def score_file(
-    cfg: DictConfig,
+    dataset: DictConfig,
+    model_ref: ModelRef,
     input_path: str | Path,
     output_path: str | Path,
-    model_uri: str | None = None,
     chunk_rows: int = CHUNK_ROWS,
 ) -> PredictResult:
     """Score ``input_path`` into ``output_path`` chunk by chunk (memory does not grow with the
@@ -197,7 +198,7 @@ def score_file(
     the row) into ``<output>.rejected.csv``. Both files appear only once every row is done:
     a file refused half-way leaves what was there before."""
     input_path, output_path = Path(input_path), Path(output_path)
-    table, columns, uri, model, needed = _open(cfg, input_path, model_uri, chunk_rows)
+    table, columns, uri, model, needed = _open(dataset, input_path, model_ref, chunk_rows)
     rejected_path = output_path.with_name(output_path.name + ".rejected.csv")
     output_path.parent.mkdir(parents=True, exist_ok=True)
     counts: dict[int, int] = {}
@@ -210,7 +211,7 @@ def score_file(
         _progress(table) as progress,
     ):
         for raw in table.chunks():
-            out, rejected, _ = _score(cfg, model, raw, columns, needed, input_path)
+            out, rejected, _ = _score(dataset, model, raw, columns, needed, input_path)
             out_writer.write(out)
             scored_rows += len(out)
             for segment, n in out["segment"].value_counts().items():

@@ -12,6 +12,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from segmentation.promotion.aliases import ModelRef
+
 
 def run_spark_sweep(cfg: DictConfig) -> Any:
     """Run (or resume) the configured sweep on Spark (see :mod:`segmentation.spark.sweep`)."""
@@ -21,12 +23,16 @@ def run_spark_sweep(cfg: DictConfig) -> Any:
 
 
 def score_table(
-    cfg: DictConfig, input_path: str | Path, output_path: str | Path, model_uri: str | None = None
+    dataset: DictConfig,
+    engine: DictConfig,
+    model_ref: ModelRef,
+    input_path: str | Path,
+    output_path: str | Path,
 ) -> Any:
     """Score a file or folder with Spark (see :mod:`segmentation.spark.scoring`)."""
     from segmentation.spark.scoring import score_table as score
 
-    return score(cfg, input_path, output_path, model_uri)
+    return score(dataset, engine, model_ref, input_path, output_path)
 
 
 def spark_report(result: Any) -> None:

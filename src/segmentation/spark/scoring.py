@@ -16,6 +16,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from segmentation.errors import InputError
+from segmentation.promotion.aliases import ModelRef
 from segmentation.serving.predict import (
     REASON,
     SHOWN_REJECTIONS,
@@ -114,7 +115,7 @@ def validator(
     it passes) and the model's typed inputs. A value the training data's cleaning filled
     (``impute``, kept in the model: a missing retail Income) gets the training's figure, as
     on the local route."""
-    cfg = OmegaConf.create({"dataset": cfg_dataset})
+    dataset = OmegaConf.create(cfg_dataset)
     fills = dict(impute or {})
 
     def check(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -126,7 +127,7 @@ def validator(
             lines = batch[_ROW].astype("int64")
             reasons = row_problems(mapped, specs)
             ok = reasons == ""
-            prepared, kept, rules = clean_rows(cfg, mapped[ok], lines[ok], Path(path))
+            prepared, kept, rules = clean_rows(dataset, mapped[ok], lines[ok], Path(path))
             dropped = ok & ~lines.isin(kept)
             reasons[dropped] = (
                 f"removed by the dataset's cleaning rule(s): {', '.join(rules) or '?'}"
@@ -210,9 +211,14 @@ def _validated_schema(raw_schema: Any, inputs: list[tuple[str, str]]) -> str:
 
 
 def score_table(
-    cfg: DictConfig, input_path: str | Path, output_path: str | Path, model_uri: str | None = None
+    dataset: DictConfig,
+    engine: DictConfig,
+    model_ref: ModelRef,
+    input_path: str | Path,
+    output_path: str | Path,
 ) -> SparkPredictResult:
-    """Score ``input_path`` (a file or folder) into the Parquet folder ``output_path``: the
+    """Score ``input_path`` (a file or folder) of the ``dataset`` group with the model, on the
+    ``engine`` group's SparkSession, into the Parquet folder ``output_path``: the
     input's columns, ``segment``, ``persona`` (and any further model output). Rows that cannot
     be scored go to ``<output>.rejected`` with ``source_file`` and ``reason``. Every check runs
     before anything is written."""
@@ -220,12 +226,12 @@ def score_table(
 
     input_path = Path(input_path).expanduser().resolve()
     output_path = Path(output_path).expanduser().resolve()
-    specs = OmegaConf.to_container(cfg.dataset.columns, resolve=True)
-    spark = get_session(cfg.engine)
+    specs = OmegaConf.to_container(dataset.columns, resolve=True)
+    spark = get_session(engine)
     frame = read_input(spark, input_path)
     raw_columns = list(frame.columns)
     renames = column_renames(raw_columns, specs, input_path)  # a missing required column stops
-    uri, model = load_model(cfg, model_uri)
+    uri, model = load_model(model_ref)
     source = {renames.get(c, c): c for c in raw_columns}
     canonical = [c for c in specs if c in source]
     schema = model.metadata.get_input_schema()
@@ -245,7 +251,7 @@ def score_table(
     )
     raw_names = [_raw(i) for i in range(len(raw_columns))]
     check = validator(
-        OmegaConf.to_container(cfg.dataset, resolve=True),
+        OmegaConf.to_container(dataset, resolve=True),
         specs,
         canonical,
         inputs,

@@ -160,7 +160,7 @@ def best_fit(
     if fitted is not None and fitted.number == best.number:
         return fitted
     name, estimator, params, labels = refit_trial(cfg, space, best)
-    segments = describe_segments(cfg, space, labels, estimator)
+    segments = describe_segments(cfg.get("personas"), space, labels, estimator)
     return FittedTrial(best.number, float(best.values[0]), name, params, segments)
 
 

@@ -242,7 +242,7 @@ class TrialRunner:
         trial.set_user_attr("metrics", {m: v for m, v in metrics.items() if not math.isnan(v)})
         reason = constraint_violation(metrics, self.constraints)
         with interrupts.allowed():
-            segments = describe_segments(cfg, space, fit.labels, fit.estimator)
+            segments = describe_segments(cfg.get("personas"), space, fit.labels, fit.estimator)
         metrics["metrics_seconds"] += time.perf_counter() - start
         start = time.perf_counter()
         silhouette = metrics["silhouette"]

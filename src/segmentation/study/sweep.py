@@ -83,8 +83,8 @@ def run_sweep(cfg: DictConfig) -> SweepResult:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = prepare_space(cfg)  # bad input is refused here, before anything is written
     specs = algorithm_specs(cfg.algorithm)
-    n_workers = workers.worker_count(cfg)
-    workers.check_shared_tracking(cfg)
+    n_workers = workers.worker_count(cfg.sweep)
+    workers.check_shared_tracking(cfg.storage, str(cfg.paths.tracking_uri))
     check_algorithm_limits(specs, space.n_rows)
     show(space.data.describe())
     return sweep_space(cfg, space, n_workers)

@@ -23,25 +23,21 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 STOP_TIMEOUT = 60.0
 
 
-def worker_count(cfg: DictConfig) -> int:
-    """``sweep.workers``, validated."""
-    try:
-        n = int(cfg.sweep.workers)
-    except (TypeError, ValueError):
-        raise InputError(
-            f"sweep.workers={cfg.sweep.workers!r}: expected a whole number >= 1"
-        ) from None
+def worker_count(sweep: DictConfig) -> int:
+    """The ``sweep`` group's ``workers``, at least 1 (the schema has made it an integer)."""
+    n = int(sweep.workers)
     if n < 1:
         raise InputError(f"sweep.workers={n}: expected a whole number >= 1")
     return n
 
 
-def check_shared_tracking(cfg: DictConfig) -> None:
-    """A study shared through a database needs a shared MLflow store as well."""
-    uri = str(cfg.paths.tracking_uri)
-    if cfg.storage.kind == "rdb" and uri.startswith(("sqlite:", "file:", "/")):
+def check_shared_tracking(storage: DictConfig, tracking_uri: str) -> None:
+    """A study shared through a database (the ``storage`` group) needs a shared MLflow store
+    as well."""
+    uri = str(tracking_uri)
+    if storage.kind == "rdb" and uri.startswith(("sqlite:", "file:", "/")):
         raise InputError(
-            f"storage={cfg.storage.name}: the MLflow store is local ({uri.split(':')[0]}); set "
+            f"storage={storage.name}: the MLflow store is local ({uri.split(':')[0]}); set "
             "MLFLOW_TRACKING_URI to the shared one (postgresql://... or http://mlflow-server:5000)"
         )
 
