@@ -147,6 +147,44 @@ class RetailDatasetConfig(DatasetConfig):
     education_levels: dict[str, int] = MISSING
 
 
+class Level(StrEnum):
+    high = "high"
+    low = "low"
+    average = "average"
+
+
+@dataclass
+class PersonaFeature:
+    """How a feature reads in persona names (null: derived from the label)."""
+
+    label: str | None = None
+    unit: str | None = None
+    # A share, shown as a percentage.
+    percent: bool = False
+    high: str | None = None
+    low: str | None = None
+    very_high: str | None = None
+    very_low: str | None = None
+
+
+@dataclass
+class PersonaRule:
+    """Recommendations for segments at these levels (by feature label)."""
+
+    when: dict[str, Level] = field(default_factory=dict)
+    recommend: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PersonaValue:
+    """The segment value table's columns (null: the dataset has none)."""
+
+    spend: str | None = None
+    spend_label: str | None = None
+    response: str | None = None
+    note: str | None = None
+
+
 @dataclass
 class PersonasConfig:
     name: str = MISSING
@@ -157,16 +195,15 @@ class PersonasConfig:
     strong: float = 1.5
     max_traits: int = 2
     neutral_name: str = "Average customers"
-    # Feature -> {label, unit, high, low, very_high, very_low}; the missing words are derived.
-    features: dict[str, Any] = field(default_factory=dict)
-    # {when: {label: high | low | average}, recommend: [...]}, in order.
-    rules: list[Any] = field(default_factory=list)
+    # Feature -> how it reads; the missing words are derived.
+    features: dict[str, PersonaFeature] = field(default_factory=dict)
+    # In order.
+    rules: list[PersonaRule] = field(default_factory=list)
     default: list[str] = field(default_factory=list)
     unassigned: list[str] = field(default_factory=list)
     # Naming by convention: ``rfm`` (the RF(M) score table) and ``grid`` (two features' levels).
     naming: dict[str, Any] = field(default_factory=dict)
-    # The segment value table's columns: spend, spend_label, response, note.
-    value: dict[str, Any] = field(default_factory=dict)
+    value: PersonaValue = field(default_factory=PersonaValue)
     # Attributes profiled per segment besides the clustered ones, by group.
     attributes: dict[str, list[str]] = field(default_factory=dict)
 
@@ -430,9 +467,10 @@ def _first_line(text: object) -> str:
 def _given(key: str, overrides: Sequence[str]) -> str | None:
     """The value ``key`` was given on the command line (its last override), if it was."""
     found = None
+    dotted = re.sub(r"\[(\d+)\]", r".\1", key)  # OmegaConf names list items rules[0]
     for item in overrides:
         name, sep, value = item.partition("=")
-        if sep and name.lstrip("+~") == key:
+        if sep and name.lstrip("+~") == dotted:
             found = value
     return found
 

@@ -72,6 +72,18 @@ def test_cli_refuses_with_one_line_and_exit_code_2(tmp_path, canonical):
             "error: monitoring.thresholds.min_rows=many: expected an integer",
         ),
         (
+            "report_main",
+            "personas.rules.0.when.income=rich",
+            "error: personas.rules[0].when.income=rich: expected one of high, low, average",
+        ),
+        (
+            "report_main",
+            "personas.features.Income.lable=pay",
+            "error: personas.features.Income.lable=pay: no such setting in "
+            "personas.features.Income; expected one of label, unit, percent, high, low, "
+            "very_high, very_low",
+        ),
+        (
             "drift_main",
             "sweep.nope=1",
             "error: sweep.nope=1: no such setting in sweep; expected one of n_trials, seed, "

@@ -111,7 +111,13 @@ def test_spark_scoring_equals_local_scoring(spark, champion, tmp_path):
         csv,
         tmp_path / "local.csv",
     )
-    result = score_table(champion, csv.parent, tmp_path / "spark-out")
+    result = score_table(
+        champion.dataset,
+        champion.engine,
+        ModelRef.of(champion.tracking, champion.paths),
+        csv.parent,
+        tmp_path / "spark-out",
+    )
 
     spark_out = engines_agree(tmp_path / "local.csv", tmp_path / "spark-out", "CustomerID")
     assert list(spark_out.columns) == [*frame.columns, "segment", "persona", "confidence"]
@@ -145,7 +151,13 @@ def test_spark_scoring_reads_parquet_folders(spark, champion, tmp_path):
         folder / "part-0.parquet",
         tmp_path / "a.csv",
     )
-    result = score_table(champion, folder, tmp_path / "out")
+    result = score_table(
+        champion.dataset,
+        champion.engine,
+        ModelRef.of(champion.tracking, champion.paths),
+        folder,
+        tmp_path / "out",
+    )
     assert result.scored == 120 and result.rejected == 0 and result.rejected_path is None
     out = spark.read.parquet(str(tmp_path / "out")).toPandas().sort_values("CustomerID")
     assert out["Age"].dtype == frame["Age"].dtype  # Parquet keeps the input's types
@@ -315,7 +327,13 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(
         out = tmp_path / f"out-{source.stem}"
 
         def task(cfg, source=source, out=out):
-            return score_table(champion, source, out)
+            return score_table(
+                champion.dataset,
+                champion.engine,
+                ModelRef.of(champion.tracking, champion.paths),
+                source,
+                out,
+            )
 
         code = run_main(lambda task=task: run_cli(task), monkeypatch)
         err = capsys.readouterr().err.strip().splitlines()

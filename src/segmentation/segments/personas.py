@@ -53,13 +53,18 @@ def persona_config(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
     """The persona settings with defaults filled in (``None``: generic names, no rules)."""
     out = dict(DEFAULTS)
     if cfg:
-        plain = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+        plain = (
+            OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+            if isinstance(cfg, DictConfig)
+            else cfg
+        )
         out.update({k: v for k, v in plain.items() if v is not None})
     return out
 
 
 def feature_info(cfg: Mapping[str, Any], column: str) -> dict[str, Any]:
-    info = dict(cfg["features"].get(column) or {})
+    # Unset words (null in the schema) are derived below.
+    info = {k: v for k, v in (cfg["features"].get(column) or {}).items() if v is not None}
     # An unconfigured column reads in lower case inside a name ("High income, low frequency").
     info.setdefault("label", column.replace("_", " ").lower())
     info.setdefault("unit", "")
