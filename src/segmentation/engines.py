@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from segmentation.errors import InputError
+from segmentation.study.processes import start_pool_server
 
 
 class Engine(Protocol):
@@ -32,6 +33,8 @@ class LocalEngine:
         self.settings = settings
 
     def sweep(self, cfg: DictConfig) -> Any:
+        if int(cfg.tracking.artifact_workers) > 0 and str(cfg.sweep.workers) == "1":
+            start_pool_server()  # its imports beside this process's import of the sweep
         from segmentation.study.sweep import run_sweep
 
         return run_sweep(cfg)
