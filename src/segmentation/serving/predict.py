@@ -90,7 +90,9 @@ def load_model(cfg: DictConfig, model_uri: str | None) -> tuple[str, Any]:
     uri = model_uri or champion_uri(cfg)
     connect(str(cfg.paths.tracking_uri))
     try:
-        return uri, mlflow.pyfunc.load_model(uri)
+        # MLflow's requirement check reads every installed package's metadata (a tenth of a
+        # small file's scoring); the pipeline's own unpickling warns when scikit-learn differs.
+        return uri, mlflow.pyfunc.load_model(uri, suppress_warnings=True)
     except (mlflow.exceptions.MlflowException, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(
