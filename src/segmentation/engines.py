@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from segmentation.errors import InputError
 from segmentation.promotion.aliases import ModelRef
+from segmentation.study.processes import start_pool_server
 
 
 class Engine(Protocol):
@@ -36,6 +37,8 @@ class LocalEngine:
         self.settings = settings
 
     def sweep(self, cfg: DictConfig) -> Any:
+        if int(cfg.tracking.artifact_workers) > 0 and str(cfg.sweep.workers) == "1":
+            start_pool_server()  # its imports beside this process's import of the sweep
         from segmentation.study.sweep import run_sweep
 
         return run_sweep(cfg)

@@ -4,8 +4,10 @@ one working store, and an existing store is never replaced."""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import sqlite3
 from pathlib import Path
 
 import mlflow
@@ -36,7 +38,14 @@ def test_the_empty_store_is_made_once_and_copied(cache: Path, tmp_path: Path):
     assert list(cache.iterdir()) == templates, "no second template, no build folder left"
     assert templates[0].stat().st_mtime_ns == built, "the cached store is not rebuilt"
     assert second.read_bytes() == templates[0].read_bytes(), "the new store is the copy"
-    assert [p.name for p in second.parent.iterdir()] == ["mlflow.db"]
+    # The open store's write-ahead log beside it, no temporary copy left.
+    assert sorted(p.name for p in second.parent.iterdir()) == [
+        "mlflow.db",
+        "mlflow.db-shm",
+        "mlflow.db-wal",
+    ]
+    with contextlib.closing(sqlite3.connect(second)) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     # The Default experiment where MLflow itself puts it, run from this working directory.
     default = MlflowClient(f"sqlite:///{second}").get_experiment("0")
     assert default.name == "Default"
@@ -76,7 +85,8 @@ def test_processes_starting_the_same_new_store_at_once_share_one(cache: Path, tm
     client = MlflowClient(args[0])
     exp = client.get_experiment_by_name("shared")
     assert sorted(r.info.run_id for r in client.search_runs([exp.experiment_id])) == sorted(run_ids)
-    assert [p.name for p in db.parent.iterdir()] == ["mlflow.db"], "no copy left behind"
+    left = sorted(p.name for p in db.parent.iterdir())
+    assert left == ["mlflow.db", "mlflow.db-shm", "mlflow.db-wal"], "no copy left behind"
 
 
 def test_an_existing_store_is_kept(cache: Path, tmp_path: Path):

@@ -204,6 +204,13 @@ def test_repeated_trials_share_the_model_and_draw_the_same_plots(store):
         assert first.data.params["kmeans.n_clusters"] == run.data.params["kmeans.n_clusters"]
         model_id = run.data.tags[tags.MODEL_ID_TAG]
         assert model_id == first.data.tags[tags.MODEL_ID_TAG]
+        # Its fit, scores and stability are the first one's, not computed again.
+        assert run.data.tags[tags.REPEAT_TAG] == first.info.run_id
+        timings = ("plots_seconds", "logging_seconds")
+        ours, theirs = (
+            {k: v for k, v in r.data.metrics.items() if k not in timings} for r in (run, first)
+        )
+        assert ours == theirs and "stability_ari" in ours
         assert [o.model_id for o in run.outputs.model_outputs] == [model_id]
         # The same labels draw the same plots, byte for byte.
         for name in ("cluster_scatter.png", "segment_sizes.png", "silhouette.png"):
@@ -212,6 +219,10 @@ def test_repeated_trials_share_the_model_and_draw_the_same_plots(store):
             with open(ours, "rb") as a, open(theirs, "rb") as b:
                 assert a.read() == b.read()
     assert len({r.data.tags[tags.MODEL_ID_TAG] for r in runs}) == len(distinct)
+    assert not any(
+        tags.REPEAT_TAG in by_id[r].data.tags
+        for r in {s.data.tags[tags.MODEL_SHARED_TAG] for s in shared}
+    )
 
 
 def test_cli_sweep_draws_data_insights_while_the_trials_run(store):

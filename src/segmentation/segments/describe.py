@@ -102,15 +102,29 @@ def describe_frame(
 
 
 def describe_segments(
-    personas: Mapping[str, Any] | None, space: FeatureSpace, labels: np.ndarray, estimator: Any
+    personas: Mapping[str, Any] | None,
+    space: FeatureSpace,
+    labels: np.ndarray,
+    estimator: Any,
+    value: bool = True,
 ) -> Segments:
-    """Profile (with centres back in original units), personas, value table and attribute
-    profile of one fitted segmentation."""
+    """Profile (with centres back in original units), personas and (``value``) the value table
+    and attribute profile of one fitted segmentation."""
     scaled = centers(estimator)
     centres = original_centers(space.scaler, scaled) if scaled is not None else None
     profile = segment_profile(space.X_raw, labels, space.columns, centres)
-    frame = engineered_frame(space, len(labels))
+    frame = engineered_frame(space, len(labels)) if value else None
     return describe_frame(personas, profile, labels, frame)
+
+
+def with_value(
+    personas: Mapping[str, Any] | None, space: FeatureSpace, segments: Segments
+) -> Segments:
+    """``segments`` with the value table and attribute profile, when the data has them."""
+    if segments.value is not None:
+        return segments
+    frame = engineered_frame(space, len(segments.labels))
+    return describe_frame(personas, segments.profile, segments.labels, frame)
 
 
 def value_section(segments: Segments) -> list[str]:

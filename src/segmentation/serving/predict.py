@@ -92,7 +92,9 @@ def load_model(model: ModelRef) -> tuple[str, Any]:
     # MLflow's pyfunc loader resolves ``models:/`` through this process's store.
     connect(model.tracking_uri)
     try:
-        return uri, mlflow.pyfunc.load_model(uri)
+        # MLflow's requirement check reads every installed package's metadata (a tenth of a
+        # small file's scoring); the pipeline's own unpickling warns when scikit-learn differs.
+        return uri, mlflow.pyfunc.load_model(uri, suppress_warnings=True)
     except (mlflow.exceptions.MlflowException, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(

@@ -11,7 +11,6 @@ logged, so a sweep never ends with work outstanding.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import tempfile
 import threading
@@ -33,20 +32,13 @@ from segmentation.plots import MAX_POINTS, subsample
 from segmentation.plots.trial import write_trial_plots
 from segmentation.segments.profiles import write_profile
 from segmentation.study import interrupts
-from segmentation.study.processes import become_background
+from segmentation.study.processes import become_background, pool_context
 from segmentation.tracking.model import SegmentModel, log_segment_model
 from segmentation.tracking.runs import log_batch, log_dataset
 from segmentation.tracking.store import quiet_console, set_tracking_uri
 
 # Jobs waiting per worker at most; beyond that the sweep's process waits (bounded memory).
 PENDING_PER_WORKER = 2
-# Imported once by the fork server; every worker it forks starts with them (spawned workers
-# would each import MLflow, scikit-learn and matplotlib again, seconds of CPU each).
-PRELOAD = [
-    "segmentation.study.artifacts",
-    "segmentation.plots.study",
-    "segmentation.study.insights",
-]
 
 
 @dataclass
@@ -192,11 +184,9 @@ class ArtifactWriter:
         server's imports (seconds), which a thread sits out while the sweep's process goes on
         (creating the store, the study); a job submitted meanwhile queues until they are up."""
         if self.workers and self._pool is None:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(PRELOAD)
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers,
-                mp_context=context,
+                mp_context=pool_context(),
                 initializer=_init_worker,
             )
             self._spawner = threading.Thread(

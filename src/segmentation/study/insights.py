@@ -25,7 +25,7 @@ from segmentation.features.space import FeatureSpace
 from segmentation.plots import subsample
 from segmentation.plots.eda import box_pairs, eda_frame, write_eda_plots
 from segmentation.plots.study import draw_study_plots, write_k_plots
-from segmentation.segments.describe import Segments, describe_segments
+from segmentation.segments.describe import Segments, describe_segments, with_value
 from segmentation.segments.explain import (
     distinguishing_features,
     explanations_markdown,
@@ -158,7 +158,8 @@ def best_fit(
     """The best trial's fit: ``fitted`` when it is that trial, else it is fitted again (a resumed
     study's or another worker's trial)."""
     if fitted is not None and fitted.number == best.number:
-        return fitted
+        segments = with_value(cfg.get("personas"), space, fitted.segments)
+        return FittedTrial(fitted.number, fitted.value, fitted.name, fitted.params, segments)
     name, estimator, params, labels = refit_trial(cfg, space, best)
     segments = describe_segments(cfg.get("personas"), space, labels, estimator)
     return FittedTrial(best.number, float(best.values[0]), name, params, segments)

@@ -14,6 +14,7 @@ import pandas as pd
 from mlflow.entities import DatasetInput, LoggedModelOutput
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
+from sklearn.base import clone
 from threadpoolctl import threadpool_limits
 
 from segmentation import algorithms
@@ -29,7 +30,7 @@ from segmentation.features.space import FeatureSpace
 from segmentation.monitoring.drift import reference_profile
 from segmentation.plots import subsample
 from segmentation.plots.templates import data_key
-from segmentation.segments.describe import describe_segments
+from segmentation.segments.describe import Segments, describe_segments
 from segmentation.study import interrupts
 from segmentation.study.artifacts import ArtifactWriter, TrialArtifacts
 from segmentation.study.definition import algorithm_specs, pareto
@@ -87,6 +88,17 @@ class Fit:
 
 
 @dataclass
+class Outcome:
+    """What a trial's parameters gave: the fit with its final metrics, the segments'
+    stability and their description (the same for every trial with those parameters)."""
+
+    fit: Fit
+    segment_stability: dict[int, float]
+    segments: Segments
+    first_run: str
+
+
+@dataclass
 class TrialRunner:
     """The objective: fit, score, check constraints and log one child run per trial."""
 
@@ -100,6 +112,9 @@ class TrialRunner:
     # when the artifact jobs are done (TPE repeats itself, and drawing is the costly part).
     plots_by_key: dict[str, str] = field(default_factory=dict)
     plot_copies: list[tuple[str, str]] = field(default_factory=list)
+    # Fits are seeded and single-threaded, so a trial that repeats an earlier one's parameters
+    # reuses its fit, stability and segments instead of computing them again.
+    outcomes_by_key: dict[str, Outcome] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         cfg = self.ctx.cfg
@@ -206,8 +221,10 @@ class TrialRunner:
         """Bootstrap stability of a fit: the refits' mean ARI and each segment's Jaccard."""
         cfg, X = self.ctx.cfg, self.ctx.space.X
         spec = self.specs[name]
+        # Each refit starts from an unfitted copy of the trial's estimator (the same
+        # parameters and seed as building it again from the config, without the config).
         return stability_summary(
-            lambda: algorithms.build(name, spec, params, self.seed, len(X)),
+            lambda: clone(fit.estimator),
             X,
             fit.labels,
             bootstraps=int(cfg.sweep.stability.bootstraps),
@@ -222,28 +239,20 @@ class TrialRunner:
         cfg, space = self.ctx.cfg, self.ctx.space
         flat = {f"{name}.{k}": v for k, v in params.items()}
         run_params = {**self.common_params, "algorithm": name, "trial": trial.number, **flat}
-        try:
-            with interrupts.allowed():  # the fit and its metrics: computing only
-                fit = self.fit(name, params)
-        except Exception as exc:  # any fit error is recorded and the sweep goes on
-            first = str(exc).splitlines()[0] if str(exc) else ""
-            self._prune(trial, run_id, run_params, f"fit error: {type(exc).__name__}: {first}")
-        run_params["estimator"] = type(fit.estimator).__name__
-        metrics = fit.metrics
+        key = repr((name, sorted(params.items())))
+        outcome = self.outcomes_by_key.get(key)
+        if outcome is None:
+            outcome = self._outcome(trial, run_id, run_params, name, params)
+            self.outcomes_by_key[key] = outcome
+        else:
+            run_params["estimator"] = type(outcome.fit.estimator).__name__
+        fit, segments = outcome.fit, outcome.segments
+        segment_stability = outcome.segment_stability
+        metrics = dict(fit.metrics)
         k = int(metrics["n_clusters"])
         trial.set_user_attr("n_clusters", k)
-        start = time.perf_counter()
-        segment_stability: dict[int, float] = {}
-        if degenerate(metrics) is None:
-            with interrupts.allowed():
-                metrics["stability_ari"], segment_stability = self.stability(name, params, fit)
-            if segment_stability:
-                metrics["min_segment_stability"] = min(segment_stability.values())
         trial.set_user_attr("metrics", {m: v for m, v in metrics.items() if not math.isnan(v)})
         reason = constraint_violation(metrics, self.constraints)
-        with interrupts.allowed():
-            segments = describe_segments(cfg.get("personas"), space, fit.labels, fit.estimator)
-        metrics["metrics_seconds"] += time.perf_counter() - start
         start = time.perf_counter()
         silhouette = metrics["silhouette"]
         summary = f"{name}, {k} segments, silhouette {silhouette:.3f}"
@@ -283,6 +292,8 @@ class TrialRunner:
             dataset_input=self.ctx.dataset,
         )
         first = self.plots_by_key.setdefault(data_key(fit.labels) + summary, run_id)
+        if outcome.first_run != run_id:
+            job.tags[runs.REPEAT_TAG] = outcome.first_run
         if job.log_plots and first != run_id:
             job.log_plots = False
             self.plot_copies.append((first, run_id))
@@ -302,6 +313,34 @@ class TrialRunner:
         if pareto(cfg.sweep):
             return value, float(metrics["stability_ari"])
         return value
+
+    def _outcome(
+        self, trial: optuna.Trial, run_id: str, run_params: dict, name: str, params: dict
+    ) -> Outcome:
+        """Fit the trial's parameters, score the fit, measure its stability and describe its
+        segments (a fit error prunes the trial)."""
+        try:
+            with interrupts.allowed():  # the fit and its metrics: computing only
+                fit = self.fit(name, params)
+        except Exception as exc:  # any fit error is recorded and the sweep goes on
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            self._prune(trial, run_id, run_params, f"fit error: {type(exc).__name__}: {first}")
+        run_params["estimator"] = type(fit.estimator).__name__
+        metrics = fit.metrics
+        start = time.perf_counter()
+        segment_stability: dict[int, float] = {}
+        if degenerate(metrics) is None:
+            with interrupts.allowed():
+                metrics["stability_ari"], segment_stability = self.stability(name, params, fit)
+            if segment_stability:
+                metrics["min_segment_stability"] = min(segment_stability.values())
+        with interrupts.allowed():
+            # The value table and attribute profile are the chosen trial's (best_fit).
+            segments = describe_segments(
+                self.ctx.cfg.get("personas"), self.ctx.space, fit.labels, fit.estimator, value=False
+            )
+        metrics["metrics_seconds"] += time.perf_counter() - start
+        return Outcome(fit, segment_stability, segments, run_id)
 
     def _prune(self, trial: optuna.Trial, run_id: str, params: dict, reason: str) -> NoReturn:
         """Record a trial that has no score (a fit error) and prune it."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import multiprocessing
+import multiprocessing.forkserver
 import os
 import signal
 import sys
@@ -15,6 +17,27 @@ PR_SET_PDEATHSIG = 1
 # trials, the critical path: on 2 cores it would otherwise share a core with them whenever
 # both are busy. Lowered, they use the time the fits leave idle.
 BACKGROUND_NICENESS = 10
+# Imported once by the artifact pool's fork server; every worker it forks starts with them
+# (spawned workers would each import MLflow, scikit-learn and matplotlib again).
+POOL_PRELOAD = [
+    "segmentation.study.artifacts",
+    "segmentation.plots.study",
+    "segmentation.study.insights",
+]
+
+
+def pool_context() -> multiprocessing.context.BaseContext:
+    """The artifact pool's start method: a fork server that imported ``POOL_PRELOAD``."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(POOL_PRELOAD)
+    return context
+
+
+def start_pool_server() -> None:
+    """Start the artifact pool's fork server now, without waiting for it: its imports then run
+    on the core this process leaves idle while it imports the sweep itself."""
+    pool_context()
+    multiprocessing.forkserver.ensure_running()
 
 
 def die_with_parent(parent_pid: int) -> None:

@@ -272,7 +272,7 @@ def with_input_example(model_uri: str) -> bool:
     if info.saved_input_example_info is not None:
         return False
     local = mlflow.artifacts.download_artifacts(model_uri)
-    model = mlflow.pyfunc.load_model(local).unwrap_python_model()
+    model = mlflow.pyfunc.load_model(local, suppress_warnings=True).unwrap_python_model()
     example = pd.read_parquet(Path(local, "artifacts", "example.parquet"))
     log_segment_model(model, example, model_id=info.model_id)
     return True

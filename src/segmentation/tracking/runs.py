@@ -22,6 +22,8 @@ TRIAL_TAG = "segmentation.trial"
 MODEL_ID_TAG = "segmentation.model_id"
 # On a trial that repeated an earlier trial's parameters: the run whose model it shares.
 MODEL_SHARED_TAG = "segmentation.model_shared_with"
+# A trial whose parameters repeat an earlier trial's: that trial's run (same fit and scores).
+REPEAT_TAG = "segmentation.repeat_of"
 DATASET_HASH_TAG = "dataset_hash"
 
 

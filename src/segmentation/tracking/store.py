@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import shutil
+import sqlite3
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -86,7 +87,7 @@ def empty_store_template() -> Path:
     own, and the cache never holds a half-built store.
     """
     place = hashlib.sha256(os.getcwd().encode()).hexdigest()[:12]
-    template = store_cache_dir() / f"mlflow-{mlflow.__version__}-{place}.db"
+    template = store_cache_dir() / f"mlflow-{mlflow.__version__}-{place}-wal.db"
     if template.exists():
         return template
     template.parent.mkdir(parents=True, exist_ok=True)
@@ -96,10 +97,24 @@ def empty_store_template() -> Path:
         client = MlflowClient(f"sqlite:///{db}")
         client.search_experiments(max_results=1)  # MLflow creates its schema here
         client.search_registered_models(max_results=1)
+        write_ahead_log(db)
         os.replace(db, template)
     finally:
         shutil.rmtree(build, ignore_errors=True)
     return template
+
+
+def write_ahead_log(db: Path) -> None:
+    """Switch a SQLite store to write-ahead logging (kept in the file, so its copies have it).
+
+    In SQLite's default rollback mode every commit syncs the database and its journal several
+    times and locks out readers; a sweep commits after each of its many small writes, from its
+    own and the artifact pool's processes. With the log, a commit is one append and readers
+    go on while one process writes. The store then has ``-wal`` and ``-shm`` files beside it
+    while it is open (a copy of an open store is made with SQLite's backup, not a file copy).
+    """
+    with contextlib.closing(sqlite3.connect(db)) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
 
 
 def start_from_template(db_path: Path) -> None:
