@@ -13,24 +13,22 @@ from mlflow.models import Model
 from mlflow.tracking import MlflowClient
 
 from segmentation.features.space import prepare_space
-from segmentation.study.sweep import run_sweep
 from segmentation.tracking.model import pip_requirements, with_input_example
-from tests.conftest import make_cfg, module_store
+from segmentation.tracking.store import set_tracking_uri
+from tests.conftest import Swept
 
 
-@pytest.fixture(scope="module")
-def swept(tmp_path_factory):
-    with module_store(tmp_path_factory, "model-logging") as store:
-        cfg = make_cfg(
-            store,
-            "sweep.n_trials=3",
-            "algorithm=kmeans",
-            "tracking.log_plots=false",
-            "sweep.constraints.min_stability=null",
-        )
-        result = run_sweep(cfg)
-        mlflow.set_tracking_uri(str(cfg.paths.tracking_uri))
-        yield cfg, result, prepare_space(cfg)
+def uses(swept: Swept) -> tuple[object, object, object]:
+    """The sweep's config and result and its feature space; MLflow pointed at its store
+    (``models:/<model id>`` URIs are resolved against the current store)."""
+    set_tracking_uri(str(swept.cfg.paths.tracking_uri))
+    return swept.cfg, swept.result, prepare_space(swept.cfg)
+
+
+@pytest.fixture
+def swept(promoted):
+    """The session's promoted store, read only."""
+    return uses(promoted)
 
 
 def _model(cfg, uri: str) -> tuple[Model, Path]:
@@ -92,8 +90,8 @@ def test_the_registered_version_has_its_input_example(swept):
     assert not with_input_example(version.source), "a model with its example is left alone"
 
 
-def test_a_trial_model_gets_its_example_when_it_is_promoted(swept):
-    cfg, result, space = swept
+def test_a_trial_model_gets_its_example_when_it_is_promoted(promoted_copy):
+    cfg, result, space = uses(promoted_copy)  # a private copy: a trial model's files change
     client = MlflowClient(str(cfg.paths.tracking_uri))
     children = client.search_runs(
         [result.experiment_id], f"tags.mlflow.parentRunId = '{result.parent_run_id}'"

@@ -41,7 +41,7 @@ from segmentation.features import retail_marketing as retail_features
 from segmentation.promotion.promote import champion_uri, promote
 from segmentation.tracking import runs
 from segmentation.tracking.store import connect
-from tests.conftest import DATA_DIR, make_cfg, module_store, real_file, run_main
+from tests.conftest import DATA_DIR, free_port, make_cfg, module_store, real_file, run_main
 
 ROOT = Path(__file__).parents[2]
 NOTE = "mlflow.note.content"
@@ -69,12 +69,6 @@ class Trained:
     model_uri: str  # what `make predict` scores with
     model: Any  # the pyfunc model of model_uri
     swept_description: str  # the registered version's description right after the sweep
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -580,6 +574,26 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.yaml"))
 
 
+def refused_sweep(store: Path, tmp_path: Path, monkeypatch, capsys, *overrides: str) -> str:
+    """`make sweep` with ``overrides`` that it must refuse: exit code 2, one line on stderr
+    (returned), nothing written to the store or the reports."""
+    code = run_main(
+        sweep_main,
+        monkeypatch,
+        *overrides,
+        f"paths.mlruns_dir={store}",
+        f"paths.data_dir={tmp_path / 'no-data'}",
+        f"paths.reports_dir={tmp_path / 'reports'}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert list(store.iterdir()) == [] and not (tmp_path / "reports").exists()
+    return lines[0]
+
+
 @pytest.mark.parametrize(
     ("group", "what"),
     [
@@ -592,40 +606,14 @@ def test_unknown_option_is_one_line_with_the_choices(
     group, what, store, tmp_path, monkeypatch, capsys
 ):
     assert "foo" not in options(group) and len(options(group)) >= 3
-    code = run_main(
-        sweep_main,
-        monkeypatch,
-        f"{group}=foo",
-        f"paths.mlruns_dir={store}",
-        f"paths.data_dir={tmp_path / 'no-data'}",
-        f"paths.reports_dir={tmp_path / 'reports'}",
-        f"hydra.run.dir={tmp_path / 'run'}",
-    )
-    captured = capsys.readouterr()
-    assert code == 2
-    assert captured.err.splitlines() == [
-        f"error: {group}=foo: no such {what}; choose from {', '.join(options(group))}"
-    ]
-    assert list(store.iterdir()) == [] and not (tmp_path / "reports").exists()
+    line = refused_sweep(store, tmp_path, monkeypatch, capsys, f"{group}=foo")
+    assert line == f"error: {group}=foo: no such {what}; choose from {', '.join(options(group))}"
 
 
 def test_feature_set_of_another_dataset_names_the_ones_that_fit(
     store, tmp_path, monkeypatch, capsys
 ):
-    code = run_main(
-        sweep_main,
-        monkeypatch,
-        "dataset=retail_marketing",
-        f"paths.mlruns_dir={store}",
-        f"paths.data_dir={tmp_path / 'no-data'}",
-        f"paths.reports_dir={tmp_path / 'reports'}",
-        f"hydra.run.dir={tmp_path / 'run'}",
-    )
-    captured = capsys.readouterr()
-    assert code == 2
-    lines = captured.err.splitlines()
-    assert len(lines) == 1, captured.err
-    line = lines[0]
+    line = refused_sweep(store, tmp_path, monkeypatch, capsys, "dataset=retail_marketing")
     assert line.startswith(
         "error: features=income_spending (of preset mall_income_spending) does not fit "
         "dataset=retail_marketing"
@@ -649,4 +637,3 @@ def test_feature_set_of_another_dataset_names_the_ones_that_fit(
     ]
     assert retail_presets == ["retail_demographic_spend", "retail_rfm", "retail_spend_mix"]
     assert f"presets for it: {', '.join(retail_presets)}" in line
-    assert list(store.iterdir()) == [] and not (tmp_path / "reports").exists()
