@@ -97,6 +97,15 @@ def module_store(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterato
         yield root
 
 
+# A sweep with plots, two algorithms and three features: the report's figures, every kind of
+# trial artifact (tests/integration/test_report.py, test_sweep.py).
+REPORT_SWEEP = (
+    "sweep.n_trials=4",
+    "algorithm=[kmeans,gmm]",
+    "features=age_income_spending",
+    "sweep.stability.bootstraps=4",
+    "sweep.constraints.k_max=6",
+)
 # The retail store's sweep: two KMeans trials on 400 synthetic retail customers.
 RETAIL_SWEEP = (*QUICK_RETAIL, "dataset.synthetic_rows=400")
 
@@ -109,6 +118,9 @@ class Swept:
     overrides: tuple[str, ...]
     cfg: object
     result: object
+    # The shared stores of this sweep (its live store and snapshot), whose logged models a
+    # private copy must leave as they are (see ``private_copy``).
+    shared: tuple[Path, ...] = ()
 
     @property
     def name(self) -> str:
@@ -130,11 +142,36 @@ class Swept:
         ]
 
     def copy(self, folder: Path) -> Swept:
-        """A private copy of this store under ``folder``, for a test that changes the registry
-        (promotes, rolls back, registers versions) or a logged model's files: the same runs,
-        models and versions (same ids), independent of this store (see :func:`copy_store`)."""
+        """A copy of this store under ``folder``: the same runs, models and versions (the same
+        ids), in a database of its own (see :func:`copy_store`). Tests use ``private_copy``."""
         store = copy_store(self.store, folder / "mlruns")
-        return Swept(store, self.overrides, make_cfg(store, *self.overrides), self.result)
+        cfg = make_cfg(store, *self.overrides)
+        return Swept(store, self.overrides, cfg, self.result, self.shared)
+
+
+@contextmanager
+def private_copy(source: Swept, folder: Path) -> Iterator[Swept]:
+    """A private copy of a shared store for a test that changes its registry: promotes, rolls
+    back, registers versions, logs new runs and models.
+
+    MLflow resolves a run's or logged model's artifact folder once per process, by id (its
+    tracking client caches it): an artifact logged into an existing run or model of the copy
+    lands in the store where that id was first used, the shared one. Such a test logs a new
+    run or model instead. Checked on leaving: the shared stores' logged models are as they
+    were (the files scoring reads; MLflow's own ``registered_model_meta`` aside)."""
+    before = {store: model_files(store) for store in source.shared}
+    yield source.copy(folder)
+    for store, files in before.items():
+        assert model_files(store) == files, f"a private copy changed the shared store {store}"
+
+
+def model_files(store: Path) -> dict[str, tuple[int, int]]:
+    """Size and modification time of every file of the store's logged models."""
+    return {
+        str(path.relative_to(store)): (path.stat().st_size, path.stat().st_mtime_ns)
+        for path in store.glob("artifacts/*/models/**/*")
+        if path.is_file() and path.name != "registered_model_meta"
+    }
 
 
 def copy_store(source: Path, target: Path) -> Path:
@@ -185,7 +222,7 @@ class SweptStores:
     """The session's finished sweeps: at most one sweep per distinct list of overrides, run
     on first use. Each is kept twice: as swept (a snapshot taken before any promotion, read
     only) and live, its best promoted to champion on first use of :meth:`promoted`. Tests
-    read either directly; a test that changes a store works on a ``copy`` of it."""
+    read either directly; a test that changes a store works on a ``private_copy`` of it."""
 
     def __init__(self, factory: pytest.TempPathFactory) -> None:
         self._factory = factory
@@ -200,9 +237,12 @@ class SweptStores:
             store = self._factory.mktemp("swept") / "mlruns"
             store.mkdir()
             cfg = make_cfg(store, *overrides)
-            live = Swept(store, overrides, cfg, run_sweep(cfg))
+            result = run_sweep(cfg)
             self.sweeps += 1
-            snapshot = live.copy(self._factory.mktemp("swept-snapshot"))
+            folder = self._factory.mktemp("swept-snapshot")
+            shared = (store, folder / "mlruns")
+            live = Swept(store, overrides, cfg, result, shared)
+            snapshot = live.copy(folder)
             self._swept[overrides] = (snapshot, live)
         return self._swept[overrides]
 
@@ -242,16 +282,18 @@ def promoted(swept_stores: SweptStores) -> Swept:
 
 
 @pytest.fixture
-def promoted_copy(promoted: Swept, tmp_path: Path) -> Swept:
-    """A private copy of ``promoted`` for one test that changes it."""
-    return promoted.copy(tmp_path)
+def promoted_copy(promoted: Swept, tmp_path: Path) -> Iterator[Swept]:
+    """A private copy of ``promoted`` for one test that changes it (see ``private_copy``)."""
+    with private_copy(promoted, tmp_path) as copy:
+        yield copy
 
 
 @pytest.fixture
-def swept_copy(swept_stores: SweptStores, tmp_path: Path) -> Swept:
+def swept_copy(swept_stores: SweptStores, tmp_path: Path) -> Iterator[Swept]:
     """A private copy of PROMOTED_SWEEP's store before promotion (its best registered as
-    version 1, no alias yet), for one test that promotes."""
-    return swept_stores.swept(*PROMOTED_SWEEP).copy(tmp_path)
+    version 1, no alias yet), for one test that promotes (see ``private_copy``)."""
+    with private_copy(swept_stores.swept(*PROMOTED_SWEEP), tmp_path) as copy:
+        yield copy
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ from segmentation.promotion.promote import CHAMPION, PREVIOUS, alias_version, pr
 from segmentation.tracking import runs as tags
 from segmentation.tracking.model import SegmentModel, log_segment_model
 from segmentation.tracking.store import connect
-from tests.conftest import PROMOTED_K, PROMOTED_SWEEP, make_cfg, run_main
+from tests.conftest import PROMOTED_K, PROMOTED_SWEEP, make_cfg, private_copy, run_main
 
 K = PROMOTED_K
 
@@ -59,13 +59,13 @@ def compose(store: Path, *overrides: str):
 def champion(promoted, tmp_path_factory):
     """A private copy of the session's promoted store (KMeans k=4 on the synthetic customers,
     its best the champion, version 1): this module promotes challengers and rolls back."""
-    copy = promoted.copy(tmp_path_factory.mktemp("champion"))
-    return Champion(
-        copy.store,
-        compose(copy.store),
-        copy.best_run,
-        copy.result.best_trial.user_attrs["model_uri"],
-    )
+    with private_copy(promoted, tmp_path_factory.mktemp("champion")) as copy:
+        yield Champion(
+            copy.store,
+            compose(copy.store),
+            copy.best_run,
+            copy.result.best_trial.user_attrs["model_uri"],
+        )
 
 
 def training_customers(cfg) -> pd.DataFrame:

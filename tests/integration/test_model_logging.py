@@ -13,7 +13,7 @@ from mlflow.models import Model
 from mlflow.tracking import MlflowClient
 
 from segmentation.features.space import prepare_space
-from segmentation.tracking.model import pip_requirements, with_input_example
+from segmentation.tracking.model import log_segment_model, pip_requirements, with_input_example
 from segmentation.tracking.store import set_tracking_uri
 from tests.conftest import Swept
 
@@ -91,7 +91,10 @@ def test_the_registered_version_has_its_input_example(swept):
 
 
 def test_a_trial_model_gets_its_example_when_it_is_promoted(promoted_copy):
-    cfg, result, space = uses(promoted_copy)  # a private copy: a trial model's files change
+    """A trial model, logged without an input example as a sweep logs it, gets its example
+    from the rows kept with it. The function rewrites a model's files: the model is logged
+    anew into a run of a private copy (a model of the shared store stays as it is)."""
+    cfg, result, space = uses(promoted_copy)
     client = MlflowClient(str(cfg.paths.tracking_uri))
     children = client.search_runs(
         [result.experiment_id], f"tags.mlflow.parentRunId = '{result.parent_run_id}'"
@@ -102,10 +105,22 @@ def test_a_trial_model_gets_its_example_when_it_is_promoted(promoted_copy):
         for r in children
         if r.data.tags["segmentation.model_id"] != best_id
     )
-    uri = f"models:/{other}"
+    trial_model = mlflow.pyfunc.load_model(f"models:/{other}").unwrap_python_model()
+    with mlflow.start_run(experiment_id=result.experiment_id, run_name="trial-like"):
+        info = log_segment_model(
+            trial_model, space.input_example, name="kmeans-trial", with_example=False
+        )
+    uri = info.model_uri
+    model, path = _model(cfg, uri)
+    assert model.saved_input_example_info is None  # as the sweep logged the trial's
     before = mlflow.pyfunc.load_model(uri).predict(space.input_example)
+    pd.testing.assert_frame_equal(
+        before, mlflow.pyfunc.load_model(f"models:/{other}").predict(space.input_example)
+    )
     assert with_input_example(uri)
     model, path = _model(cfg, uri)
-    assert len(model.load_input_example(str(path))) == len(space.input_example)
+    same_rows(model.load_input_example(str(path)), space.input_example)
+    assert (path / "serving_input_example.json").is_file()
     after = mlflow.pyfunc.load_model(uri).predict(space.input_example)
     pd.testing.assert_frame_equal(before, after)
+    assert not with_input_example(uri), "a model with its example is left alone"

@@ -12,15 +12,16 @@ from segmentation.errors import InputError
 from segmentation.promotion.promote import CHAMPION, PREVIOUS, alias_version, promote, rollback
 from segmentation.study.sweep import run_sweep
 from segmentation.tracking import runs as tags
-from tests.conftest import PROMOTED_SWEEP, make_cfg, run_main
+from tests.conftest import PROMOTED_SWEEP, make_cfg, private_copy, run_main
 
 
 @pytest.fixture(scope="module")
 def swept(swept_stores, tmp_path_factory):
     """A private copy of the session's PROMOTED_SWEEP store as it finished: its best is
     registered as version 1 and nothing is promoted yet (this module promotes)."""
-    copy = swept_stores.swept(*PROMOTED_SWEEP).copy(tmp_path_factory.mktemp("promote"))
-    return copy.store, copy.cfg, copy.result
+    source = swept_stores.swept(*PROMOTED_SWEEP)
+    with private_copy(source, tmp_path_factory.mktemp("promote")) as copy:
+        yield copy.store, copy.cfg, copy.result
 
 
 def aliases(cfg) -> tuple[str | None, str | None]:

@@ -23,16 +23,7 @@ from segmentation.segments.profiles import segment_profile
 from segmentation.tracking import runs as tags
 from segmentation.tracking import store as tracking_store
 from segmentation.tracking.reports import build_report
-from tests.conftest import Swept, make_cfg
-
-# Plots on (the report's figures), two algorithms, three features: a sweep of its own.
-REPORT_SWEEP = (
-    "sweep.n_trials=4",
-    "algorithm=[kmeans,gmm]",
-    "features=age_income_spending",
-    "sweep.stability.bootstraps=4",
-    "sweep.constraints.k_max=6",
-)
+from tests.conftest import REPORT_SWEEP, Swept, make_cfg
 
 
 @pytest.fixture(scope="module")
@@ -124,9 +115,11 @@ def test_report_figures_are_the_runs(swept, tmp_path):
     page = page.read_text(encoding="utf-8")
 
     frame = load_dataset(cfg.dataset).frame
-    assert cells(page, "Data") == {
+    data = cells(page, "Data")
+    # The page names the file in the store the sweep ran in; this store is a copy of it.
+    assert Path(data.pop("file")).parts[-3:] == Path(p["data_path"]).parts[-3:]
+    assert data == {
         "source": p["data_source"],
-        "file": p["data_path"],
         "rows read": f"{int(m['rows_raw']):,}",
         "rows used": f"{int(m['rows_clean']):,}",
         "features": ", ".join(p["features"].split(",")),
@@ -196,7 +189,7 @@ def test_timings_are_positive_and_within_their_runs(swept):
     assert sum(insights.values()) <= sweep_seconds
 
 
-def test_report_cli_writes_file_and_personas_on_request(swept, report_store, tmp_path):
+def test_report_cli_writes_file_and_personas_on_request(swept, tmp_path):
     cfg, result, client = swept
     out = tmp_path / "report.html"
     cfg = make_cfg(Path(cfg.paths.mlruns_dir), "features=age_income_spending", f"+output={out}")
@@ -204,33 +197,27 @@ def test_report_cli_writes_file_and_personas_on_request(swept, report_store, tmp
     # The same page as the sweep logged (the report is rendered from the run alone).
     logged = Path(client.download_artifacts(result.parent_run_id, "report.html", str(tmp_path)))
     assert out.read_text(encoding="utf-8") == logged.read_text(encoding="utf-8")
-    # The persona table is logged to the run it is asked for: on a private copy.
-    copy = report_store.copy(tmp_path / "copy")
-    client = MlflowClient(str(copy.cfg.paths.tracking_uri))
-    trial_run = next(
-        r
-        for r in client.search_runs(
-            [result.experiment_id], f"tags.mlflow.parentRunId = '{result.parent_run_id}'"
-        )
-        if r.data.tags["trial_state"] == "COMPLETE"
-    )
+    # The persona table of a trial, recomputed from its model, logged to its run again: the
+    # best trial's, which the sweep logged, so the shared store's file is replaced by an
+    # equal one (checked).
+    best = result.best_trial.user_attrs["mlflow_run_id"]
+    before = personas_of(client, best, tmp_path / "before")
     cfg = make_cfg(
-        copy.store,
+        Path(cfg.paths.mlruns_dir),
         "features=age_income_spending",
-        f"+run_id={trial_run.info.run_id}",
+        f"+run_id={best}",
         "+persona_table=true",
     )
     table = report_task(cfg)
     assert table["name"].is_unique
-    assert "segments/personas.json" in _paths(client, trial_run.info.run_id, "segments")
-    logged = json.loads(
-        Path(
-            client.download_artifacts(
-                trial_run.info.run_id, "segments/personas.json", str(tmp_path / "trial")
-            )
-        ).read_text()
-    )
-    assert table["name"].tolist() == [r["name"] for r in logged]
+    assert table["name"].tolist() == [r["name"] for r in before]
+    assert table["size"].tolist() == [r["size"] for r in before]
+    assert personas_of(client, best, tmp_path / "after") == before
+
+
+def personas_of(client: MlflowClient, run_id: str, folder: Path) -> list[dict]:
+    path = client.download_artifacts(run_id, "segments/personas.json", str(folder))
+    return json.loads(Path(path).read_text())
 
 
 def test_report_escapes_text_from_data(store, tmp_path):
