@@ -334,18 +334,21 @@ WAIT_BOUND = 120.0
 
 
 def wait_until(
-    condition: Callable[[], object], what: str, bound: float = WAIT_BOUND, poll: float = 0.05
+    condition: Callable[[], object],
+    what: str | Callable[[], str],
+    bound: float = WAIT_BOUND,
+    poll: float = 0.05,
 ) -> object:
     """Poll ``condition`` until it returns something true (returned); fail naming ``what``
-    after ``bound`` seconds. A condition may raise ``pytest.fail`` itself (e.g. a process
-    that died)."""
+    (a text, or a function giving it at the time) after ``bound`` seconds. A condition may
+    fail the test itself (e.g. on a process that died)."""
     deadline = time.monotonic() + bound
     while True:
         found = condition()
         if found:
             return found
         if time.monotonic() > deadline:
-            pytest.fail(f"waited {bound:g} s for {what}")
+            pytest.fail(f"waited {bound:g} s for {what() if callable(what) else what}")
         time.sleep(poll)
 
 

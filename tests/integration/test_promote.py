@@ -53,6 +53,12 @@ def test_promote_moves_champion_and_tags_the_version(swept):
     # The runs carry the dataset hash too.
     run = client.get_run(done.run_id)
     assert run.data.tags[tags.DATASET_HASH_TAG] == found["dataset_hash"]
+    # The version's tags are the run's own figures.
+    assert float(found["silhouette"]) == pytest.approx(run.data.metrics["silhouette"], abs=1e-4)
+    assert (found["algorithm"], found["feature_set"]) == (
+        run.data.params["algorithm"],
+        run.data.params["feature_set"],
+    )
     # Promoting the same version again changes nothing; nothing to roll back to yet.
     assert not promote(cfg).changed
     with pytest.raises(InputError, match="nothing to roll back to"):

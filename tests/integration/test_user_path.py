@@ -41,7 +41,15 @@ from segmentation.features import retail_marketing as retail_features
 from segmentation.promotion.promote import champion_uri, promote
 from segmentation.tracking import runs
 from segmentation.tracking.store import connect
-from tests.conftest import DATA_DIR, free_port, make_cfg, module_store, real_file, run_main
+from tests.conftest import (
+    DATA_DIR,
+    free_port,
+    make_cfg,
+    module_store,
+    real_file,
+    run_main,
+    wait_until,
+)
 
 ROOT = Path(__file__).parents[2]
 NOTE = "mlflow.note.content"
@@ -56,7 +64,6 @@ SMALL = (
 PRESETS = {"mall": "mall_income_spending", "retail_marketing": "retail_demographic_spend"}
 FILES = {"mall": "Mall_Customers.csv", "retail_marketing": "marketing_campaign.csv"}
 SEPARATORS = {"mall": ",", "retail_marketing": "\t"}
-DASHBOARD_START_TIMEOUT = 90  # two start at once, beside the other tests, on two cores
 
 
 @dataclass
@@ -76,32 +83,30 @@ class Dashboard:
     proc: subprocess.Popen
     port: int
     log: Path
-    started: float
 
     def url(self, path: str = "/") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def wait_ready(self) -> None:
         """Poll until the dashboard answers 200 on /."""
-        while True:
+
+        def answers() -> bool:
             try:
                 with urllib.request.urlopen(self.url(), timeout=2) as reply:
-                    if reply.status == 200:
-                        return
+                    return reply.status == 200
             except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            waited = time.perf_counter() - self.started
-            if self.proc.poll() is not None or waited > DASHBOARD_START_TIMEOUT:
-                pytest.fail(f"dashboard did not answer after {waited:.0f}s:\n{self.output()}")
-            time.sleep(0.25)
+                if self.proc.poll() is not None:
+                    pytest.fail(f"dashboard exited:\n{self.output()}")
+                return False
+
+        wait_until(answers, lambda: f"the dashboard to answer:\n{self.output()}", poll=0.25)
 
     def wait_logged(self, text: str) -> None:
         """Wait until the server has logged ``text`` (it logs a request once it is served)."""
-        deadline = time.perf_counter() + 10
-        while text not in self.output():
-            if time.perf_counter() > deadline:
-                pytest.fail(f"dashboard never logged {text!r}:\n{self.output()}")
-            time.sleep(0.1)
+        wait_until(
+            lambda: text in self.output(),
+            lambda: f"the dashboard to log {text!r}:\n{self.output()}",
+        )
         time.sleep(0.2)
 
     def output(self) -> str:
@@ -128,7 +133,7 @@ def start_dashboard(store: Path, folder: Path, name: str) -> Dashboard:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    return Dashboard(proc, port, log, time.perf_counter())
+    return Dashboard(proc, port, log)
 
 
 @dataclass
