@@ -178,9 +178,10 @@ def copy_store(source: Path, target: Path) -> Path:
     """Copy a local store folder (MLflow's SQLite file, its artifacts, the Optuna journals)
     while nothing writes to it. MLflow records artifact locations as absolute paths (of
     experiments, runs, logged models and model versions; the data path param too): every
-    one under ``source`` is rewritten to ``target`` in the copy, so that what the copy logs,
-    registers or changes stays in the copy. Checked: no text in the copy's database names
-    ``source`` (files such as MLmodel or config.yaml still mention it, for information only)."""
+    one under ``source`` is rewritten to ``target`` in the copy, so that the copy's new runs
+    and models are stored in the copy (but see ``private_copy``). Checked: no text in the
+    copy's database names ``source`` (files such as MLmodel or config.yaml still mention it,
+    for information only)."""
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("mlflow.db*"))
     old, new = str(source), str(target)
     with (
@@ -262,14 +263,26 @@ class SweptStores:
         return self._promoted[overrides]
 
 
+SWEPT_STORES = pytest.StashKey[SweptStores]()
+
+
 @pytest.fixture(scope="session")
-def swept_stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SweptStores]:
+def swept_stores(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[SweptStores]:
     """The session's sweeps (see :class:`SweptStores`); MLFLOW_TRACKING_URI unset meanwhile."""
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         stores = SweptStores(tmp_path_factory)
+        pytestconfig.stash[SWEPT_STORES] = stores
         yield stores
-        print(f"\nshared sweeps run in this session: {stores.sweeps}")
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    """How many shared sweeps the session ran (one per distinct config)."""
+    stores = config.stash.get(SWEPT_STORES, None)
+    if stores is not None:
+        terminalreporter.write_line(f"shared sweeps (one per distinct config): {stores.sweeps}")
 
 
 @pytest.fixture(scope="session")
@@ -277,7 +290,7 @@ def promoted(swept_stores: SweptStores) -> Swept:
     """One swept-and-promoted store (PROMOTED_SWEEP) for every test that only reads a finished
     sweep (scoring, serving, drift, the engines). Its users add runs (monitoring,
     predictions) but never move its aliases or register versions: a test that does works on
-    ``promoted.copy(...)`` or ``promoted_copy``."""
+    a ``private_copy`` of it (``promoted_copy``)."""
     return swept_stores.promoted(*PROMOTED_SWEEP)
 
 
