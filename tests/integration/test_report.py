@@ -32,9 +32,12 @@ def report_store(swept_stores) -> Swept:
     return swept_stores.swept(*REPORT_SWEEP)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def swept(report_store):
+    """The report sweep's config, result and client; MLflow pointed at its store (for
+    ``models:/`` URIs)."""
     cfg = report_store.cfg
+    tracking_store.set_tracking_uri(str(cfg.paths.tracking_uri))
     return cfg, report_store.result, MlflowClient(str(cfg.paths.tracking_uri))
 
 

@@ -24,6 +24,7 @@ def test_sweep_logs_runs_models_and_registers(swept_stores, tmp_path):
     # The session's sweep with plots (read only): KMeans and GMM trials.
     swept = swept_stores.swept(*REPORT_SWEEP)
     cfg, result = swept.cfg, swept.result
+    tracking_store.set_tracking_uri(str(cfg.paths.tracking_uri))  # for models:/ URIs
     client = MlflowClient(str(cfg.paths.tracking_uri))
     children = client.search_runs(
         [result.experiment_id], f"tags.mlflow.parentRunId = '{result.parent_run_id}'"
