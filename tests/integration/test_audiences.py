@@ -19,7 +19,7 @@ from segmentation.cli import audiences_main
 from segmentation.data.retail_marketing import generate
 from segmentation.monitoring.drift import reference_profile
 from segmentation.promotion.aliases import ModelRef
-from segmentation.promotion.promote import champion_uri, promote
+from segmentation.promotion.promote import champion_uri
 from segmentation.serving.audiences import (
     MANIFEST,
     baselines,
@@ -33,8 +33,7 @@ from segmentation.serving.audiences import (
     normalise_email,
     normalise_phone,
 )
-from segmentation.study.sweep import run_sweep
-from tests.conftest import QUICK_RETAIL, make_cfg, module_store, run_main
+from tests.conftest import QUICK_RETAIL, make_cfg, run_main
 
 
 def sha(text: str) -> str:
@@ -42,13 +41,10 @@ def sha(text: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def champion(tmp_path_factory):
-    """A quick retail sweep (synthetic customers, which answer the last campaign) promoted."""
-    with module_store(tmp_path_factory, "audiences") as store:
-        cfg = make_cfg(store, *QUICK_RETAIL, "dataset.synthetic_rows=400")
-        run_sweep(cfg)
-        promote(cfg)
-        yield store, cfg
+def champion(retail_promoted):
+    """The session's quick retail sweep (synthetic customers, who answer the last campaign),
+    promoted; read only."""
+    return retail_promoted.store, retail_promoted.cfg
 
 
 @pytest.fixture(scope="module")

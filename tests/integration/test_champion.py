@@ -20,21 +20,12 @@ from segmentation.data import load_dataset
 from segmentation.data.mall import INCOME, generate
 from segmentation.errors import InputError
 from segmentation.promotion.promote import CHAMPION, PREVIOUS, alias_version, promote, rollback
-from segmentation.study.sweep import run_sweep
 from segmentation.tracking import runs as tags
 from segmentation.tracking.model import SegmentModel, log_segment_model
 from segmentation.tracking.store import connect
-from tests.conftest import make_cfg, module_store, run_main
+from tests.conftest import PROMOTED_K, PROMOTED_SWEEP, make_cfg, private_copy, run_main
 
-K = 4
-SWEEP = (
-    "algorithm=kmeans",
-    f"algorithm.kmeans.search.n_clusters.low={K}",
-    f"algorithm.kmeans.search.n_clusters.high={K}",
-    "sweep.n_trials=3",
-    "tracking.log_plots=false",
-    "tracking.artifact_workers=0",
-)
+K = PROMOTED_K
 
 
 @dataclass
@@ -59,22 +50,21 @@ class Champion:
 
 
 def compose(store: Path, *overrides: str):
-    return make_cfg(store, f"paths.reports_dir={store.parent / 'reports'}", *SWEEP, *overrides)
+    return make_cfg(
+        store, f"paths.reports_dir={store.parent / 'reports'}", *PROMOTED_SWEEP, *overrides
+    )
 
 
 @pytest.fixture(scope="module")
-def champion(tmp_path_factory):
-    """A KMeans k=4 sweep on the synthetic customers whose best is promoted to champion."""
-    with module_store(tmp_path_factory, "champion") as store:
-        cfg = compose(store)
-        result = run_sweep(cfg)
-        first = promote(cfg)
-        assert first.changed and first.migration is None  # nothing to align to yet
+def champion(promoted, tmp_path_factory):
+    """A private copy of the session's promoted store (KMeans k=4 on the synthetic customers,
+    its best the champion, version 1): this module promotes challengers and rolls back."""
+    with private_copy(promoted, tmp_path_factory.mktemp("champion")) as copy:
         yield Champion(
-            store,
-            cfg,
-            result.best_trial.user_attrs["mlflow_run_id"],
-            result.best_trial.user_attrs["model_uri"],
+            copy.store,
+            compose(copy.store),
+            copy.best_run,
+            copy.result.best_trial.user_attrs["model_uri"],
         )
 
 

@@ -10,16 +10,11 @@ from mlflow.tracking import MlflowClient
 
 from segmentation.cli import model_uri_main, promote_main, rollback_main, sweep_main
 from segmentation.promotion.promote import CHAMPION, PREVIOUS, alias_version, gate_failures
-from segmentation.study.sweep import run_sweep
 from segmentation.tracking import runs
-from tests.conftest import make_cfg, run_main
+from tests.conftest import run_main
 
 TINY = ("sweep.n_trials=2", "tracking.log_plots=false", "tracking.artifact_workers=0")
 MODEL = "mall-income_spending-segments"
-
-
-def _reports(tmp_path: Path) -> str:
-    return f"paths.reports_dir={tmp_path / 'reports'}"
 
 
 def _paths(store: Path, tmp_path: Path) -> tuple[str, ...]:
@@ -27,7 +22,7 @@ def _paths(store: Path, tmp_path: Path) -> tuple[str, ...]:
     under tmp_path."""
     return (
         f"paths.mlruns_dir={store}",
-        _reports(tmp_path),
+        f"paths.reports_dir={tmp_path / 'reports'}",
         f"paths.data_dir={tmp_path / 'no-data'}",
         f"hydra.run.dir={tmp_path / 'run'}",
         f"hydra.sweep.dir={tmp_path / 'multirun'}",
@@ -77,10 +72,9 @@ def _aliases(client: MlflowClient) -> tuple[str | None, str | None]:
     return alias_version(client, MODEL, CHAMPION), alias_version(client, MODEL, PREVIOUS)
 
 
-def test_promote_twice_then_rollback(store, tmp_path, monkeypatch, capsys):
-    cfg = make_cfg(store, "algorithm=kmeans", *TINY, "sweep.n_trials=4", _reports(tmp_path))
-    result = run_sweep(cfg)
-    capsys.readouterr()  # the sweep's own lines
+def test_promote_twice_then_rollback(swept_copy, tmp_path, monkeypatch, capsys):
+    # A private copy of the session's sweep: its best registered as v1, nothing promoted.
+    store, cfg, result = swept_copy.store, swept_copy.cfg, swept_copy.result
     client = MlflowClient(str(cfg.paths.tracking_uri))
     first = result.best_trial.user_attrs["mlflow_run_id"]  # the sweep registered it: v1
     # A second trial that passes the promotion gate, with a model of its own.

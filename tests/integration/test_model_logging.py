@@ -13,24 +13,22 @@ from mlflow.models import Model
 from mlflow.tracking import MlflowClient
 
 from segmentation.features.space import prepare_space
-from segmentation.study.sweep import run_sweep
-from segmentation.tracking.model import pip_requirements, with_input_example
-from tests.conftest import make_cfg, module_store
+from segmentation.tracking.model import log_segment_model, pip_requirements, with_input_example
+from segmentation.tracking.store import set_tracking_uri
+from tests.conftest import Swept
 
 
-@pytest.fixture(scope="module")
-def swept(tmp_path_factory):
-    with module_store(tmp_path_factory, "model-logging") as store:
-        cfg = make_cfg(
-            store,
-            "sweep.n_trials=3",
-            "algorithm=kmeans",
-            "tracking.log_plots=false",
-            "sweep.constraints.min_stability=null",
-        )
-        result = run_sweep(cfg)
-        mlflow.set_tracking_uri(str(cfg.paths.tracking_uri))
-        yield cfg, result, prepare_space(cfg)
+def uses(swept: Swept) -> tuple[object, object, object]:
+    """The sweep's config and result and its feature space; MLflow pointed at its store
+    (``models:/<model id>`` URIs are resolved against the current store)."""
+    set_tracking_uri(str(swept.cfg.paths.tracking_uri))
+    return swept.cfg, swept.result, prepare_space(swept.cfg)
+
+
+@pytest.fixture
+def swept(promoted):
+    """The session's promoted store, read only."""
+    return uses(promoted)
 
 
 def _model(cfg, uri: str) -> tuple[Model, Path]:
@@ -92,8 +90,11 @@ def test_the_registered_version_has_its_input_example(swept):
     assert not with_input_example(version.source), "a model with its example is left alone"
 
 
-def test_a_trial_model_gets_its_example_when_it_is_promoted(swept):
-    cfg, result, space = swept
+def test_a_trial_model_gets_its_example_when_it_is_promoted(promoted_copy):
+    """A trial model, logged without an input example as a sweep logs it, gets its example
+    from the rows kept with it. The function rewrites a model's files: the model is logged
+    anew into a run of a private copy (a model of the shared store stays as it is)."""
+    cfg, result, space = uses(promoted_copy)
     client = MlflowClient(str(cfg.paths.tracking_uri))
     children = client.search_runs(
         [result.experiment_id], f"tags.mlflow.parentRunId = '{result.parent_run_id}'"
@@ -104,10 +105,22 @@ def test_a_trial_model_gets_its_example_when_it_is_promoted(swept):
         for r in children
         if r.data.tags["segmentation.model_id"] != best_id
     )
-    uri = f"models:/{other}"
+    trial_model = mlflow.pyfunc.load_model(f"models:/{other}").unwrap_python_model()
+    with mlflow.start_run(experiment_id=result.experiment_id, run_name="trial-like"):
+        info = log_segment_model(
+            trial_model, space.input_example, name="kmeans-trial", with_example=False
+        )
+    uri = info.model_uri
+    model, path = _model(cfg, uri)
+    assert model.saved_input_example_info is None  # as the sweep logged the trial's
     before = mlflow.pyfunc.load_model(uri).predict(space.input_example)
+    pd.testing.assert_frame_equal(
+        before, mlflow.pyfunc.load_model(f"models:/{other}").predict(space.input_example)
+    )
     assert with_input_example(uri)
     model, path = _model(cfg, uri)
-    assert len(model.load_input_example(str(path))) == len(space.input_example)
+    same_rows(model.load_input_example(str(path)), space.input_example)
+    assert (path / "serving_input_example.json").is_file()
     after = mlflow.pyfunc.load_model(uri).predict(space.input_example)
     pd.testing.assert_frame_equal(before, after)
+    assert not with_input_example(uri), "a model with its example is left alone"

@@ -12,18 +12,16 @@ from segmentation.errors import InputError
 from segmentation.promotion.promote import CHAMPION, PREVIOUS, alias_version, promote, rollback
 from segmentation.study.sweep import run_sweep
 from segmentation.tracking import runs as tags
-from tests.conftest import make_cfg, module_store, run_main
-
-FAST = ("sweep.n_trials=3", "algorithm=kmeans", "tracking.log_plots=false")
+from tests.conftest import PROMOTED_SWEEP, make_cfg, private_copy, run_main
 
 
 @pytest.fixture(scope="module")
-def swept(tmp_path_factory):
-    """One small sweep in a fresh SQLite registry (its best is registered as version 1)."""
-    with module_store(tmp_path_factory, "promote") as store:
-        cfg = make_cfg(store, *FAST)
-        result = run_sweep(cfg)
-        yield store, cfg, result
+def swept(swept_stores, tmp_path_factory):
+    """A private copy of the session's PROMOTED_SWEEP store as it finished: its best is
+    registered as version 1 and nothing is promoted yet (this module promotes)."""
+    source = swept_stores.swept(*PROMOTED_SWEEP)
+    with private_copy(source, tmp_path_factory.mktemp("promote")) as copy:
+        yield copy.store, copy.cfg, copy.result
 
 
 def aliases(cfg) -> tuple[str | None, str | None]:
@@ -55,6 +53,12 @@ def test_promote_moves_champion_and_tags_the_version(swept):
     # The runs carry the dataset hash too.
     run = client.get_run(done.run_id)
     assert run.data.tags[tags.DATASET_HASH_TAG] == found["dataset_hash"]
+    # The version's tags are the run's own figures.
+    assert float(found["silhouette"]) == pytest.approx(run.data.metrics["silhouette"], abs=1e-4)
+    assert (found["algorithm"], found["feature_set"]) == (
+        run.data.params["algorithm"],
+        run.data.params["feature_set"],
+    )
     # Promoting the same version again changes nothing; nothing to roll back to yet.
     assert not promote(cfg).changed
     with pytest.raises(InputError, match="nothing to roll back to"):
@@ -66,7 +70,7 @@ def test_gate_refusal_names_the_gate_and_exits_non_zero(swept, monkeypatch, caps
     promote(cfg)
     before = aliases(cfg)
     with pytest.raises(InputError, match=r"silhouette 0\.\d{4} below min_silhouette 0\.99"):
-        promote(make_cfg(store, *FAST, "promotion.min_silhouette=0.99"))
+        promote(make_cfg(store, *PROMOTED_SWEEP, "promotion.min_silhouette=0.99"))
     code = run_main(
         promote_main,
         monkeypatch,
@@ -107,8 +111,9 @@ def test_gate_checks_stability_and_constraints_where_recorded(swept):
 def test_second_model_promoted_then_rolled_back(swept):
     store, cfg, first = swept
     promote(cfg)
-    # A second sweep of the same dataset and features registers a new version of the model.
-    cfg2 = make_cfg(store, *FAST, "experiment_name=mall_second", "sweep.seed=7")
+    # A second sweep of the same dataset and features registers a new version of the model
+    # (the one sweep of this module: what is tested is a second sweep's registration).
+    cfg2 = make_cfg(store, *PROMOTED_SWEEP, "experiment_name=mall_second", "sweep.seed=7")
     second = run_sweep(cfg2)
     assert second.registered_version != first.registered_version
     done = promote(cfg2)

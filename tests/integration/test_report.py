@@ -1,8 +1,10 @@
-"""One small sweep: the parent run holds EDA, choosing-k and study plots, personas, stability
-and a self-contained report; the report escapes text from data."""
+"""One small sweep with plots: the parent run holds EDA, choosing-k and study plots, personas,
+stability and a self-contained report whose figures are the run's; the report escapes text
+from data."""
 
 from __future__ import annotations
 
+import html as htmllib
 import json
 import re
 from pathlib import Path
@@ -14,29 +16,29 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from segmentation.cli import report_task
+from segmentation.data import load_dataset
 from segmentation.segments.describe import Segments
 from segmentation.segments.personas import build_personas
 from segmentation.segments.profiles import segment_profile
-from segmentation.study.sweep import run_sweep
 from segmentation.tracking import runs as tags
 from segmentation.tracking import store as tracking_store
 from segmentation.tracking.reports import build_report
-from tests.conftest import make_cfg, module_store
+from tests.conftest import REPORT_SWEEP, Swept, make_cfg
 
 
 @pytest.fixture(scope="module")
-def swept(tmp_path_factory):
-    with module_store(tmp_path_factory, "report") as store:
-        cfg = make_cfg(
-            store,
-            "sweep.n_trials=4",
-            "algorithm=[kmeans,gmm]",
-            "features=age_income_spending",
-            "sweep.stability.bootstraps=4",
-            "sweep.constraints.k_max=6",
-        )
-        result = run_sweep(cfg)
-        yield cfg, result, MlflowClient(str(cfg.paths.tracking_uri))
+def report_store(swept_stores) -> Swept:
+    """The session's sweep of REPORT_SWEEP (run once, whoever asks first), read only."""
+    return swept_stores.swept(*REPORT_SWEEP)
+
+
+@pytest.fixture
+def swept(report_store):
+    """The report sweep's config, result and client; MLflow pointed at its store (for
+    ``models:/`` URIs)."""
+    cfg = report_store.cfg
+    tracking_store.set_tracking_uri(str(cfg.paths.tracking_uri))
+    return cfg, report_store.result, MlflowClient(str(cfg.paths.tracking_uri))
 
 
 def _paths(client, run_id, folder=""):
@@ -99,31 +101,131 @@ def test_sweep_logs_plots_personas_stability_and_report(swept, tmp_path):
     assert model.predict(frame)["persona"][0] in names
 
 
+def cells(page: str, heading: str) -> dict[str, str]:
+    """The two-column table after ``heading`` in the report, as {first cell: second cell}."""
+    table = page.split(f"<h2>{heading}</h2>", 1)[1].split("</table>", 1)[0]
+    pairs = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td></tr>", table)
+    return {htmllib.unescape(k): htmllib.unescape(v) for k, v in pairs}
+
+
+def test_report_figures_are_the_runs(swept, tmp_path):
+    """Every figure of the report equals what the sweep logged to MLflow and what it returned."""
+    cfg, result, client = swept
+    parent = client.get_run(result.parent_run_id)
+    p, m, t = parent.data.params, parent.data.metrics, parent.data.tags
+    best = client.get_run(result.best_trial.user_attrs["mlflow_run_id"])
+    page = Path(client.download_artifacts(parent.info.run_id, "report.html", str(tmp_path)))
+    page = page.read_text(encoding="utf-8")
+
+    frame = load_dataset(cfg.dataset).frame
+    data = cells(page, "Data")
+    # The page names the file in the store the sweep ran in; this store is a copy of it.
+    assert Path(data.pop("file")).parts[-3:] == Path(p["data_path"]).parts[-3:]
+    assert data == {
+        "source": p["data_source"],
+        "rows read": f"{int(m['rows_raw']):,}",
+        "rows used": f"{int(m['rows_clean']):,}",
+        "features": ", ".join(p["features"].split(",")),
+        "scaling": p["scaler"],
+    }
+    assert p["data_source"] == "synthetic" and int(m["rows_clean"]) == len(frame)
+    assert p["features"].split(",") == list(cfg.features.columns)
+
+    # The study paragraph: the budget, the search space and the best trial's silhouette.
+    assert int(p["n_trials"]) == result.n_trials == 4
+    assert f"An Optuna study of {result.n_trials} trials over {p['algorithms']}" in page
+    assert f"segments between {p['constraints.k_min']} and {p['constraints.k_max']}" in page
+    silhouette = best.data.metrics["silhouette"]
+    assert m["best_silhouette"] == pytest.approx(silhouette)
+    assert silhouette == pytest.approx(result.best_trial.value, abs=1e-9)
+    k = int(best.data.metrics["n_clusters"])
+    assert k == result.best_trial.user_attrs["n_clusters"]
+    assert (
+        f"The best trial ({t['best_algorithm']}) has {k} segments and silhouette "
+        f"{silhouette:.3f}." in " ".join(page.split())
+    )
+    assert t["best_algorithm"] == best.data.params["algorithm"]
+    ari = m["best_stability_ari"]
+    assert ari == pytest.approx(best.data.metrics["stability_ari"])
+    assert f"stability_ari = {ari:.3f}</strong>" in page
+
+    # The personas table: one row per segment, sizes that add up to the customers used.
+    personas = json.loads(
+        Path(
+            client.download_artifacts(parent.info.run_id, "segments/personas.json", str(tmp_path))
+        ).read_text()
+    )
+    assert len(personas) == k and sum(r["size"] for r in personas) == int(m["rows_clean"])
+    for row in personas:
+        assert f"<strong>{htmllib.escape(row['name'])}</strong>" in page
+        assert f"<td class=num>{row['size']:,}</td>" in page
+        assert row["share"] == pytest.approx(row["size"] / int(m["rows_clean"]))
+
+    assert cells(page, "Which run and model") == {
+        "sweep run": parent.info.run_id,
+        "best trial": str(result.best_trial.number),
+        "best trial run": best.info.run_id,
+        "model URI": result.best_trial.user_attrs["model_uri"],
+        "registered version": str(result.registered_version),
+    }
+
+
+def test_timings_are_positive_and_within_their_runs(swept):
+    """The seconds a sweep logs are positive and fit inside the run they describe."""
+    cfg, result, client = swept
+    parent = client.get_run(result.parent_run_id)
+    trials = client.search_runs(
+        [result.experiment_id], f"tags.mlflow.parentRunId = '{result.parent_run_id}'"
+    )
+    assert len(trials) == result.n_trials
+    for run in trials:
+        seconds = (run.info.end_time - run.info.start_time) / 1000
+        fitted = run.data.metrics["fit_seconds"] + run.data.metrics["metrics_seconds"]
+        assert run.data.metrics["fit_seconds"] > 0 and run.data.metrics["metrics_seconds"] > 0
+        assert fitted <= seconds + 0.01, (run.info.run_id, fitted, seconds)
+        # A trial runs inside its sweep.
+        assert parent.info.start_time <= run.info.start_time <= run.info.end_time
+        assert run.info.end_time <= parent.info.end_time
+    insights = {k: v for k, v in parent.data.metrics.items() if k.startswith("insights_")}
+    assert insights and all(v > 0 for v in insights.values()), insights
+    sweep_seconds = (parent.info.end_time - parent.info.start_time) / 1000
+    assert sum(insights.values()) <= sweep_seconds
+
+
 def test_report_cli_writes_file_and_personas_on_request(swept, tmp_path):
     cfg, result, client = swept
     out = tmp_path / "report.html"
     cfg = make_cfg(Path(cfg.paths.mlruns_dir), "features=age_income_spending", f"+output={out}")
-    assert report_task(cfg) == out and out.stat().st_size > 50_000
-    trial_run = next(
-        r
-        for r in client.search_runs(
-            [result.experiment_id], f"tags.mlflow.parentRunId = '{result.parent_run_id}'"
-        )
-        if r.data.tags["trial_state"] == "COMPLETE"
-    )
+    assert report_task(cfg) == out
+    # The same page as the sweep logged (the report is rendered from the run alone).
+    logged = Path(client.download_artifacts(result.parent_run_id, "report.html", str(tmp_path)))
+    assert out.read_text(encoding="utf-8") == logged.read_text(encoding="utf-8")
+    # The persona table of a trial, recomputed from its model, logged to its run again: the
+    # best trial's, which the sweep logged, so the shared store's file is replaced by an
+    # equal one (checked).
+    best = result.best_trial.user_attrs["mlflow_run_id"]
+    before = personas_of(client, best, tmp_path / "before")
     cfg = make_cfg(
         Path(cfg.paths.mlruns_dir),
         "features=age_income_spending",
-        f"+run_id={trial_run.info.run_id}",
+        f"+run_id={best}",
         "+persona_table=true",
     )
     table = report_task(cfg)
     assert table["name"].is_unique
-    assert "segments/personas.json" in _paths(client, trial_run.info.run_id, "segments")
+    assert table["name"].tolist() == [r["name"] for r in before]
+    assert table["size"].tolist() == [r["size"] for r in before]
+    assert personas_of(client, best, tmp_path / "after") == before
 
 
-def test_report_escapes_text_from_data(swept, tmp_path):
-    cfg, _, client = swept
+def personas_of(client: MlflowClient, run_id: str, folder: Path) -> list[dict]:
+    path = client.download_artifacts(run_id, "segments/personas.json", str(folder))
+    return json.loads(Path(path).read_text())
+
+
+def test_report_escapes_text_from_data(store, tmp_path):
+    cfg = make_cfg(store)
+    client = MlflowClient(str(cfg.paths.tracking_uri))
     exp = tracking_store.experiment_id(client, "escape", cfg.paths.artifact_root)
     parent = client.create_run(exp, tags={tags.ROLE_TAG: "sweep"}).info.run_id
     best = client.create_run(exp, tags={tags.ROLE_TAG: "trial"}).info.run_id

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import optuna
@@ -20,7 +19,7 @@ from segmentation.study.definition import study_name
 from segmentation.study.storage import PID_ATTR, study_storage
 from segmentation.study.sweep import run_sweep
 from segmentation.tracking import runs as tags
-from tests.conftest import FAST, make_cfg
+from tests.conftest import FAST, WAIT_BOUND, make_cfg, wait_until
 from tests.integration.test_workers_sweeps import check_sweep
 
 
@@ -51,7 +50,7 @@ def start_sweep(store: Path, *overrides: str) -> subprocess.Popen:
     )
 
 
-def stop_or_report(proc: subprocess.Popen, timeout: float = 60) -> int:
+def stop_or_report(proc: subprocess.Popen, timeout: float = WAIT_BOUND) -> int:
     """Wait for ``proc`` to exit; if it hangs, fail with the stacks of all its threads."""
     try:
         return proc.wait(timeout=timeout)
@@ -61,26 +60,24 @@ def stop_or_report(proc: subprocess.Popen, timeout: float = 60) -> int:
         pytest.fail(f"the sweep hung for {timeout} s; its stacks:\n{proc.stderr.read()}")
 
 
-def wait_mid_trial(cfg, proc: subprocess.Popen, finished: int, timeout: float = 120) -> None:
+def wait_mid_trial(cfg, proc: subprocess.Popen, finished: int) -> None:
     """Return once ``finished`` trials are done and another one has its MLflow run open."""
     name = study_of(cfg)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def reached() -> bool:
         assert proc.poll() is None, proc.stderr.read()
         try:
             study = optuna.load_study(study_name=name, storage=study_storage(cfg))
         except KeyError:  # not created yet
-            time.sleep(0.2)
-            continue
+            return False
         trials = study.get_trials(deepcopy=False)
         done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
         open_run = [
             t for t in trials if t.state == TrialState.RUNNING and "mlflow_run_id" in t.user_attrs
         ]
-        if len(done) >= finished and open_run:
-            return
-        time.sleep(0.05)
-    raise AssertionError("the sweep did not reach the wanted point in time")
+        return len(done) >= finished and bool(open_run)
+
+    wait_until(reached, f"{finished} finished trials and another with its run open")
 
 
 def study_of(cfg) -> str:
@@ -116,17 +113,14 @@ def test_sigkill_mid_sweep_then_rerun_finishes_the_remaining_budget(store):
     proc = start_sweep(store, *overrides)
     try:
         wait_mid_trial(cfg, proc, finished=2)
-        proc.send_signal(signal.SIGKILL)
     finally:
-        proc.wait(timeout=60)
+        proc.send_signal(signal.SIGKILL)  # also when the wait failed: no sweep left behind
+        stop_or_report(proc)
     # The workers die with their parent.
     study, _ = interrupted_trials(cfg)
     trials = study.get_trials(deepcopy=False)
     worker_pids = {t.user_attrs[PID_ATTR] for t in trials if PID_ATTR in t.user_attrs}
-    deadline = time.monotonic() + 20
-    while not all(gone(pid) for pid in worker_pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert all(gone(pid) for pid in worker_pids)
+    wait_until(lambda: all(gone(pid) for pid in worker_pids), "the workers to exit")
     # What the storage holds once every process is gone is what the kill left behind.
     trials = study.get_trials(deepcopy=False)
     before = {t.number for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)}

@@ -17,18 +17,10 @@ from segmentation.data.mall import generate
 from segmentation.errors import InputError
 from segmentation.features.mall import MallFeatures
 from segmentation.promotion.aliases import ModelRef
-from segmentation.promotion.promote import champion_uri, promote
+from segmentation.promotion.promote import champion_uri
 from segmentation.serving.predict import score_file
-from segmentation.study.sweep import run_sweep
 from segmentation.tracking.model import SegmentModel, build_pipeline
-from tests.conftest import (
-    QUICK_RETAIL,
-    make_cfg,
-    post,
-    real_file,
-    run_main,
-    serve_model,
-)
+from tests.conftest import post, real_file, run_main, serve_model
 
 
 @pytest.fixture(scope="module")
@@ -185,19 +177,10 @@ def test_dbscan_pipeline_scores_raw_rows_with_noise_unassigned():
     ]
 
 
-def test_retail_champion_scores_the_raw_marketing_file(tmp_path, monkeypatch):
+def test_retail_champion_scores_the_raw_marketing_file(retail_promoted, tmp_path):
     path = real_file("marketing_campaign.csv")
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    store = tmp_path / "mlruns"
-    store.mkdir()
     # Trained on synthetic customers, then scoring the real file as it comes (tab-separated).
-    cfg = make_cfg(
-        store,
-        *QUICK_RETAIL,
-        "dataset.synthetic_rows=400",
-    )
-    run_sweep(cfg)
-    promote(cfg)
+    cfg = retail_promoted.cfg
     out = tmp_path / "segments.csv"
     result = score_file(cfg.dataset, ModelRef.of(cfg.tracking, cfg.paths), path, out)
     raw = pd.read_csv(path, sep="\t")

@@ -11,10 +11,7 @@ import pytest
 from segmentation.data.reading import as_numbers, open_table, read_table, text_column
 from segmentation.errors import InputError
 from segmentation.promotion.aliases import ModelRef
-from segmentation.promotion.promote import promote
 from segmentation.serving.predict import LINE, REASON, score_file, score_rows
-from segmentation.study.sweep import run_sweep
-from tests.conftest import QUICK_RETAIL, make_cfg, module_store
 from tests.unit.test_datasets import retail_text
 
 ROWS = 3000
@@ -28,13 +25,9 @@ BAD = {
 
 
 @pytest.fixture(scope="module")
-def champion(tmp_path_factory):
-    """A quick retail sweep on synthetic customers, its best promoted to champion."""
-    with module_store(tmp_path_factory, "streaming") as store:
-        cfg = make_cfg(store, *QUICK_RETAIL, "dataset.synthetic_rows=400")
-        run_sweep(cfg)
-        promote(cfg)
-        yield cfg
+def champion(retail_promoted):
+    """The session's quick retail sweep on synthetic customers, promoted; read only."""
+    return retail_promoted.cfg
 
 
 @pytest.fixture(scope="module")

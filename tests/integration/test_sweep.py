@@ -7,31 +7,45 @@ import os
 
 import mlflow
 import numpy as np
+import optuna
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
 from segmentation.features.space import feature_space_name
+from segmentation.study.storage import study_storage
 from segmentation.study.sweep import run_sweep
 from segmentation.tracking import runs as tags
 from segmentation.tracking import store as tracking_store
-from tests.conftest import make_cfg, real_file
+from tests.conftest import REPORT_SWEEP, make_cfg, real_file
 
 
-def test_sweep_logs_runs_models_and_registers(store):
-    cfg = make_cfg(store, "sweep.n_trials=6", "algorithm=[kmeans,gmm]")
-    result = run_sweep(cfg)
+def test_sweep_logs_runs_models_and_registers(swept_stores, tmp_path):
+    # The session's sweep with plots (read only): KMeans and GMM trials.
+    swept = swept_stores.swept(*REPORT_SWEEP)
+    cfg, result = swept.cfg, swept.result
+    tracking_store.set_tracking_uri(str(cfg.paths.tracking_uri))  # for models:/ URIs
     client = MlflowClient(str(cfg.paths.tracking_uri))
     children = client.search_runs(
         [result.experiment_id], f"tags.mlflow.parentRunId = '{result.parent_run_id}'"
     )
-    assert len(children) == 6
+    assert len(children) == result.n_trials == 4
     complete = [r for r in children if r.data.tags["trial_state"] == "COMPLETE"]
     assert complete
+    # Each run's silhouette is its Optuna trial's value.
+    study = {t.user_attrs.get("mlflow_run_id"): t for t in result_trials(cfg, result)}
+    for run in complete:
+        trial = study[run.info.run_id]
+        assert run.data.metrics["silhouette"] == pytest.approx(trial.values[0], abs=1e-9)
+        assert int(run.data.metrics["n_clusters"]) == trial.user_attrs["n_clusters"]
     run = complete[0]
-    for key in ("dataset", "data_source", "feature_set", "scaler", "algorithm"):
-        assert key in run.data.params
-    assert run.data.params["data_source"] == "synthetic"
+    params = run.data.params
+    assert (params["dataset"], params["feature_set"], params["scaler"]) == (
+        cfg.dataset.name,
+        cfg.features.name,
+        cfg.scaling.name,
+    )
+    assert params["algorithm"] in ("kmeans", "gmm") and params["data_source"] == "synthetic"
     assert run.data.tags["data_source"] == "synthetic"
     for key in (
         "silhouette",
@@ -78,10 +92,16 @@ def test_sweep_logs_runs_models_and_registers(store):
     assert out["segment"].dtype == np.int64
     # Opposite customers (low income, high spending; high income, low spending) part ways.
     assert out["segment"][0] != out["segment"][1]
-    path = client.download_artifacts(version.run_id, "segments/personas.json", str(store))
+    path = client.download_artifacts(version.run_id, "segments/personas.json", str(tmp_path))
     with open(path, encoding="utf-8") as fh:
         names = {int(p["segment"]): p["name"] for p in json.load(fh)}
     assert out["persona"].tolist() == [names[s] for s in out["segment"]]
+
+
+def result_trials(cfg, result) -> list:
+    """The trials of a sweep's study, from its Optuna storage."""
+    study = optuna.load_study(study_name=result.study_name, storage=study_storage(cfg))
+    return study.get_trials(deepcopy=False)
 
 
 def test_rerun_resumes_same_parent_and_finishes_budget(store, monkeypatch):

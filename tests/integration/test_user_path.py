@@ -41,7 +41,15 @@ from segmentation.features import retail_marketing as retail_features
 from segmentation.promotion.promote import champion_uri, promote
 from segmentation.tracking import runs
 from segmentation.tracking.store import connect
-from tests.conftest import DATA_DIR, make_cfg, module_store, real_file, run_main
+from tests.conftest import (
+    DATA_DIR,
+    free_port,
+    make_cfg,
+    module_store,
+    real_file,
+    run_main,
+    wait_until,
+)
 
 ROOT = Path(__file__).parents[2]
 NOTE = "mlflow.note.content"
@@ -56,7 +64,6 @@ SMALL = (
 PRESETS = {"mall": "mall_income_spending", "retail_marketing": "retail_demographic_spend"}
 FILES = {"mall": "Mall_Customers.csv", "retail_marketing": "marketing_campaign.csv"}
 SEPARATORS = {"mall": ",", "retail_marketing": "\t"}
-DASHBOARD_START_TIMEOUT = 90  # two start at once, beside the other tests, on two cores
 
 
 @dataclass
@@ -71,43 +78,35 @@ class Trained:
     swept_description: str  # the registered version's description right after the sweep
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class Dashboard:
     proc: subprocess.Popen
     port: int
     log: Path
-    started: float
 
     def url(self, path: str = "/") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def wait_ready(self) -> None:
         """Poll until the dashboard answers 200 on /."""
-        while True:
+
+        def answers() -> bool:
             try:
                 with urllib.request.urlopen(self.url(), timeout=2) as reply:
-                    if reply.status == 200:
-                        return
+                    return reply.status == 200
             except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            waited = time.perf_counter() - self.started
-            if self.proc.poll() is not None or waited > DASHBOARD_START_TIMEOUT:
-                pytest.fail(f"dashboard did not answer after {waited:.0f}s:\n{self.output()}")
-            time.sleep(0.25)
+                if self.proc.poll() is not None:
+                    pytest.fail(f"dashboard exited:\n{self.output()}")
+                return False
+
+        wait_until(answers, lambda: f"the dashboard to answer:\n{self.output()}", poll=0.25)
 
     def wait_logged(self, text: str) -> None:
         """Wait until the server has logged ``text`` (it logs a request once it is served)."""
-        deadline = time.perf_counter() + 10
-        while text not in self.output():
-            if time.perf_counter() > deadline:
-                pytest.fail(f"dashboard never logged {text!r}:\n{self.output()}")
-            time.sleep(0.1)
+        wait_until(
+            lambda: text in self.output(),
+            lambda: f"the dashboard to log {text!r}:\n{self.output()}",
+        )
         time.sleep(0.2)
 
     def output(self) -> str:
@@ -134,7 +133,7 @@ def start_dashboard(store: Path, folder: Path, name: str) -> Dashboard:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    return Dashboard(proc, port, log, time.perf_counter())
+    return Dashboard(proc, port, log)
 
 
 @dataclass
@@ -580,6 +579,26 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.yaml"))
 
 
+def refused_sweep(store: Path, tmp_path: Path, monkeypatch, capsys, *overrides: str) -> str:
+    """`make sweep` with ``overrides`` that it must refuse: exit code 2, one line on stderr
+    (returned), nothing written to the store or the reports."""
+    code = run_main(
+        sweep_main,
+        monkeypatch,
+        *overrides,
+        f"paths.mlruns_dir={store}",
+        f"paths.data_dir={tmp_path / 'no-data'}",
+        f"paths.reports_dir={tmp_path / 'reports'}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert list(store.iterdir()) == [] and not (tmp_path / "reports").exists()
+    return lines[0]
+
+
 @pytest.mark.parametrize(
     ("group", "what"),
     [
@@ -592,40 +611,14 @@ def test_unknown_option_is_one_line_with_the_choices(
     group, what, store, tmp_path, monkeypatch, capsys
 ):
     assert "foo" not in options(group) and len(options(group)) >= 3
-    code = run_main(
-        sweep_main,
-        monkeypatch,
-        f"{group}=foo",
-        f"paths.mlruns_dir={store}",
-        f"paths.data_dir={tmp_path / 'no-data'}",
-        f"paths.reports_dir={tmp_path / 'reports'}",
-        f"hydra.run.dir={tmp_path / 'run'}",
-    )
-    captured = capsys.readouterr()
-    assert code == 2
-    assert captured.err.splitlines() == [
-        f"error: {group}=foo: no such {what}; choose from {', '.join(options(group))}"
-    ]
-    assert list(store.iterdir()) == [] and not (tmp_path / "reports").exists()
+    line = refused_sweep(store, tmp_path, monkeypatch, capsys, f"{group}=foo")
+    assert line == f"error: {group}=foo: no such {what}; choose from {', '.join(options(group))}"
 
 
 def test_feature_set_of_another_dataset_names_the_ones_that_fit(
     store, tmp_path, monkeypatch, capsys
 ):
-    code = run_main(
-        sweep_main,
-        monkeypatch,
-        "dataset=retail_marketing",
-        f"paths.mlruns_dir={store}",
-        f"paths.data_dir={tmp_path / 'no-data'}",
-        f"paths.reports_dir={tmp_path / 'reports'}",
-        f"hydra.run.dir={tmp_path / 'run'}",
-    )
-    captured = capsys.readouterr()
-    assert code == 2
-    lines = captured.err.splitlines()
-    assert len(lines) == 1, captured.err
-    line = lines[0]
+    line = refused_sweep(store, tmp_path, monkeypatch, capsys, "dataset=retail_marketing")
     assert line.startswith(
         "error: features=income_spending (of preset mall_income_spending) does not fit "
         "dataset=retail_marketing"
@@ -649,4 +642,3 @@ def test_feature_set_of_another_dataset_names_the_ones_that_fit(
     ]
     assert retail_presets == ["retail_demographic_spend", "retail_rfm", "retail_spend_mix"]
     assert f"presets for it: {', '.join(retail_presets)}" in line
-    assert list(store.iterdir()) == [] and not (tmp_path / "reports").exists()
