@@ -234,7 +234,7 @@ def _is_number(value: Any) -> bool:
 
 
 # Figures the cleaning and the engineering learn from the whole table: how each aggregates the
-# values of figure_rows, and their type. An engine that prepares the table batch by batch
+# values of prepare_batch, and their type. An engine that prepares the table batch by batch
 # (Spark) runs the rules once per batch (prepare_batch: the cleaned rows and their figure
 # values), aggregates the figures over every row, then finishes each cleaned batch with them
 # (finish_batch) and sets them on the engineering step (RetailFeatures' parameters of the same
