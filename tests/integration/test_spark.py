@@ -340,8 +340,8 @@ def test_spark_one_pass_preparation_equals_the_local_route(spark, tmp_path):
     raw.to_csv(data_dir / "marketing_campaign.csv", sep="\t", index=False)
     common = ["experiments=retail_rfm", "algorithm=kmeans", "features=all_numeric"]
     local = prepare_space(make_cfg(tmp_path / "local", *common, data_dir=data_dir))
-    cfg = make_cfg(tmp_path / "spark", *SPARK, "engine.sample_rows=100000", *common,
-                   data_dir=data_dir)  # fmt: skip
+    every_row = "engine.sample_rows=100000"  # the sample holds every row, as locally
+    cfg = make_cfg(tmp_path / "spark", *SPARK, every_row, *common, data_dir=data_dir)
     key = "spark.sql.execution.arrow.maxRecordsPerBatch"
     before = spark.conf.get(key)
     spark.conf.set(key, "300")  # many batches, each cleaned on its own
