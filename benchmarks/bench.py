@@ -1,7 +1,7 @@
 """``make bench``: what tracking costs, and how the sweep holds up at a million customers.
 
 Sections (``--only small,scale,workers,stability`` by default; ``seeds``, ``spark``,
-``issue23`` on request):
+``issue23``, ``spark-prepare`` on request):
 
 - ``small`` (issue 2): the default 50-trial Mall sweep with full tracking, run through the CLI
   in a fresh process (process start to registered model), against the same trials bare
@@ -17,8 +17,10 @@ Sections (``--only small,scale,workers,stability`` by default; ``seeds``, ``spar
   1,000,000 rows.
 - ``issue23`` (on request): the default sweep on the real Mall file (``DATA_DIR``), process
   start to registered model, against its floor (the same trials bare) and, with ``--before
-  DIR``, against another checkout; then the Spark preparation of ``--prepare-rows`` generated
-  retail rows, this tree against ``--before`` (``spark_bench.section_prepare``).
+  DIR``, against another checkout.
+- ``spark-prepare`` (issue 23, on request, after ``make spark-install``): the Spark preparation
+  of ``--prepare-rows`` generated retail rows, this tree against ``--before``, medians of
+  ``--prepare-repeats`` (``spark_bench.section_prepare``).
 - ``spark`` (issue 18, on request, after ``make spark-install``): scoring rows per second and a
   5-trial KMeans sweep, Spark against local, at ``--spark-rows`` and ten times that
   (``spark_bench.py``).
@@ -72,7 +74,17 @@ from segmentation.study.storage import study_storage
 from segmentation.study.sweep import enqueue_starts, run_sweep
 from segmentation.tracking.store import quiet_console
 
-SECTIONS = ("small", "scale", "workers", "seeds", "stability", "spark", "scoring", "issue23")
+SECTIONS = (
+    "small",
+    "scale",
+    "workers",
+    "seeds",
+    "stability",
+    "spark",
+    "scoring",
+    "issue23",
+    "spark-prepare",
+)
 CHILD_MODES = ("tracked", "bare")
 SPLIT_METRICS = ("fit_seconds", "metrics_seconds", "plots_seconds", "logging_seconds")
 SCALE_OVERRIDES = ("features=engineered", "algorithm=[kmeans,gmm]", "experiment_name=bench_scale")
@@ -695,6 +707,7 @@ TITLES = {
     "spark": "Spark against the local engine (issue 18)",
     "scoring": "Issue 23: scoring, streaming and quick commands",
     "issue23": "Issue 23: the default sweep and Spark preparation",
+    "spark-prepare": "Issue 23: Spark preparation in one pass over the rows",
 }
 
 
@@ -744,13 +757,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--before",
         type=Path,
         default=None,
-        help="issue23 section: a checkout of the tree to compare with (e.g. 232af3b)",
+        help="issue23 and spark-prepare sections: a checkout of the tree to compare with",
     )
     parser.add_argument(
         "--prepare-rows",
         type=int,
         default=1_000_000,
-        help="issue23 section: rows of the Spark preparation (0: leave it out)",
+        help="spark-prepare section: rows of the Spark preparation",
     )
     parser.add_argument("--prepare-repeats", type=int, default=1)
     parser.add_argument("--scale-rows", type=int, default=1_000_000)
@@ -813,13 +826,13 @@ def main(argv: Sequence[str] | None = None) -> None:
                 )
             elif name == "issue23":
                 results[name] = section_default(Path(tmp), args.repeats, args.before)
-                if args.prepare_rows:
-                    # pyspark is an optional extra (make spark-install).
-                    from spark_bench import section_prepare
+            elif name == "spark-prepare":
+                # pyspark is an optional extra (make spark-install).
+                from spark_bench import section_prepare
 
-                    results[name] += "\n\n" + section_prepare(
-                        args.prepare_rows, args.before, args.prepare_repeats
-                    )
+                results[name] = section_prepare(
+                    args.prepare_rows, args.before, args.prepare_repeats
+                )
             elif name == "seeds":
                 results[name] = section_seeds(Path(tmp))
             elif name == "stability":

@@ -5,6 +5,7 @@ bad input is one line with exit code 2."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -349,6 +350,61 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-java"))
     with pytest.raises(InputError, match="needs Java 17"):
         java_path()
+
+
+def test_spark_one_pass_preparation_equals_the_local_route(spark, tmp_path):
+    """The rules run once per batch of a generated retail file in 300-row batches: the table's
+    figures, the kept rows, every row's features and the scaler's statistics are the local
+    route's (the whole file at once), and each row is scaled as the logged scaler scales it."""
+    from pyspark.sql import functions as F
+
+    from segmentation.data.retail_marketing import generate as generate_retail
+    from segmentation.features.space import prepare_space
+    from segmentation.spark.space import prepare_spark_space, read_training_table
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    raw = generate_retail(3000, seed=11)
+    assert raw["Income"].isna().sum() > 10  # filled with the table's median on both routes
+    raw.to_csv(data_dir / "marketing_campaign.csv", sep="\t", index=False)
+    common = ["experiments=retail_rfm", "algorithm=kmeans", "features=all_numeric"]
+    local = prepare_space(make_cfg(tmp_path / "local", *common, data_dir=data_dir))
+    every_row = "engine.sample_rows=100000"  # the sample holds every row, as locally
+    cfg = make_cfg(tmp_path / "spark", *SPARK, every_row, *common, data_dir=data_dir)
+    key = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    before = spark.conf.get(key)
+    spark.conf.set(key, "300")  # many batches, each cleaned on its own
+    try:
+        space, tables = prepare_spark_space(cfg, spark)
+        tables.table.unpersist()
+    finally:
+        spark.conf.set(key, before)
+
+    (median,) = [c["value"] for c in local.data.cleaning if c["rule"] == "missing_income"]
+    assert space.data.detected["table_figures"] == {
+        "reference_date": str(local.engineer.reference_date_.date()),
+        "income_median": median,
+    }
+    assert space.engineer.income_median_ == local.engineer.income_median_ == median
+    assert space.engineer.reference_date_ == local.engineer.reference_date_
+    assert space.data.rows_raw == 3000
+    assert tables.rows == space.n_rows == local.n_rows == len(local.data.frame) > 2900
+    np.testing.assert_allclose(space.X_raw, local.X_raw, rtol=0, atol=1e-9)
+    # Spark's standard deviation is the sample's (n - 1), scikit-learn's the population's.
+    n = local.n_rows
+    np.testing.assert_allclose(space.scaler.mean_, local.scaler.mean_, rtol=1e-12)
+    np.testing.assert_allclose(
+        space.scaler.scale_, local.scaler.scale_ * np.sqrt(n / (n - 1)), rtol=1e-9
+    )
+    np.testing.assert_allclose(space.X, space.scaler.transform(space.X_raw), atol=1e-12)
+    # The content hash (which names the study) is the one a separate read of the file gives.
+    text, _, _ = read_training_table(cfg, spark)
+    row = text.select(
+        F.count(F.lit(1)).alias("n"), F.bit_xor(F.xxhash64(*text.columns)).alias("x")
+    ).first()
+    digest = hashlib.sha256("\x1f".join(text.columns).encode())
+    digest.update(f"spark:{row['n']}:{row['x']}".encode())
+    assert row["n"] == 3000 and space.dataset_hash == digest.hexdigest()[:16]
 
 
 @pytest.fixture(scope="module")

@@ -129,9 +129,11 @@ def test_data_profile(loaded):
 
 
 def test_table_figures_of_batches_give_the_whole_tables_figures():
-    """What an engine that prepares batches (Spark) aggregates: per batch the cleaned rows'
-    dates and incomes as given; the table's max and median are then the figures the whole
-    table gives at once, and batches prepared with_figures fill and engineer with them."""
+    """What an engine that prepares batches (Spark) aggregates: per batch, the rules run once,
+    giving the cleaned rows and their dates and incomes as given; the table's max and median
+    are then the figures the whole table gives at once; each cleaned batch finished with them
+    is the whole table's cleaned rows, and batches prepared with_figures fill and engineer
+    with them."""
     cfg = _cfg(data_dir="/nonexistent").dataset
     raw = retail.generate(3000, 5).astype(object)
     raw = raw.where(raw.notna(), None)
@@ -140,7 +142,8 @@ def test_table_figures_of_batches_give_the_whole_tables_figures():
     expected = retail_features.RetailFeatures().fit(whole.frame)
 
     batches = [raw.iloc[i : i + 700] for i in range(0, len(raw), 700)]
-    rows = pd.concat([retail.figure_rows(b, cfg, "t") for b in batches])
+    staged = [retail.prepare_batch(b, cfg, "t") for b in batches]
+    rows = pd.concat([values for _, values in staged])
     assert len(rows) == len(whole.frame)
     assert rows["income_median"].isna().sum() == raw["Income"].isna().sum() > 0
     figures = {
@@ -151,6 +154,10 @@ def test_table_figures_of_batches_give_the_whole_tables_figures():
         "reference_date": str(expected.reference_date_.date()),
         "income_median": median,
     }
+    finished = pd.concat(
+        [retail.finish_batch(clean, cfg, figures) for clean, _ in staged], ignore_index=True
+    )
+    pd.testing.assert_frame_equal(finished, whole.frame)
     # A batch's own median differs; with the table's figures every batch fills alike.
     batch_cfg = retail.with_figures(cfg, figures)
     assert batch_cfg.cleaning.missing_income == median != cfg.cleaning.missing_income

@@ -234,25 +234,47 @@ def _is_number(value: Any) -> bool:
 
 
 # Figures the cleaning and the engineering learn from the whole table: how each aggregates the
-# values of figure_rows, and their type. An engine that prepares the table batch by batch
-# (Spark) computes them over every row first, then prepares each batch with_figures and sets
-# them on the engineering step (RetailFeatures' parameters of the same names).
+# values of prepare_batch, and their type. An engine that prepares the table batch by batch
+# (Spark) runs the rules once per batch (prepare_batch: the cleaned rows and their figure
+# values), aggregates the figures over every row, then finishes each cleaned batch with them
+# (finish_batch) and sets them on the engineering step (RetailFeatures' parameters of the same
+# names).
 TABLE_FIGURES = {"reference_date": ("max", "string"), "income_median": ("median", "double")}
+# What prepare_batch fills a missing Income with until the table's median is known: the
+# column's rule refuses a negative Income, so the mark cannot be a customer's.
+UNFILLED_INCOME = -1.0
 
 
-def figure_rows(raw: pd.DataFrame, cfg: DictConfig, path: str) -> pd.DataFrame:
-    """Per batch of raw rows: the cleaned rows' values of each of ``TABLE_FIGURES``
-    (Dt_Customer as ISO text; Income as given, so a missing one stays missing)."""
-    id_column = str(cfg.id_column)
-    frame, _ = map_columns(raw, OmegaConf.to_container(cfg.columns, resolve=True), path)
-    unfilled = set(frame.loc[frame["Income"].isna(), id_column].astype(str))
+def prepare_batch(
+    raw: pd.DataFrame, cfg: DictConfig, path: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per batch of raw rows, the cleaning rules once: the cleaned rows (a missing Income, under
+    ``missing_income: median``, marked ``UNFILLED_INCOME`` for :func:`finish_batch`) and, row
+    for row, their values of each of ``TABLE_FIGURES`` (Dt_Customer as ISO text; Income as
+    given, missing where it was missing)."""
+    fills = cfg.cleaning.get("missing_income", "median") == "median"
+    if fills:
+        cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+        cfg.cleaning.missing_income = UNFILLED_INCOME
     clean = prepare(raw, cfg, path).frame
-    given = ~clean[id_column].astype(str).isin(unfilled)
-    return pd.DataFrame(
+    income = clean["Income"].astype(float)
+    values = pd.DataFrame(
         {
-            "reference_date": clean[str(cfg.date_column)].astype(object),
-            "income_median": clean["Income"].where(given).astype(float),
+            "reference_date": clean[str(cfg.get("date_column", DATE))].astype(object),
+            "income_median": income.where(income != UNFILLED_INCOME) if fills else income,
         }
+    )
+    return clean, values
+
+
+def finish_batch(clean: pd.DataFrame, cfg: DictConfig, figures: dict[str, Any]) -> pd.DataFrame:
+    """Cleaned rows of :func:`prepare_batch` as ``prepare`` with the table's figures gives them
+    (:func:`with_figures`): a missing Income filled with the table's median."""
+    if cfg.cleaning.get("missing_income", "median") != "median":
+        return clean
+    income = pd.to_numeric(clean["Income"])
+    return clean.assign(
+        Income=income.where(income != UNFILLED_INCOME, float(figures["income_median"]))
     )
 
 

@@ -58,9 +58,75 @@ def _fraction(wanted: int, rows: int) -> float:
     return min(1.0, 1.5 * wanted / max(rows, 1))
 
 
-def engineering(cfg_dataset: dict, path: str, engineer: Any, columns: list[str]):
-    """Per batch of ``mapInPandas``: the dataset's typing and cleaning, then the fitted
-    engineering and the feature set's columns (missing values refused, as locally)."""
+FIGURE = "_figure_"  # prefix of a cleaned row's value of a table figure
+# The content hash rides on the cleaning's read of the table: each row's hash goes in with the
+# row, and each partition adds one row of its rows' count and hash (xor), null elsewhere.
+ROW_HASH, PART_HASH, PART_ROWS = "_row_hash", "_part_hash", "_part_rows"
+
+
+def _clean_schema(dataset: DictConfig, columns: list[str]) -> list[tuple[str, str]]:
+    """The cleaned rows' Spark columns: each canonical column of the table but the id (not a
+    model input; numbers as doubles, the rest as text), each table figure's value, then the
+    partitions' row counts and hashes."""
+    specs = OmegaConf.to_container(dataset.columns, resolve=True)
+    out = [
+        (c, "double" if specs[c].get("kind", "numeric") == "numeric" else "string")
+        for c in columns
+        if c != str(dataset.id_column)
+    ]
+    spec = getattr(dataset_module(dataset), "TABLE_FIGURES", None) or {}
+    out += [(FIGURE + name, kind) for name, (_, kind) in spec.items()]
+    return out + [(PART_HASH, "bigint"), (PART_ROWS, "bigint")]
+
+
+def cleaning(cfg_dataset: dict, path: str, schema: list[tuple[str, str]]):
+    """Per partition of ``mapInPandas``: the dataset's typing and cleaning, once per batch (a
+    dataset with table figures: its ``prepare_batch``, the cleaned rows with their figure
+    values), then one row of the partition's row count and hash. A column the batch's
+    cleaning dropped (e.g. constant in it) is null."""
+    dataset = OmegaConf.create(cfg_dataset)
+    rows = [(n, k) for n, k in schema if n not in (PART_HASH, PART_ROWS)]
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        module = dataset_module(dataset)
+        staged = hasattr(module, "TABLE_FIGURES")
+        count, digest = 0, np.int64(0)
+        for batch in batches:
+            if batch.empty:
+                continue
+            hashes = batch.pop(ROW_HASH).to_numpy(dtype=np.int64)
+            count += len(hashes)
+            digest ^= np.bitwise_xor.reduce(hashes)
+            if staged:
+                clean, values = module.prepare_batch(_plain(batch), dataset, path)
+            else:
+                clean, values = module.prepare(_plain(batch), dataset, path).frame, None
+            if clean.empty:
+                continue
+            out = {}
+            for name, kind in rows:
+                if name.startswith(FIGURE):
+                    column = values[name[len(FIGURE) :]]
+                elif name not in clean.columns:
+                    column = pd.Series([None] * len(clean), dtype=object)
+                else:
+                    column = clean[name]
+                if kind == "double":
+                    out[name] = pd.to_numeric(column).astype(float).to_numpy()
+                else:
+                    column = column.astype(object)
+                    out[name] = column.where(column.notna(), None).to_numpy()
+            out[PART_HASH] = out[PART_ROWS] = np.full(len(clean), None, dtype=object)
+            yield pd.DataFrame(out)
+        part = {n: [None] for n, _ in rows}
+        yield pd.DataFrame({**part, PART_HASH: [int(digest)], PART_ROWS: [count]})
+
+    return run, ", ".join(f"`{n}` {k}" for n, k in schema)
+
+
+def engineering(cfg_dataset: dict, figures: dict[str, Any], engineer: Any, columns: list[str]):
+    """Per batch of cached cleaned rows: finished with the table's figures (the dataset's
+    ``finish_batch``), then the fitted engineering and the feature set's columns."""
     dataset = OmegaConf.create(cfg_dataset)
     names = [f"f{i}" for i in range(len(columns))]
 
@@ -69,53 +135,55 @@ def engineering(cfg_dataset: dict, path: str, engineer: Any, columns: list[str])
         for batch in batches:
             if batch.empty:
                 continue
-            loaded = module.prepare(_plain(batch), dataset, path)
-            if loaded.frame.empty:
-                continue
-            X = feature_matrix(engineer.transform(loaded.frame), columns)
+            clean = module.finish_batch(batch, dataset, figures) if figures else batch
+            X = feature_matrix(engineer.transform(clean), columns)
             yield pd.DataFrame(X, columns=names)
 
     return run, ", ".join(f"{n} double" for n in names)
 
 
-def table_settings(
-    dataset: DictConfig, sample: LoadedData, text: Any, path: str
-) -> tuple[DictConfig, dict[str, Any]]:
-    """The dataset config every batch is prepared with, and the figures its cleaning and
-    engineering learn from the whole table (the dataset module's ``TABLE_FIGURES``, e.g. the
-    retail reference date and median Income), aggregated by Spark over every cleaned row.
-
-    The day/month order of dates is decided once, on the sample, so that every batch reads
-    them alike (a batch alone may not decide it)."""
+def cleaned_rows(clean: Any) -> Any:
+    """The cached cleaned rows as the engineering reads them: without the partitions' rows
+    and the figure values."""
     from pyspark.sql import functions as F
 
+    kept = [
+        c for c in clean.columns if not c.startswith(FIGURE) and c not in (PART_HASH, PART_ROWS)
+    ]
+    return clean.where(F.col(PART_ROWS).isNull()).select(*[F.col(f"`{c}`") for c in kept])
+
+
+def batch_settings(dataset: DictConfig, sample: LoadedData) -> DictConfig:
+    """The dataset config every batch is prepared with: the day/month order of dates decided
+    once, on the sample, so that every batch reads them alike (a batch alone may not)."""
     settings = OmegaConf.to_container(dataset, resolve=True)
     order = (sample.detected.get("dates") or {}).get("order")
     if order and not settings.get("date_format"):
         settings["date_format"] = order
-    module = dataset_module(dataset)
-    spec = getattr(module, "TABLE_FIGURES", None)
-    if not spec:
-        return OmegaConf.create(settings), {}
+    return OmegaConf.create(settings)
 
-    def rows(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        config = OmegaConf.create(settings)
-        for batch in batches:
-            if not batch.empty:
-                yield module.figure_rows(_plain(batch), config, path)
 
+def table_figures(
+    settings: DictConfig, clean: Any, path: str
+) -> tuple[dict[str, Any], tuple[int, int]]:
+    """The figures the dataset's cleaning and engineering learn from the whole table (the
+    dataset module's ``TABLE_FIGURES``, e.g. the retail reference date and median Income),
+    aggregated by Spark over the cleaned rows' figure values, with the table's row count and
+    the xor of its rows' hashes (for :func:`content_hash`), in one job."""
+    from pyspark.sql import functions as F
+
+    spec = getattr(dataset_module(settings), "TABLE_FIGURES", None) or {}
     aggregates = {"max": F.max, "median": F.median}  # median: exact, as pandas'
-    schema = ", ".join(f"{name} {kind}" for name, (_, kind) in spec.items())
-    row = (
-        text.mapInPandas(rows, schema)
-        .agg(*[aggregates[how](name).alias(name) for name, (how, _) in spec.items()])
-        .first()
-    )
+    row = clean.agg(
+        *[aggregates[how](FIGURE + name).alias(name) for name, (how, _) in spec.items()],
+        F.sum(PART_ROWS).alias("n"),
+        F.bit_xor(PART_HASH).alias("x"),
+    ).first()
     figures = {name: row[name] for name in spec}
     missing = [name for name, value in figures.items() if value is None]
     if missing:
         raise InputError(f"{path}: no values to learn {missing} from")
-    return module.with_figures(OmegaConf.create(settings), figures), figures
+    return figures, (int(row["n"] or 0), int(row["x"] or 0))
 
 
 def read_training_table(cfg: DictConfig, spark: Any) -> tuple[Any, str, str]:
@@ -134,17 +202,19 @@ def read_training_table(cfg: DictConfig, spark: Any) -> tuple[Any, str, str]:
     return table.select(*canonical_text(table, specs, renames)), source, str(path)
 
 
-def table_hash(text: Any) -> str:
-    """A content hash of the table computed by Spark (row order does not matter)."""
+def content_hash(columns: list[str], rows: int, xor: int) -> str:
+    """The table's content hash from its text columns' names, its row count and the xor of
+    every row's ``xxhash64`` of those columns (see :func:`hashed`)."""
+    digest = hashlib.sha256("\x1f".join(columns).encode())
+    digest.update(f"spark:{rows}:{xor}".encode())
+    return digest.hexdigest()[:16]
+
+
+def hashed(text: Any) -> Any:
+    """The text table with each row's ``xxhash64`` of its columns (``ROW_HASH``)."""
     from pyspark.sql import functions as F
 
-    row = text.select(
-        F.count(F.lit(1)).alias("n"),
-        F.bit_xor(F.xxhash64(*text.columns)).alias("x"),
-    ).first()
-    digest = hashlib.sha256("\x1f".join(text.columns).encode())
-    digest.update(f"spark:{row['n']}:{row['x']}".encode())
-    return digest.hexdigest()[:16]
+    return text.withColumn(ROW_HASH, F.xxhash64(*text.columns))
 
 
 def spark_scaler(scaling: str) -> Any:
@@ -198,25 +268,38 @@ def prepare_spark_space(cfg: DictConfig, spark: Any) -> tuple[FeatureSpace, Spar
     wanted = int(cfg.engine.sample_rows)
     with spark_errors(f"dataset {cfg.dataset.name}"):
         text, source, path = read_training_table(cfg, spark)
-        rows_raw = text.count()
+        rows_raw = text.count()  # reads no column
         raw_sample = text.sample(fraction=_fraction(wanted, rows_raw), seed=seed).limit(wanted)
         raw_rows = _plain(raw_sample.toPandas())
         module = dataset_module(cfg.dataset)
         sample = module.prepare(raw_rows, cfg.dataset, path)
         if sample.frame.empty:
             raise InputError(f"{path}: no usable rows")
-        batch_cfg, figures = table_settings(cfg.dataset, sample, text, path)
+        settings = batch_settings(cfg.dataset, sample)
+        # The one pass of the dataset's rules over every row; its cleaned rows are cached for
+        # the figures and the engineering.
+        run, schema = cleaning(
+            OmegaConf.to_container(settings, resolve=True),
+            path,
+            _clean_schema(settings, list(text.columns)),
+        )
+        clean = hashed(text).mapInPandas(run, schema).persist()
+        figures, (rows_read, xor) = table_figures(settings, clean, path)
+        data_hash = content_hash(list(text.columns), rows_read, xor)
+        batch_cfg = module.with_figures(settings, figures) if figures else settings
         if figures:  # the sample as every batch is prepared: with the table's figures
             sample = module.prepare(raw_rows, batch_cfg, path)
         engineer = make_engineer(batch_cfg, sample).set_params(**figures).fit(sample.frame)
         check_feature_set(cfg, engineer.transform(sample.frame.head(50)))
         columns = list(cfg.features.columns)
+        # The batches are finished with the settings they were cleaned with.
         run, schema = engineering(
-            OmegaConf.to_container(batch_cfg, resolve=True), path, engineer, columns
+            OmegaConf.to_container(settings, resolve=True), figures, engineer, columns
         )
         names = [f"f{i}" for i in range(len(columns))]
-        features = text.mapInPandas(run, schema)
+        features = cleaned_rows(clean).mapInPandas(run, schema)
         assembled = VectorAssembler(inputCols=names, outputCol="raw").transform(features)
+        assembled = assembled.persist()  # the scaler's fit and the scaling read it
         if scaling == "none":
             scaled = assembled.withColumn("features", F.col("raw"))
         else:
@@ -228,6 +311,8 @@ def prepare_spark_space(cfg: DictConfig, spark: Any) -> tuple[FeatureSpace, Spar
         table = scaled.select(F.monotonically_increasing_id().alias(ID), "raw", "features")
         table = table.persist()
         rows = table.count()
+        assembled.unpersist()
+        clean.unpersist()
         k_max = int(cfg.sweep.constraints.k_max)
         needed = max(2 * k_max, 10)
         if rows < needed:
@@ -244,7 +329,6 @@ def prepare_spark_space(cfg: DictConfig, spark: Any) -> tuple[FeatureSpace, Spar
             .toPandas()
             .sort_values(ID)
         )
-        data_hash = table_hash(text)
     X_raw = np.stack(local["raw"].to_numpy()).astype(np.float64)
     X = np.ascontiguousarray(np.stack(local["x"].to_numpy()), dtype=np.float64)
     if scaling == "none":
