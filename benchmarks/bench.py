@@ -358,6 +358,14 @@ def section_small(tmp: Path, repeats: int, overrides: Sequence[str] = ()) -> str
     )
 
 
+def _commit(root: Path | None) -> str:
+    """The short commit a checkout is at (for the table's labels)."""
+    done = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    return done.stdout.strip() or str(root)
+
+
 def section_default(tmp: Path, repeats: int, before_root: Path | None) -> str:
     """Issue 23: the default sweep (`make sweep`, real Mall file from ``DATA_DIR``) from process
     start to registered model, this tree against its floor (the same trials bare: fits,
@@ -407,7 +415,9 @@ def section_default(tmp: Path, repeats: int, before_root: Path | None) -> str:
     if rows["before"]:
         before = _median(rows["before"], "to_registered")
         lines.insert(
-            4, f"| before (232af3b): process start to registered model | {before:.1f} s | |"
+            4,
+            f"| before ({_commit(before_root)}): process start to registered model "
+            f"| {before:.1f} s | |",
         )
         lines += [
             f"| before / floor | {before / floor:.2f}x | |",
