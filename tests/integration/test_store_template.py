@@ -7,7 +7,10 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -107,3 +110,37 @@ def test_without_a_writable_cache_mlflow_makes_the_store(tmp_path: Path, monkeyp
     client = tracking_store.connect(uri)
     assert client.get_experiment("0").name == "Default"
     assert os.listdir(tmp_path / "plain") == ["mlflow.db"]
+
+
+def test_a_command_leaves_every_run_in_the_database_file(cache: Path, tmp_path: Path):
+    store = tmp_path / "store"
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from segmentation.cli import sweep_main; sweep_main()",
+            f"paths.mlruns_dir={store}",
+            f"paths.data_dir={tmp_path / 'no-data'}",
+            f"paths.reports_dir={tmp_path / 'reports'}",
+            f"hydra.run.dir={tmp_path / 'hydra'}",
+            "sweep.n_trials=2",
+            "sweep.stability.bootstraps=0",
+            "tracking.log_plots=false",
+            "tracking.log_models=false",
+            "tracking.register_model=false",
+        ],
+        capture_output=True,
+        check=True,
+        env={**os.environ, "SEGMENTATION_CACHE": str(cache)},
+    )
+    # The command exits with MLflow's connections open; its log was folded in at exit.
+    log = store / "mlflow.db-wal"
+    assert not log.exists() or log.stat().st_size == 0
+    alone = tmp_path / "copy" / "mlflow.db"
+    alone.parent.mkdir()
+    shutil.copyfile(store / "mlflow.db", alone)  # the database file alone, as a backup copies it
+    client = MlflowClient(f"sqlite:///{alone}")
+    exp = client.get_experiment_by_name("mall_income_spending")
+    runs = client.search_runs([exp.experiment_id])
+    assert sorted(r.data.tags["segmentation.role"] for r in runs) == ["sweep", "trial", "trial"]
+    assert {r.info.status for r in runs} == {"FINISHED"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import logging
@@ -58,6 +59,7 @@ def connect(tracking_uri: str) -> MlflowClient:
     try:
         if match:
             start_from_template(Path(match.group(1)))
+            _checkpoint_at_exit(Path(match.group(1)))
         _probe_database(tracking_uri)
         # A database store connects (and may fail) as soon as the client is made.
         client = MlflowClient(tracking_uri)
@@ -115,6 +117,31 @@ def write_ahead_log(db: Path) -> None:
     """
     with contextlib.closing(sqlite3.connect(db)) as connection:
         connection.execute("PRAGMA journal_mode=WAL")
+
+
+_CHECKPOINTED: set[Path] = set()
+
+
+def _checkpoint_at_exit(db: Path) -> None:
+    """Fold the store's write-ahead log into the database file when this process exits.
+
+    The log is folded when the last connection closes, but a command exits with MLflow's
+    connections open; until the next use the newest runs would sit in ``mlflow.db-wal``, and a
+    copy of ``mlflow.db`` alone would miss them.
+    """
+    if db in _CHECKPOINTED:
+        return
+    _CHECKPOINTED.add(db)
+    atexit.register(checkpoint, db)
+
+
+def checkpoint(db: Path) -> None:
+    """Copy the write-ahead log into the database file and empty it (a no-op without a log)."""
+    with (
+        contextlib.suppress(sqlite3.Error),
+        contextlib.closing(sqlite3.connect(db, timeout=1)) as conn,
+    ):
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def start_from_template(db_path: Path) -> None:
