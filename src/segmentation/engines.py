@@ -37,7 +37,7 @@ class LocalEngine:
         self.settings = settings
 
     def sweep(self, cfg: DictConfig) -> Any:
-        if int(cfg.tracking.artifact_workers) > 0 and str(cfg.sweep.workers) == "1":
+        if cfg.tracking.artifact_workers > 0 and cfg.sweep.workers == 1:
             start_pool_server()  # its imports beside this process's import of the sweep
         from segmentation.study.sweep import run_sweep
 

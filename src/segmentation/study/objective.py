@@ -244,8 +244,7 @@ class TrialRunner:
         if outcome is None:
             outcome = self._outcome(trial, run_id, run_params, name, params)
             self.outcomes_by_key[key] = outcome
-        else:
-            run_params["estimator"] = type(outcome.fit.estimator).__name__
+        run_params["estimator"] = type(outcome.fit.estimator).__name__
         fit, segments = outcome.fit, outcome.segments
         segment_stability = outcome.segment_stability
         metrics = dict(fit.metrics)
@@ -325,7 +324,6 @@ class TrialRunner:
         except Exception as exc:  # any fit error is recorded and the sweep goes on
             first = str(exc).splitlines()[0] if str(exc) else ""
             self._prune(trial, run_id, run_params, f"fit error: {type(exc).__name__}: {first}")
-        run_params["estimator"] = type(fit.estimator).__name__
         metrics = fit.metrics
         start = time.perf_counter()
         segment_stability: dict[int, float] = {}

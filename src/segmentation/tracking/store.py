@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -119,9 +120,7 @@ def write_ahead_log(db: Path) -> None:
         connection.execute("PRAGMA journal_mode=WAL")
 
 
-_CHECKPOINTED: set[Path] = set()
-
-
+@functools.cache  # once per store and process
 def _checkpoint_at_exit(db: Path) -> None:
     """Fold the store's write-ahead log into the database file when this process exits.
 
@@ -129,9 +128,6 @@ def _checkpoint_at_exit(db: Path) -> None:
     connections open; until the next use the newest runs would sit in ``mlflow.db-wal``, and a
     copy of ``mlflow.db`` alone would miss them.
     """
-    if db in _CHECKPOINTED:
-        return
-    _CHECKPOINTED.add(db)
     atexit.register(checkpoint, db)
 
 
