@@ -4,6 +4,7 @@ the registered version, and a trial promoted later, have the input example, vali
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import mlflow
@@ -106,10 +107,16 @@ def test_a_trial_model_gets_its_example_when_it_is_promoted(promoted_copy):
         if r.data.tags["segmentation.model_id"] != best_id
     )
     trial_model = mlflow.pyfunc.load_model(f"models:/{other}").unwrap_python_model()
-    with mlflow.start_run(experiment_id=result.experiment_id, run_name="trial-like"):
+    with (
+        mlflow.start_run(experiment_id=result.experiment_id, run_name="trial-like"),
+        warnings.catch_warnings(record=True) as shown,
+    ):
+        warnings.simplefilter("always")
         info = log_segment_model(
             trial_model, space.input_example, name="kmeans-trial", with_example=False
         )
+    # MLflow's advice to give an input example would print once per trial of a sweep.
+    assert not [w for w in shown if "input example" in str(w.message)], shown
     uri = info.model_uri
     model, path = _model(cfg, uri)
     assert model.saved_input_example_info is None  # as the sweep logged the trial's

@@ -260,7 +260,8 @@ def log_segment_model(
     """
     with _pyfunc_arguments(model, example, with_example) as arguments, warnings.catch_warnings():
         # A trial model leaves its example out on purpose: MLflow's advice would print per trial.
-        warnings.filterwarnings("ignore", message="An input example was not provided")
+        # MLflow wraps the message in terminal colour codes, hence the leading ".*".
+        warnings.filterwarnings("ignore", message=".*An input example was not provided")
         return mlflow.pyfunc.log_model(name=name, model_id=model_id, **arguments, **options)
 
 
