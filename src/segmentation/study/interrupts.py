@@ -1,14 +1,13 @@
 """Ctrl-C during a sweep stops it at a safe point, never inside a store write.
 
 Python raises ``KeyboardInterrupt`` wherever the main thread happens to be. Raised inside an
-MLflow query, it left that query's SQLite read lock held while the clean-up waited for the
-artifact workers, whose commits waited for the lock until MLflow's 20 s busy timeout
-("database is locked": exit code 1 instead of 130, or longer with retries; 3 of 35 random
-Ctrl-Cs here). Inside :func:`deferred`, a Ctrl-C is raised at once only where the sweep
-computes or waits (:func:`allowed`, :func:`wait`: fits, metrics, waiting for workers), and
-otherwise at the next of those, at the next trial (:func:`checkpoint`) or when the block
-ends. The first Ctrl-C is the one that counts: the clean-up it starts (closing runs, failing
-the trial) is not cut by a second one.
+MLflow query, it would leave that query's SQLite read lock held while the clean-up waits for
+the artifact workers, whose commits wait for the lock until MLflow's busy timeout ("database
+is locked": exit code 1 instead of 130). Inside :func:`deferred`, a Ctrl-C is raised at once
+only where the sweep computes or waits (:func:`allowed`, :func:`wait`: fits, metrics,
+waiting for workers), and otherwise at the next of those, at the next trial
+(:func:`checkpoint`) or when the block ends. The first Ctrl-C is the one that counts: the
+clean-up it starts (closing runs, failing the trial) is not cut by a second one.
 """
 
 from __future__ import annotations

@@ -55,9 +55,8 @@ class FlockJournalLock:
     dies.
 
     Optuna's default lock is a symlink that a killed process leaves behind; every other
-    process then waits out its 30-second grace period. A sweep killed with SIGKILL while a
-    worker was appending (often: the journal is written all the time) made the restart wait
-    those 30 s.
+    process then waits out its grace period. A sweep killed with SIGKILL while a worker is
+    appending (often: the journal is written all the time) would make its restart wait it out.
 
     A Ctrl-C can cut in between the lock being taken and Optuna's ``try`` that releases it.
     The descriptor is kept before ``flock`` and reused, so the next write of this process
