@@ -12,7 +12,9 @@ is given, alternating repeats so a drift of the machine's load hits both alike:
 - the code before against after on ``--before-rows`` rows;
 - scoring ten times as many rows (the million rows repeated; after only: the code before
   holds the whole file in memory);
-- a 10-row ``make predict`` against ``python -c "import mlflow"``;
+- a 10-row ``make predict`` against ``python -c "import mlflow"`` and against the start-up
+  floor of any command scoring with a registered MLflow model: a fresh process importing
+  MLflow and scikit-learn, opening the store and loading the champion (``STARTUP``);
 - a wrong option (``segmentation-sweep algorithm=foo``) refused.
 """
 
@@ -131,6 +133,16 @@ def floor(cfg: Any, source: Path, out: Path) -> dict[str, float]:
     }
 
 
+# The least a fresh process scoring with the champion pays before its first row.
+STARTUP = """
+import mlflow, sklearn.cluster
+from mlflow import MlflowClient
+MlflowClient({uri!r}).search_experiments(max_results=1)
+mlflow.set_tracking_uri({uri!r})
+mlflow.pyfunc.load_model("models:/{name}@champion", suppress_warnings=True)
+"""
+
+
 def _median(rows: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in rows)
 
@@ -165,11 +177,15 @@ def section_scoring(
 
     lines: list[str] = []
     # Quick commands: the 10-row predict and a wrong option, against `import mlflow`.
-    quick: dict[str, list[dict]] = {"mlflow": [], "after": [], "before": []}
+    quick: dict[str, list[dict]] = {"mlflow": [], "startup": [], "after": [], "before": []}
+    startup = STARTUP.format(
+        uri=str(cfg.paths.tracking_uri), name=cfg.tracking.registered_model_name
+    )
     wrong: dict[str, list[dict]] = {"after": [], "before": []}
     bad = [*_command("sweep_main"), "algorithm=foo"]
     for i in range(repeats):
         quick["mlflow"].append(_run([sys.executable, "-c", "import mlflow"], env))
+        quick["startup"].append(_run([sys.executable, "-c", startup], env))
         quick["after"].append(predict(store, None, root, ten, tmp / "scoring" / "ten-out.csv"))
         wrong["after"].append(_run(bad, env, expect=2))
         if before_src:
@@ -179,18 +195,22 @@ def section_scoring(
             wrong["before"].append(_run(bad, _env(before_root, before_src), expect=2))
         print(f"  quick commands repeat {i + 1}/{repeats}", flush=True)
     mlflow_s = _median(quick["mlflow"], "wall")
+    startup_s = _median(quick["startup"], "wall")
     lines += [
-        f"Quick commands (median of {repeats}; `import mlflow` alone: {mlflow_s:.2f} s):",
+        f"Quick commands (median of {repeats}; `import mlflow` alone: {mlflow_s:.2f} s; the "
+        f"start-up floor of scoring, MLflow and scikit-learn imported, the store opened and "
+        f"the champion loaded in a fresh process: {startup_s:.2f} s):",
         "",
-        "| command | before | after | before / after | after / `import mlflow` |",
-        "|---|---|---|---|---|",
+        "| command | before | after | before / after | after / `import mlflow` "
+        "| after / start-up floor |",
+        "|---|---|---|---|---|---|",
     ]
     for name, runs in (("`make predict` of 10 rows", quick), ("a wrong option refused", wrong)):
         after = _median(runs["after"], "wall")
         before = _median(runs["before"], "wall") if runs["before"] else float("nan")
         lines.append(
             f"| {name} | {before:.2f} s | {after:.2f} s | {before / after:.2f}x | "
-            f"{after / mlflow_s:.2f}x |"
+            f"{after / mlflow_s:.2f}x | {after / startup_s:.2f}x |"
         )
 
     print("\n".join(lines), flush=True)  # so far: kept in the log if a later part is stopped
