@@ -17,7 +17,16 @@ from hydra import initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import MissingConfigException, OverrideParseException
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import (
+    MISSING,
+    BooleanNode,
+    DictConfig,
+    EnumNode,
+    FloatNode,
+    IntegerNode,
+    OmegaConf,
+    PathNode,
+)
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 # The name under which each group's schema is stored; a group's YAML files start from it.
@@ -456,8 +465,19 @@ def unknown_option(overrides: Sequence[str]) -> str | None:
     return None
 
 
-_CONVERSION = re.compile(r"Value '(.*)' of type '\w+' could not be converted to (\w+)")
-_CHOICE = re.compile(r"Invalid value '(.*)', expected one of \[(.*)\]")
+# What a typed setting expects, by the kind of node OmegaConf failed to put the value in.
+_EXPECTED = (
+    (BooleanNode, "a boolean"),
+    (IntegerNode, "an integer"),
+    (FloatNode, "a float"),
+    (PathNode, "a path"),
+)
+
+
+def _expected(node: object) -> str | None:
+    if isinstance(node, EnumNode):
+        return f"one of {', '.join(node.enum_type.__members__)}"
+    return next((text for kind, text in _EXPECTED if isinstance(node, kind)), None)
 
 
 def _first_line(text: object) -> str:
@@ -508,17 +528,10 @@ def composition_error(exc: BaseException, overrides: Sequence[str] = ()) -> str:
         return f"{key}{'=' + value if value is not None else ''}: {what}" + (
             f"; expected one of {', '.join(known)}" if known else ""
         )
-    conversion = _CONVERSION.match(reason)
-    choice = _CHOICE.match(reason)
-    if conversion:
-        value = value if value is not None else conversion.group(1)
-        kind = conversion.group(2).lower()
-        article = "an" if kind[0] in "aeiou" else "a"
-        expected = f"{article} {kind}"
-    elif choice:
-        value = value if value is not None else choice.group(1)
-        expected = f"one of {choice.group(2)}"
-    else:
+    expected = _expected(getattr(cause, "child_node", None))
+    if value is None and getattr(cause, "value", None) is not None:
+        value = str(cause.value)
+    if expected is None:
         return f"{key}{'=' + value if value is not None else ''}: {reason}"
     # Where the value came from when the command line did not give it: a config file.
     where = "" if given is not None else f" ({_first_line(exc)})"

@@ -67,6 +67,12 @@ def test_cli_refuses_with_one_line_and_exit_code_2(tmp_path, canonical):
             "error: dataset.cleaning.implausible.action=foo: expected one of drop, keep",
         ),
         (
+            "sweep_main",
+            "sweep.constraints.min_stability=x",
+            "error: sweep.constraints.min_stability=x: expected a float",
+        ),
+        ("sweep_main", "sweep.progress=maybe", "error: sweep.progress=maybe: expected a boolean"),
+        (
             "drift_main",
             "monitoring.thresholds.min_rows=many",
             "error: monitoring.thresholds.min_rows=many: expected an integer",
