@@ -85,6 +85,7 @@ def report_task(cfg: DictConfig) -> object:
     """Write the sweep report of ``+run_id`` (default: the experiment's latest sweep) to
     ``reports/`` (or ``+output``); with ``+persona_table=true``, log and print the persona table of
     ``+run_id`` (any trial run, or a sweep's best trial) instead."""
+    from segmentation.features.space import SpaceConfig
     from segmentation.serving.personas import log_run_personas, persona_text
     from segmentation.tracking.reports import latest_sweep_run, write_report
     from segmentation.tracking.store import connect
@@ -93,10 +94,11 @@ def report_task(cfg: DictConfig) -> object:
     if OmegaConf.select(cfg, "persona_table", default=False):
         client = connect(str(cfg.paths.tracking_uri))
         run_id = run_id or latest_sweep_run(client, str(cfg.experiment_name))
-        segments = log_run_personas(cfg, client, str(run_id))
+        segments = log_run_personas(SpaceConfig.of(cfg), cfg.get("personas"), client, str(run_id))
         print(persona_text(segments), flush=True)
         return segments.personas
-    path = write_report(cfg, run_id, OmegaConf.select(cfg, "output", default=None))
+    output = OmegaConf.select(cfg, "output", default=None)
+    path = write_report(cfg.paths, str(cfg.experiment_name), run_id, output)
     print(f"Report written to {path}", flush=True)
     return path
 
@@ -192,7 +194,8 @@ def dashboard_task(cfg: DictConfig) -> None:
     from segmentation.study.storage import study_storage
 
     port = int(OmegaConf.select(cfg, "port", default=8080))
-    server = make_server("127.0.0.1", port, wsgi(study_storage(cfg)))
+    storage = study_storage(cfg.storage, cfg.sweep, cfg.paths, str(cfg.experiment_name))
+    server = make_server("127.0.0.1", port, wsgi(storage))
     # Served from a thread: wsgiref's handler catches a Ctrl-C that lands while it answers a
     # request and goes on serving; the main thread only waits, so the Ctrl-C reaches it.
     thread = threading.Thread(target=server.serve_forever, daemon=True)

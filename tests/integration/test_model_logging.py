@@ -13,7 +13,7 @@ import pytest
 from mlflow.models import Model
 from mlflow.tracking import MlflowClient
 
-from segmentation.features.space import prepare_space
+from segmentation.features.space import SpaceConfig, prepare_space
 from segmentation.tracking.model import log_segment_model, pip_requirements, with_input_example
 from segmentation.tracking.store import set_tracking_uri
 from tests.conftest import Swept
@@ -23,7 +23,7 @@ def uses(swept: Swept) -> tuple[object, object, object]:
     """The sweep's config and result and its feature space; MLflow pointed at its store
     (``models:/<model id>`` URIs are resolved against the current store)."""
     set_tracking_uri(str(swept.cfg.paths.tracking_uri))
-    return swept.cfg, swept.result, prepare_space(swept.cfg)
+    return swept.cfg, swept.result, prepare_space(SpaceConfig.of(swept.cfg))
 
 
 @pytest.fixture

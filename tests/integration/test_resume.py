@@ -14,7 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from segmentation.features.space import prepare_space
+from segmentation.features.space import SpaceConfig, prepare_space
 from segmentation.study.definition import study_name
 from segmentation.study.storage import PID_ATTR, study_storage
 from segmentation.study.sweep import run_sweep
@@ -67,7 +67,10 @@ def wait_mid_trial(cfg, proc: subprocess.Popen, finished: int) -> None:
     def reached() -> bool:
         assert proc.poll() is None, proc.stderr.read()
         try:
-            study = optuna.load_study(study_name=name, storage=study_storage(cfg))
+            study = optuna.load_study(
+                study_name=name,
+                storage=study_storage(cfg.storage, cfg.sweep, cfg.paths, str(cfg.experiment_name)),
+            )
         except KeyError:  # not created yet
             return False
         trials = study.get_trials(deepcopy=False)
@@ -82,7 +85,10 @@ def wait_mid_trial(cfg, proc: subprocess.Popen, finished: int) -> None:
 
 def study_of(cfg) -> str:
     """The study a sweep of ``cfg`` runs (its name holds the data's hash)."""
-    return study_name(cfg, prepare_space(cfg).dataset_hash)
+    groups = SpaceConfig.of(cfg)
+    return study_name(
+        str(cfg.experiment_name), groups.name, cfg.sweep, prepare_space(groups).dataset_hash
+    )
 
 
 def gone(pid: int) -> bool:
@@ -94,7 +100,10 @@ def gone(pid: int) -> bool:
 
 
 def interrupted_trials(cfg):
-    study = optuna.load_study(study_name=study_of(cfg), storage=study_storage(cfg))
+    study = optuna.load_study(
+        study_name=study_of(cfg),
+        storage=study_storage(cfg.storage, cfg.sweep, cfg.paths, str(cfg.experiment_name)),
+    )
     return study, [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.FAIL]
 
 

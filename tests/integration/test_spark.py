@@ -232,12 +232,13 @@ def test_spark_sweep_logs_trials_and_registers_the_same_model_contract(
 @pytest.fixture(scope="module")
 def spark_space(spark, mall_dir, tmp_path_factory):
     """The Mall table engineered and scaled by Spark, in three features."""
+    from segmentation.features.space import SpaceConfig
     from segmentation.spark.space import prepare_spark_space
 
     cfg = make_cfg(
         tmp_path_factory.mktemp("space"), *SPARK, "features=age_income_spending", data_dir=mall_dir
     )
-    return prepare_spark_space(cfg, spark)
+    return prepare_spark_space(SpaceConfig.of(cfg), cfg.engine, spark)
 
 
 def test_spark_scaling_converts_to_the_same_scaler(spark_space):
@@ -255,12 +256,13 @@ def test_spark_scalings_fit_on_every_row_and_scale_as_the_logged_scaler(
     from pyspark.ml.functions import vector_to_array
     from sklearn.preprocessing import MinMaxScaler, RobustScaler
 
+    from segmentation.features.space import SpaceConfig
     from segmentation.spark.space import prepare_spark_space
 
     cfg = make_cfg(
         tmp_path, *SPARK, f"scaling={scaling}", "features=age_income_spending", data_dir=mall_dir
     )
-    space, tables = prepare_spark_space(cfg, spark)
+    space, tables = prepare_spark_space(SpaceConfig.of(cfg), cfg.engine, spark)
     try:
         every = tables.table.select(vector_to_array("raw").alias("raw")).toPandas()
         scaled = tables.table.select(vector_to_array("features").alias("x")).toPandas()
@@ -359,7 +361,7 @@ def test_spark_one_pass_preparation_equals_the_local_route(spark, tmp_path):
     from pyspark.sql import functions as F
 
     from segmentation.data.retail_marketing import generate as generate_retail
-    from segmentation.features.space import prepare_space
+    from segmentation.features.space import SpaceConfig, prepare_space
     from segmentation.spark.space import prepare_spark_space, read_training_table
 
     data_dir = tmp_path / "data"
@@ -368,14 +370,14 @@ def test_spark_one_pass_preparation_equals_the_local_route(spark, tmp_path):
     assert raw["Income"].isna().sum() > 10  # filled with the table's median on both routes
     raw.to_csv(data_dir / "marketing_campaign.csv", sep="\t", index=False)
     common = ["experiments=retail_rfm", "algorithm=kmeans", "features=all_numeric"]
-    local = prepare_space(make_cfg(tmp_path / "local", *common, data_dir=data_dir))
+    local = prepare_space(SpaceConfig.of(make_cfg(tmp_path / "local", *common, data_dir=data_dir)))
     every_row = "engine.sample_rows=100000"  # the sample holds every row, as locally
     cfg = make_cfg(tmp_path / "spark", *SPARK, every_row, *common, data_dir=data_dir)
     key = "spark.sql.execution.arrow.maxRecordsPerBatch"
     before = spark.conf.get(key)
     spark.conf.set(key, "300")  # many batches, each cleaned on its own
     try:
-        space, tables = prepare_spark_space(cfg, spark)
+        space, tables = prepare_spark_space(SpaceConfig.of(cfg), cfg.engine, spark)
         tables.table.unpersist()
     finally:
         spark.conf.set(key, before)
@@ -398,7 +400,7 @@ def test_spark_one_pass_preparation_equals_the_local_route(spark, tmp_path):
     )
     np.testing.assert_allclose(space.X, space.scaler.transform(space.X_raw), atol=1e-12)
     # The content hash (which names the study) is the one a separate read of the file gives.
-    text, _, _ = read_training_table(cfg, spark)
+    text, _, _ = read_training_table(cfg.dataset, spark)
     row = text.select(
         F.count(F.lit(1)).alias("n"), F.bit_xor(F.xxhash64(*text.columns)).alias("x")
     ).first()
@@ -436,7 +438,7 @@ def test_spark_learns_the_retail_figures_from_the_whole_table(retail_spark, tmp_
     equal what the local engine learns from the same file; the model keeps them."""
     import mlflow
 
-    from segmentation.features.space import prepare_space
+    from segmentation.features.space import SpaceConfig, prepare_space
     from segmentation.promotion.promote import champion_uri
 
     cfg, result = retail_spark
@@ -446,7 +448,7 @@ def test_spark_learns_the_retail_figures_from_the_whole_table(retail_spark, tmp_
         "algorithm=kmeans",
         data_dir=real_file("marketing_campaign.csv").parent,
     )
-    local = prepare_space(local_cfg)
+    local = prepare_space(SpaceConfig.of(local_cfg))
     (local_median,) = [c["value"] for c in local.data.cleaning if c["rule"] == "missing_income"]
     client = mlflow.MlflowClient(str(cfg.paths.tracking_uri))
     report = client.download_artifacts(result.parent_run_id, "data/cleaning_report.json")

@@ -100,7 +100,10 @@ def test_sweep_logs_runs_models_and_registers(swept_stores, tmp_path):
 
 def result_trials(cfg, result) -> list:
     """The trials of a sweep's study, from its Optuna storage."""
-    study = optuna.load_study(study_name=result.study_name, storage=study_storage(cfg))
+    study = optuna.load_study(
+        study_name=result.study_name,
+        storage=study_storage(cfg.storage, cfg.sweep, cfg.paths, str(cfg.experiment_name)),
+    )
     return study.get_trials(deepcopy=False)
 
 
@@ -110,7 +113,7 @@ def test_rerun_resumes_same_parent_and_finishes_budget(store, monkeypatch):
     refits = []
     refit = insights.refit_trial
     monkeypatch.setattr(
-        insights, "refit_trial", lambda *args: refits.append(args[2].number) or refit(*args)
+        insights, "refit_trial", lambda *args: refits.append(args[3].number) or refit(*args)
     )
     light = ("algorithm=kmeans", "tracking.log_plots=false")
     cfg = make_cfg(store, "sweep.n_trials=3", *light)
@@ -166,7 +169,10 @@ def test_real_data_after_the_synthetic_default_is_a_new_study(store):
     assert parent.data.tags[tags.DATASET_HASH_TAG][:8] in real.study_name
     # The latest sweep of the feature space (what promotion picks) is the real one.
     latest = tracking_store.find_sweep_run(
-        client, real.experiment_id, feature_space_name(cfg), tag=tags.SPACE_TAG
+        client,
+        real.experiment_id,
+        feature_space_name(cfg.dataset, cfg.features, cfg.scaling),
+        tag=tags.SPACE_TAG,
     )
     assert latest.info.run_id == real.parent_run_id
 

@@ -55,7 +55,10 @@ def child_runs(client: MlflowClient, result) -> list:
 
 
 def load_study(cfg, result) -> optuna.Study:
-    return optuna.load_study(study_name=result.study_name, storage=study_storage(cfg))
+    return optuna.load_study(
+        study_name=result.study_name,
+        storage=study_storage(cfg.storage, cfg.sweep, cfg.paths, str(cfg.experiment_name)),
+    )
 
 
 def artifact_json(client: MlflowClient, run_id: str, path: str, tmp: Path):

@@ -16,7 +16,10 @@ from tests.conftest import FAST, make_cfg
 
 def check_sweep(cfg, result, n_trials: int) -> list[optuna.trial.FrozenTrial]:
     """Exactly n_trials finished trials, each with one FINISHED child run of the one parent."""
-    study = optuna.load_study(study_name=result.study_name, storage=study_storage(cfg))
+    study = optuna.load_study(
+        study_name=result.study_name,
+        storage=study_storage(cfg.storage, cfg.sweep, cfg.paths, str(cfg.experiment_name)),
+    )
     trials = study.get_trials(deepcopy=False)
     finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert len(finished) == n_trials

@@ -15,7 +15,7 @@ from scipy.stats import norm
 from sklearn.cluster import KMeans
 
 from segmentation.config import compose, group_options
-from segmentation.features.space import prepare_space
+from segmentation.features.space import SpaceConfig, prepare_space
 from segmentation.monitoring.drift import drift_html
 from segmentation.promotion.alignment import migration_html
 from segmentation.reports import number, render
@@ -163,7 +163,7 @@ def test_every_preset_feature_has_recommendations_high_and_low():
 @pytest.mark.parametrize("preset", group_options("experiments"))
 def test_presets_on_synthetic_data_named_and_recommended(preset, tmp_path):
     cfg = compose([f"experiments={preset}", f"paths.data_dir={tmp_path}"])
-    space = prepare_space(cfg)
+    space = prepare_space(SpaceConfig.of(cfg))
     assert space.data.source == "synthetic"
     km = KMeans(5, n_init=2, random_state=0).fit(space.X)
     segments = describe_segments(cfg.get("personas"), space, km.labels_, km)

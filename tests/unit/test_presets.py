@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from segmentation.config import compose, feature_sets, group_options, project_root
 from segmentation.data import load_dataset
 from segmentation.features.engineering import make_engineer
-from segmentation.features.space import prepare_space
+from segmentation.features.space import SpaceConfig, prepare_space
 
 PRESETS = group_options("experiments")
 FEATURE_SETS = group_options("features")
@@ -83,6 +83,6 @@ def test_feature_set_composes_with_a_dataset_it_fits(name, engineered, tmp_path)
     for dataset in fitting:
         cfg = _compose(tmp_path, f"dataset={dataset}", f"features={name}")
         assert (cfg.features.name, list(cfg.features.columns)) == (name, columns)
-        space = prepare_space(cfg)
+        space = prepare_space(SpaceConfig.of(cfg))
         assert space.columns == columns
         np.testing.assert_array_equal(space.X_raw, engineered[dataset][columns].to_numpy())

@@ -25,7 +25,7 @@ def test_unreachable_postgres_refused_in_one_line(store, monkeypatch):
     monkeypatch.setenv("SEGMENTATION_DB_URL", url)
     cfg = make_cfg(store, "storage=postgres", *FAST)
     with pytest.raises(TrackingError, match="SEGMENTATION_DB_URL"):
-        study_storage(cfg)
+        study_storage(cfg.storage, cfg.sweep, cfg.paths, str(cfg.experiment_name))
 
 
 def test_postgres_study_needs_a_shared_tracking_store(store, monkeypatch):

@@ -40,44 +40,80 @@ class FeatureSpace:
         return len(self.X)
 
 
-def feature_space_name(cfg: DictConfig) -> str:
+@dataclass(frozen=True)
+class SpaceConfig:
+    """The config groups a study's feature space is built from, taken once from the composed
+    config by the commands (:meth:`of`)."""
+
+    dataset: DictConfig
+    features: DictConfig
+    scaling: DictConfig
+    # ``constraints.k_max``: the rows the k range needs.
+    sweep: DictConfig
+    # ``input_example_rows``: the logged model's example.
+    tracking: DictConfig
+    # The preset, named when its feature set does not fit the dataset.
+    experiment_name: str
+
+    @classmethod
+    def of(cls, cfg: DictConfig) -> SpaceConfig:
+        """The groups of a composed config (a command's, or a test's)."""
+        return cls(
+            cfg.dataset,
+            cfg.features,
+            cfg.scaling,
+            cfg.sweep,
+            cfg.tracking,
+            str(cfg.experiment_name),
+        )
+
+    @property
+    def name(self) -> str:
+        """The space's name (:func:`feature_space_name`)."""
+        return feature_space_name(self.dataset, self.features, self.scaling)
+
+
+def feature_space_name(dataset: DictConfig, features: DictConfig, scaling: DictConfig) -> str:
     """The space a study's silhouettes live in: dataset, feature set and scaling."""
-    return f"{cfg.dataset.name}.{cfg.features.name}.{cfg.scaling.name}"
+    return f"{dataset.name}.{features.name}.{scaling.name}"
 
 
-def check_feature_set(cfg: DictConfig, engineered: pd.DataFrame) -> None:
-    """Refuse a feature set whose columns the dataset does not have, naming those that fit."""
-    missing = [c for c in cfg.features.columns if c not in engineered.columns]
+def check_feature_set(
+    dataset: DictConfig, features: DictConfig, experiment_name: str, engineered: pd.DataFrame
+) -> None:
+    """Refuse a feature set whose columns the dataset does not have, naming those that fit (and
+    the preset ``experiment_name`` that chose it)."""
+    missing = [c for c in features.columns if c not in engineered.columns]
     if not missing:
         return
     fitting = [name for name, cols in feature_sets().items() if set(cols) <= set(engineered)]
-    presets = presets_of_dataset(str(cfg.dataset.name))
+    presets = presets_of_dataset(str(dataset.name))
     raise InputError(
-        f"features={cfg.features.name} (of preset {cfg.experiment_name}) does not fit "
-        f"dataset={cfg.dataset.name}: it needs "
-        f"column(s) {missing}. Feature sets that fit {cfg.dataset.name}: {', '.join(fitting)}; "
+        f"features={features.name} (of preset {experiment_name}) does not fit "
+        f"dataset={dataset.name}: it needs "
+        f"column(s) {missing}. Feature sets that fit {dataset.name}: {', '.join(fitting)}; "
         f"presets for it: {', '.join(presets) or 'none'} (make sweep EXPERIMENT=<preset>)"
     )
 
 
-def prepare_space(cfg: DictConfig) -> FeatureSpace:
+def prepare_space(groups: SpaceConfig) -> FeatureSpace:
     """Load and validate the data, engineer features and fit the scaling (no side effects)."""
-    data = load_dataset(cfg.dataset)
-    engineer = make_engineer(cfg.dataset, data).fit(data.frame)
+    data = load_dataset(groups.dataset)
+    engineer = make_engineer(groups.dataset, data).fit(data.frame)
     engineered = engineer.transform(data.frame)
-    check_feature_set(cfg, engineered)
-    columns = list(cfg.features.columns)
+    check_feature_set(groups.dataset, groups.features, groups.experiment_name, engineered)
+    columns = list(groups.features.columns)
     X_raw = feature_matrix(engineered, columns)
-    k_max = int(cfg.sweep.constraints.k_max)
+    k_max = int(groups.sweep.constraints.k_max)
     needed = max(2 * k_max, 10)
     if len(X_raw) < needed:
         raise InputError(
             f"{data.path}: {len(X_raw)} usable rows, fewer than the {needed} that the k range "
             f"up to {k_max} needs"
         )
-    scaler = make_scaler(cfg.scaling).fit(X_raw)
+    scaler = make_scaler(groups.scaling).fit(X_raw)
     X = np.ascontiguousarray(scaler.transform(X_raw), dtype=np.float64)
-    example = model_input_example(data, cfg.dataset, int(cfg.tracking.input_example_rows))
+    example = model_input_example(data, groups.dataset, int(groups.tracking.input_example_rows))
     return FeatureSpace(
         data, engineer, columns, X_raw, scaler, X, example, content_hash(data.frame), engineered
     )

@@ -145,7 +145,12 @@ def promote(cfg: DictConfig, run_id: str | None = None, input_path: str | None =
     # Registering and loading models by name go through MLflow's fluent API: the store is
     # this process's (connect sets it), the client is passed on.
     client = connect(str(cfg.paths.tracking_uri))
-    run = candidate_run(client, str(cfg.experiment_name), feature_space_name(cfg), run_id)
+    run = candidate_run(
+        client,
+        str(cfg.experiment_name),
+        feature_space_name(cfg.dataset, cfg.features, cfg.scaling),
+        run_id,
+    )
     rid = run.info.run_id
     tags, params = run.data.tags, run.data.params
     name = model_name(cfg.tracking)

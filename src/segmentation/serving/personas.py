@@ -10,23 +10,25 @@ import numpy as np
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
-from segmentation.features.space import prepare_space
+from segmentation.features.space import SpaceConfig, prepare_space
 from segmentation.segments.describe import Segments, describe_segments, value_section
 from segmentation.tracking import runs
 
 
-def log_run_personas(cfg: DictConfig, client: MlflowClient, run_id: str) -> Segments:
-    """Personas and value table of a trial run (a sweep run: its best trial), logged to that
-    run.
+def log_run_personas(
+    space_cfg: SpaceConfig, personas: DictConfig | None, client: MlflowClient, run_id: str
+) -> Segments:
+    """Personas (named by the ``personas`` group) and value table of a trial run (a sweep run:
+    its best trial), logged to that run.
 
-    The run's own fitted model segments the configured data, so the names match its model.
+    The run's own fitted model segments the data of ``space_cfg``, so the names match its model.
     """
     run = client.get_run(run_id)
     if run.data.tags.get(runs.ROLE_TAG) == "sweep":
         run_id = run.data.tags["best_run_id"]
         run = client.get_run(run_id)
     model_id = run.data.tags.get(runs.MODEL_ID_TAG)
-    space = prepare_space(cfg)
+    space = prepare_space(space_cfg)
     model = mlflow.pyfunc.load_model(f"models:/{model_id}").unwrap_python_model()
     clusterer = model.pipeline[-1]
     fitted = getattr(clusterer, "labels_", None)
@@ -35,7 +37,7 @@ def log_run_personas(cfg: DictConfig, client: MlflowClient, run_id: str) -> Segm
         if fitted is not None and len(fitted) == space.n_rows
         else np.asarray(clusterer.predict(space.X))
     )
-    segments = describe_segments(cfg.get("personas"), space, labels, clusterer)
+    segments = describe_segments(personas, space, labels, clusterer)
     with tempfile.TemporaryDirectory() as tmp:
         segments.write(Path(tmp))
         client.log_artifacts(run_id, tmp, "segments")

@@ -20,7 +20,7 @@ from segmentation.errors import InputError
 from segmentation.features.engineering import make_engineer
 from segmentation.features.scaling import make_scaler
 from segmentation.features.selection import feature_matrix
-from segmentation.features.space import FeatureSpace, check_feature_set
+from segmentation.features.space import FeatureSpace, SpaceConfig, check_feature_set
 from segmentation.spark.convert import scaler_to_sklearn
 from segmentation.spark.reading import canonical_text, column_renames, read_input
 from segmentation.spark.session import spark_errors
@@ -186,13 +186,14 @@ def table_figures(
     return figures, (int(row["n"] or 0), int(row["x"] or 0))
 
 
-def read_training_table(cfg: DictConfig, spark: Any) -> tuple[Any, str, str]:
-    """The configured dataset as Spark text columns (canonical names), its source and path."""
-    specs = OmegaConf.to_container(cfg.dataset.columns, resolve=True)
-    path = Path(str(cfg.dataset.path)).expanduser().resolve()
-    if not path.exists() and cfg.dataset.get("synthetic_fallback", False):
-        module = dataset_module(cfg.dataset)
-        frame = module.generate(int(cfg.dataset.synthetic_rows), int(cfg.dataset.synthetic_seed))
+def read_training_table(dataset: DictConfig, spark: Any) -> tuple[Any, str, str]:
+    """The ``dataset`` group's file as Spark text columns (canonical names), its source and
+    path."""
+    specs = OmegaConf.to_container(dataset.columns, resolve=True)
+    path = Path(str(dataset.path)).expanduser().resolve()
+    if not path.exists() and dataset.get("synthetic_fallback", False):
+        module = dataset_module(dataset)
+        frame = module.generate(int(dataset.synthetic_rows), int(dataset.synthetic_seed))
         table = spark.createDataFrame(frame.astype(str))
         source = "synthetic"
     else:
@@ -253,29 +254,32 @@ def affine(vector: Any, centre: np.ndarray, spread: np.ndarray) -> Any:
     )
 
 
-def prepare_spark_space(cfg: DictConfig, spark: Any) -> tuple[FeatureSpace, SparkTables]:
-    """Read, clean, engineer and scale the whole table with Spark; collect a seeded sample."""
+def prepare_spark_space(
+    groups: SpaceConfig, engine: DictConfig, spark: Any
+) -> tuple[FeatureSpace, SparkTables]:
+    """Read, clean, engineer and scale the whole table with Spark; collect a seeded sample of
+    the ``engine`` group's ``sample_rows``."""
     from pyspark.ml.feature import VectorAssembler
     from pyspark.ml.functions import vector_to_array
     from pyspark.sql import functions as F
 
-    scaling = str(cfg.scaling.name)
+    scaling = str(groups.scaling.name)
     if scaling not in SPARK_SCALINGS:
         raise InputError(
             f"engine=spark: scaling={scaling} is not available; use one of {SPARK_SCALINGS}"
         )
-    seed = int(cfg.sweep.seed)
-    wanted = int(cfg.engine.sample_rows)
-    with spark_errors(f"dataset {cfg.dataset.name}"):
-        text, source, path = read_training_table(cfg, spark)
+    seed = int(groups.sweep.seed)
+    wanted = int(engine.sample_rows)
+    with spark_errors(f"dataset {groups.dataset.name}"):
+        text, source, path = read_training_table(groups.dataset, spark)
         rows_raw = text.count()  # reads no column
         raw_sample = text.sample(fraction=_fraction(wanted, rows_raw), seed=seed).limit(wanted)
         raw_rows = _plain(raw_sample.toPandas())
-        module = dataset_module(cfg.dataset)
-        sample = module.prepare(raw_rows, cfg.dataset, path)
+        module = dataset_module(groups.dataset)
+        sample = module.prepare(raw_rows, groups.dataset, path)
         if sample.frame.empty:
             raise InputError(f"{path}: no usable rows")
-        settings = batch_settings(cfg.dataset, sample)
+        settings = batch_settings(groups.dataset, sample)
         # The one pass of the dataset's rules over every row; its cleaned rows are cached for
         # the figures and the engineering.
         run, schema = cleaning(
@@ -290,8 +294,13 @@ def prepare_spark_space(cfg: DictConfig, spark: Any) -> tuple[FeatureSpace, Spar
         if figures:  # the sample as every batch is prepared: with the table's figures
             sample = module.prepare(raw_rows, batch_cfg, path)
         engineer = make_engineer(batch_cfg, sample).set_params(**figures).fit(sample.frame)
-        check_feature_set(cfg, engineer.transform(sample.frame.head(50)))
-        columns = list(cfg.features.columns)
+        check_feature_set(
+            groups.dataset,
+            groups.features,
+            groups.experiment_name,
+            engineer.transform(sample.frame.head(50)),
+        )
+        columns = list(groups.features.columns)
         # The batches are finished with the settings they were cleaned with.
         run, schema = engineering(
             OmegaConf.to_container(settings, resolve=True), figures, engineer, columns
@@ -313,7 +322,7 @@ def prepare_spark_space(cfg: DictConfig, spark: Any) -> tuple[FeatureSpace, Spar
         rows = table.count()
         assembled.unpersist()
         clean.unpersist()
-        k_max = int(cfg.sweep.constraints.k_max)
+        k_max = int(groups.sweep.constraints.k_max)
         needed = max(2 * k_max, 10)
         if rows < needed:
             raise InputError(
@@ -332,12 +341,12 @@ def prepare_spark_space(cfg: DictConfig, spark: Any) -> tuple[FeatureSpace, Spar
     X_raw = np.stack(local["raw"].to_numpy()).astype(np.float64)
     X = np.ascontiguousarray(np.stack(local["x"].to_numpy()), dtype=np.float64)
     if scaling == "none":
-        scaler = make_scaler(cfg.scaling).fit(X_raw)
+        scaler = make_scaler(groups.scaling).fit(X_raw)
     elif hasattr(scaler, "n_samples_seen_"):
         scaler.n_samples_seen_ = rows
     data = SparkLoadedData(
         frame=sample.frame,
-        name=str(cfg.dataset.name),
+        name=str(groups.dataset.name),
         source=source,
         path=path,
         rows_raw=rows_raw,
@@ -360,6 +369,6 @@ def prepare_spark_space(cfg: DictConfig, spark: Any) -> tuple[FeatureSpace, Spar
         ],
         rows_total=rows,
     )
-    example = model_input_example(sample, cfg.dataset, int(cfg.tracking.input_example_rows))
+    example = model_input_example(sample, groups.dataset, int(groups.tracking.input_example_rows))
     space = FeatureSpace(data, engineer, columns, X_raw, scaler, X, example, data_hash)
     return space, SparkTables(table=table, sample=picked, rows=rows)

@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 
 from segmentation.errors import InputError
 from segmentation.evaluation.metrics import cluster_metrics, model_metrics
+from segmentation.features.space import SpaceConfig
 from segmentation.spark.algorithms import check_spark_algorithms, spark_estimator
 from segmentation.spark.convert import to_sklearn
 from segmentation.spark.session import get_session, spark_errors
@@ -44,7 +45,7 @@ class SparkTrialRunner(TrialRunner):
 
     def fit(self, name: str, params: dict[str, Any]) -> Fit:
         """Fit Spark's estimator on every row; score Spark's predictions on the sample."""
-        space, cfg, tables = self.ctx.space, self.ctx.cfg, self.tables
+        space, sweep, tables = self.ctx.space, self.ctx.groups.sweep, self.tables
         estimator = spark_estimator(self.specs[name], params, self.seed)
         with spark_errors(f"trial fit ({name})"):
             start = time.perf_counter()
@@ -60,8 +61,8 @@ class SparkTrialRunner(TrialRunner):
         metrics, sil_values, sil_labels = cluster_metrics(
             space.X,
             labels,
-            sample_above=int(cfg.sweep.silhouette.sample_above),
-            sample_size=int(cfg.sweep.silhouette.sample_size),
+            sample_above=int(sweep.silhouette.sample_above),
+            sample_size=int(sweep.silhouette.sample_size),
             seed=self.seed,
         )
         present = sizes[sizes > 0]
@@ -78,14 +79,18 @@ class SparkTrialRunner(TrialRunner):
 
 
 def run_spark_sweep(cfg: DictConfig) -> SweepResult:
-    """Run (or resume) the configured study on Spark and register its best model."""
+    """Run (or resume) the configured study on Spark and register its best model.
+
+    A composition root, as ``run_sweep``: it takes the whole config and gives each stage the
+    groups it reads."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     specs = algorithm_specs(cfg.algorithm)
     check_spark_algorithms(specs)
     if int(cfg.sweep.workers) > 1:
         raise InputError("engine=spark: sweep.workers must be 1 (Spark parallelises each fit)")
     spark = get_session(cfg.engine)
-    space, tables = prepare_spark_space(cfg, spark)  # bad input stops here, nothing written
+    # Bad input stops here, nothing written.
+    space, tables = prepare_spark_space(SpaceConfig.of(cfg), cfg.engine, spark)
     show(space.data.describe() + f" [engine=spark, {spark.sparkContext.master}]")
     try:
         result = sweep_space(cfg, space, 1, lambda ctx: SparkTrialRunner(ctx, tables=tables))

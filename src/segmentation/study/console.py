@@ -45,10 +45,16 @@ if not log.handlers:
 
 
 def announce(
-    cfg: DictConfig, parent_run_id: str, study: optuna.Study, revived: list[int], remaining: int
+    sweep: DictConfig,
+    experiment_name: str,
+    parent_run_id: str,
+    study: optuna.Study,
+    revived: list[int],
+    remaining: int,
 ) -> None:
-    """The study's state before trials run: revived trials, trials done and to run."""
-    n_trials = int(cfg.sweep.n_trials)
+    """The study's state before trials run: revived trials, trials done and to run (of the
+    ``sweep`` group's ``n_trials``)."""
+    n_trials = int(sweep.n_trials)
     if revived:
         show(f"Marked interrupted trial(s) {revived} as failed; they do not count.")
     if remaining <= 0:
@@ -58,26 +64,34 @@ def announce(
     else:
         show(
             f"Study {study.study_name}: {finished_trials(study)} of {n_trials} trials done, "
-            f"running {remaining} (MLflow experiment '{cfg.experiment_name}', parent run "
+            f"running {remaining} (MLflow experiment '{experiment_name}', parent run "
             f"{parent_run_id})",
         )
 
 
-def show_best(cfg: DictConfig, best: optuna.trial.FrozenTrial, version: str | None) -> None:
-    """The trial the sweep picked, and its registered version."""
+def show_best(tracking: DictConfig, best: optuna.trial.FrozenTrial, version: str | None) -> None:
+    """The trial the sweep picked, and its registered version (of the ``tracking`` group's
+    registered model)."""
     metrics = best.user_attrs.get("metrics", {})
     show(
         f"Best: trial {best.number} ({best.user_attrs.get('algorithm')}, "
         f"{best.user_attrs.get('n_clusters')} segments) silhouette {silhouette_of(best):.4f}, "
         f"davies_bouldin {metrics.get('davies_bouldin', float('nan')):.3f}; run "
         f"{best.user_attrs.get('mlflow_run_id')}"
-        + (f"; registered {cfg.tracking.registered_model_name} v{version}" if version else ""),
+        + (f"; registered {tracking.registered_model_name} v{version}" if version else ""),
     )
 
 
-def show_next(cfg: DictConfig, report: Path | None, experiment_id: str, parent_run_id: str) -> None:
-    """Where to look next: the report, the parent run in the MLflow UI, the next command."""
-    uri = str(cfg.paths.tracking_uri)
+def show_next(
+    paths: DictConfig,
+    experiment_name: str,
+    report: Path | None,
+    experiment_id: str,
+    parent_run_id: str,
+) -> None:
+    """Where to look next: the report, the parent run in the MLflow UI (of the ``paths``
+    group's store), the next command."""
+    uri = str(paths.tracking_uri)
     local = uri.startswith("sqlite:")
     ui = "http://127.0.0.1:5000" if local else uri
     show(f"Report: {report}")
@@ -86,7 +100,7 @@ def show_next(cfg: DictConfig, report: Path | None, experiment_id: str, parent_r
         f"MLflow UI: {'make ui, then ' if local else ''}{ui}/#/experiments/"
         f"{experiment_id}/runs/{parent_run_id}?workflowType=machine_learning",
     )
-    show(f"Next: make promote EXPERIMENT={cfg.experiment_name}")
+    show(f"Next: make promote EXPERIMENT={experiment_name}")
 
 
 class Progress:

@@ -12,18 +12,18 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
 from segmentation.errors import InputError
-from segmentation.features.space import feature_space_name
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
-def study_name(cfg: DictConfig, dataset_hash: str) -> str:
-    """One study per feature space and data: silhouettes of another space, or of other data
-    (the real file after the synthetic default, a new export), do not compare, and a rerun
-    must not resume such a study."""
-    name = f"{cfg.experiment_name}.{feature_space_name(cfg)}.data-{dataset_hash[:8]}"
+def study_name(experiment_name: str, space_name: str, sweep: DictConfig, dataset_hash: str) -> str:
+    """One study per feature space (``space_name``, as ``feature_space_name`` gives it) and
+    data: silhouettes of another space, or of other data (the real file after the synthetic
+    default, a new export), do not compare, and a rerun must not resume such a study. The name
+    is how a rerun finds the study to resume."""
+    name = f"{experiment_name}.{space_name}.data-{dataset_hash[:8]}"
     # A two-objective study cannot resume a one-objective one (nor the other way round).
-    return f"{name}.pareto" if pareto(cfg.sweep) else name
+    return f"{name}.pareto" if pareto(sweep) else name
 
 
 def algorithm_specs(cfg_algorithm: DictConfig) -> dict[str, dict[str, Any]]:

@@ -52,27 +52,31 @@ class FittedTrial:
 
 
 def refit_trial(
-    cfg: DictConfig, space: FeatureSpace, trial: optuna.trial.FrozenTrial
+    algorithm: DictConfig, seed: int, space: FeatureSpace, trial: optuna.trial.FrozenTrial
 ) -> tuple[str, Any, dict, np.ndarray]:
-    """Refit a finished trial's estimator on the study's data (seeded: the same segments)."""
-    specs = OmegaConf.to_container(cfg.algorithm, resolve=True)
+    """Refit a finished trial's estimator (of the ``algorithm`` group, seeded with
+    ``sweep.seed``) on the study's data: the same segments."""
+    specs = OmegaConf.to_container(algorithm, resolve=True)
     name = algorithms.trial_algorithm(trial)
     params = algorithms.trial_params(trial, specs)
-    estimator = algorithms.build(name, specs[name], params, int(cfg.sweep.seed), space.n_rows)
+    estimator = algorithms.build(name, specs[name], params, int(seed), space.n_rows)
     with threadpool_limits(1):
         labels = np.asarray(estimator.fit_predict(space.X))
     return name, estimator, params, labels
 
 
-def write_data_insights(cfg: DictConfig, space: FeatureSpace, out: Path) -> dict[str, float]:
-    """The EDA and choosing-k plots into ``out``; returns the seconds each took (they depend
-    on the data alone, so the artifact pool draws them while the trials run)."""
+def write_data_insights(
+    dataset: DictConfig, features: DictConfig, sweep: DictConfig, space: FeatureSpace, out: Path
+) -> dict[str, float]:
+    """The EDA and choosing-k plots (over the ``sweep`` group's k range) into ``out``; returns
+    the seconds each took (they depend on the data alone, so the artifact pool draws them while
+    the trials run)."""
     seconds: dict[str, float] = {}
-    title = f"{cfg.dataset.name} / {cfg.features.name}"
+    title = f"{dataset.name} / {features.name}"
     start = time.perf_counter()
     engineered = space.engineer.transform(space.data.frame)
-    frame = eda_frame(space.data.frame, engineered, cfg.dataset.get("id_column"))
-    kinds = OmegaConf.to_container(cfg.dataset.get("columns") or {}, resolve=True)
+    frame = eda_frame(space.data.frame, engineered, dataset.get("id_column"))
+    kinds = OmegaConf.to_container(dataset.get("columns") or {}, resolve=True)
     cats = [c for c, spec in kinds.items() if (spec or {}).get("kind") == "category"]
     write_eda_plots(
         out / "eda",
@@ -80,18 +84,18 @@ def write_data_insights(cfg: DictConfig, space: FeatureSpace, out: Path) -> dict
         space.X_raw,
         space.columns,
         title,
-        box=box_pairs(cfg.dataset),
+        box=box_pairs(dataset),
         categories=cats or None,
     )
     seconds["eda"] = time.perf_counter() - start
     start = time.perf_counter()
-    ks = range(int(cfg.sweep.constraints.k_min), int(cfg.sweep.constraints.k_max) + 1)
+    ks = range(int(sweep.constraints.k_min), int(sweep.constraints.k_max) + 1)
     curves = k_curves(
         space.X,
         ks,
-        int(cfg.sweep.seed),
-        int(cfg.sweep.silhouette.curve_sample_size),
-        fit_rows=int(cfg.sweep.silhouette.curve_fit_rows),
+        int(sweep.seed),
+        int(sweep.silhouette.curve_sample_size),
+        fit_rows=int(sweep.silhouette.curve_fit_rows),
     )
     write_k_plots(out / "choosing_k", curves, title)
     (out / "choosing_k" / "k_curves.json").write_text(json.dumps(curves, indent=1))
@@ -117,9 +121,15 @@ class Drawing:
         self.out_dir.cleanup()
 
 
-def start_data_insights(cfg: DictConfig, space: FeatureSpace, writer: ArtifactWriter) -> Drawing:
+def start_data_insights(
+    dataset: DictConfig,
+    features: DictConfig,
+    sweep: DictConfig,
+    space: FeatureSpace,
+    writer: ArtifactWriter,
+) -> Drawing:
     """Submit the EDA and choosing-k plots to the pool."""
-    return Drawing(*_submit(writer, _data_insights_job, cfg, space))
+    return Drawing(*_submit(writer, _data_insights_job, dataset, features, sweep, space))
 
 
 def start_study_plots(
@@ -137,8 +147,10 @@ def _submit(writer: ArtifactWriter, job: Any, *args: Any) -> tuple[Future, Any]:
     return writer.call(job, out.name, *args), out
 
 
-def _data_insights_job(out: str, cfg: DictConfig, space: FeatureSpace) -> dict[str, float]:
-    return write_data_insights(cfg, space, Path(out))
+def _data_insights_job(
+    out: str, dataset: DictConfig, features: DictConfig, sweep: DictConfig, space: FeatureSpace
+) -> dict[str, float]:
+    return write_data_insights(dataset, features, sweep, space, Path(out))
 
 
 def _study_plots_job(out: str, trials: list, directions: list[str], title: str) -> dict[str, Any]:
@@ -150,18 +162,20 @@ def _study_plots_job(out: str, trials: list, directions: list[str], title: str) 
 
 
 def best_fit(
-    cfg: DictConfig,
+    algorithm: DictConfig,
+    personas: DictConfig | None,
+    seed: int,
     space: FeatureSpace,
     best: optuna.trial.FrozenTrial,
     fitted: FittedTrial | None = None,
 ) -> FittedTrial:
-    """The best trial's fit: ``fitted`` when it is that trial, else it is fitted again (a resumed
-    study's or another worker's trial)."""
+    """The best trial's fit, its segments named by the ``personas`` group: ``fitted`` when it is
+    that trial, else it is fitted again (a resumed study's or another worker's trial)."""
     if fitted is not None and fitted.number == best.number:
-        segments = with_value(cfg.get("personas"), space, fitted.segments)
+        segments = with_value(personas, space, fitted.segments)
         return FittedTrial(fitted.number, fitted.value, fitted.name, fitted.params, segments)
-    name, estimator, params, labels = refit_trial(cfg, space, best)
-    segments = describe_segments(cfg.get("personas"), space, labels, estimator)
+    name, estimator, params, labels = refit_trial(algorithm, seed, space, best)
+    segments = describe_segments(personas, space, labels, estimator)
     return FittedTrial(best.number, float(best.values[0]), name, params, segments)
 
 
@@ -181,7 +195,6 @@ def explain(space: FeatureSpace, segments: Segments, seed: int) -> dict[str, Any
 
 
 def log_sweep_insights(
-    cfg: DictConfig,
     client: MlflowClient,
     space: FeatureSpace,
     parent_id: str,

@@ -46,11 +46,11 @@ REFERENCE_ROWS = 50_000
 REFERENCE_CONFIDENCES = 2000
 
 
-def model_inputs(cfg: DictConfig, space: FeatureSpace) -> dict[str, Any]:
-    """What a logged model accepts: the dataset's rules for its input columns, and the figures
-    training filled missing values with (a cleaning rule's ``column`` and ``value``)."""
+def model_inputs(dataset: DictConfig, space: FeatureSpace) -> dict[str, Any]:
+    """What a logged model accepts: the ``dataset`` group's rules for its input columns, and the
+    figures training filled missing values with (a cleaning rule's ``column`` and ``value``)."""
     # Plain text for the choices: the model is unpickled without the config's classes.
-    rules = OmegaConf.to_container(cfg.dataset.columns, resolve=True, enum_to_str=True)
+    rules = OmegaConf.to_container(dataset.columns, resolve=True, enum_to_str=True)
     example = space.input_example.columns
     return {
         "columns": {c: spec for c, spec in rules.items() if c in example},
@@ -62,11 +62,47 @@ def model_inputs(cfg: DictConfig, space: FeatureSpace) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class SweepGroups:
+    """The config groups a sweep's trials, parent run, registration and summary read, taken
+    once from the composed config by the processes that run a sweep (:meth:`of`)."""
+
+    dataset: DictConfig
+    features: DictConfig
+    scaling: DictConfig
+    algorithm: DictConfig
+    sweep: DictConfig
+    sampler: DictConfig
+    tracking: DictConfig
+    paths: DictConfig
+    # The dataset's persona rules (an optional group).
+    personas: DictConfig | None
+    experiment_name: str
+    experiment_description: str
+
+    @classmethod
+    def of(cls, cfg: DictConfig) -> SweepGroups:
+        """The groups of a composed config (``run_sweep``'s, a worker's, a test's)."""
+        return cls(
+            dataset=cfg.dataset,
+            features=cfg.features,
+            scaling=cfg.scaling,
+            algorithm=cfg.algorithm,
+            sweep=cfg.sweep,
+            sampler=cfg.sampler,
+            tracking=cfg.tracking,
+            paths=cfg.paths,
+            personas=cfg.get("personas"),
+            experiment_name=str(cfg.experiment_name),
+            experiment_description=str(cfg.experiment_description),
+        )
+
+
 @dataclass
 class SweepContext:
     """What every trial of a sweep shares."""
 
-    cfg: DictConfig
+    groups: SweepGroups
     space: FeatureSpace
     experiment_id: str
     parent_run_id: str
@@ -117,22 +153,22 @@ class TrialRunner:
     outcomes_by_key: dict[str, Outcome] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        cfg = self.ctx.cfg
+        groups = self.ctx.groups
         self.client = self.ctx.client
-        self.specs = algorithm_specs(cfg.algorithm)
-        self.constraints = OmegaConf.to_container(cfg.sweep.constraints, resolve=True)
-        self.seed = int(cfg.sweep.seed)
+        self.specs = algorithm_specs(groups.algorithm)
+        self.constraints = OmegaConf.to_container(groups.sweep.constraints, resolve=True)
+        self.seed = int(groups.sweep.seed)
         space = self.ctx.space
         self.common_params = {
-            "dataset": cfg.dataset.name,
+            "dataset": groups.dataset.name,
             "data_source": space.data.source,
-            "feature_set": cfg.features.name,
+            "feature_set": groups.features.name,
             "features": ",".join(space.columns),
-            "scaler": cfg.scaling.name,
+            "scaler": groups.scaling.name,
             "n_rows": space.n_rows,
             "seed": self.seed,
         }
-        self.model_inputs = model_inputs(cfg, space)
+        self.model_inputs = model_inputs(groups.dataset, space)
 
     def reference(self, fit: Fit) -> dict[str, Any]:
         """The training distributions a model keeps for drift checks (from a seeded sample of
@@ -142,7 +178,7 @@ class TrialRunner:
         rows = subsample(space.n_rows, REFERENCE_ROWS, self.seed)
         frame = pd.DataFrame(space.X_raw[rows], columns=space.columns)
         # The last campaign's response per segment: the baseline of `make audiences` holdouts.
-        column = self.ctx.cfg.dataset.get("response_column")
+        column = self.ctx.groups.dataset.get("response_column")
         data = space.data.frame
         answered = (
             data[column].to_numpy()[rows]
@@ -173,7 +209,7 @@ class TrialRunner:
                 runs.STUDY_TAG: trial.study.study_name,
                 runs.TRIAL_TAG: str(trial.number),
                 "data_source": space.data.source,
-                "dataset": self.ctx.cfg.dataset.name,
+                "dataset": self.ctx.groups.dataset.name,
                 runs.DATASET_HASH_TAG: space.dataset_hash,
                 "algorithm": name,
             },
@@ -199,7 +235,7 @@ class TrialRunner:
 
     def fit(self, name: str, params: dict[str, Any]) -> Fit:
         """Fit the trial's estimator and compute its metrics."""
-        space, cfg = self.ctx.space, self.ctx.cfg
+        space, sweep = self.ctx.space, self.ctx.groups.sweep
         estimator = algorithms.build(name, self.specs[name], params, self.seed, space.n_rows)
         start = time.perf_counter()
         labels = np.asarray(estimator.fit_predict(space.X))
@@ -208,8 +244,8 @@ class TrialRunner:
         metrics, sil_values, sil_labels = cluster_metrics(
             space.X,
             labels,
-            sample_above=int(cfg.sweep.silhouette.sample_above),
-            sample_size=int(cfg.sweep.silhouette.sample_size),
+            sample_above=int(sweep.silhouette.sample_above),
+            sample_size=int(sweep.silhouette.sample_size),
             seed=self.seed,
         )
         metrics.update(model_metrics(estimator, space.X))
@@ -219,7 +255,7 @@ class TrialRunner:
 
     def stability(self, name: str, params: dict, fit: Fit) -> tuple[float, dict[int, float]]:
         """Bootstrap stability of a fit: the refits' mean ARI and each segment's Jaccard."""
-        cfg, X = self.ctx.cfg, self.ctx.space.X
+        sweep, X = self.ctx.groups.sweep, self.ctx.space.X
         spec = self.specs[name]
         # Each refit starts from an unfitted copy of the trial's estimator (the same
         # parameters and seed as building it again from the config, without the config).
@@ -227,16 +263,16 @@ class TrialRunner:
             lambda: clone(fit.estimator),
             X,
             fit.labels,
-            bootstraps=int(cfg.sweep.stability.bootstraps),
+            bootstraps=int(sweep.stability.bootstraps),
             seed=self.seed,
-            sample_rows=cfg.sweep.stability.get("sample_rows"),
+            sample_rows=sweep.stability.get("sample_rows"),
             on_sample=bool(spec.get("stability_on_sample", False)),
         )
 
     def _run(
         self, trial: optuna.Trial, run_id: str, name: str, params: dict
     ) -> float | tuple[float, float]:
-        cfg, space = self.ctx.cfg, self.ctx.space
+        groups, space = self.ctx.groups, self.ctx.space
         flat = {f"{name}.{k}": v for k, v in params.items()}
         run_params = {**self.common_params, "algorithm": name, "trial": trial.number, **flat}
         key = repr((name, sorted(params.items())))
@@ -276,12 +312,12 @@ class TrialRunner:
             silhouette_values=fit.silhouette_values,
             silhouette_labels=fit.silhouette_labels,
             seed=self.seed,
-            tracking_uri=str(cfg.paths.tracking_uri),
+            tracking_uri=str(groups.paths.tracking_uri),
             run_id=run_id,
             names=list(space.columns),
             silhouette=silhouette,
             title=summary,
-            log_plots=bool(cfg.tracking.log_plots),
+            log_plots=bool(groups.tracking.log_plots),
             profile=segments.profile,
             personas=segments.names,
             segment_stability=segment_stability,
@@ -296,7 +332,7 @@ class TrialRunner:
         if job.log_plots and first != run_id:
             job.log_plots = False
             self.plot_copies.append((first, run_id))
-        if cfg.tracking.log_models:
+        if groups.tracking.log_models:
             self._attach_model(trial, job, name, params, fit, f"{name}-k{k}")
         job.main_logging_seconds = time.perf_counter() - start
         self.ctx.artifacts.submit(job)
@@ -309,7 +345,7 @@ class TrialRunner:
         best = self.best_fitted
         if not reason and (best is None or value > best.value):  # ties: the first, as Optuna
             self.best_fitted = FittedTrial(trial.number, value, name, params, segments)
-        if pareto(cfg.sweep):
+        if pareto(groups.sweep):
             return value, float(metrics["stability_ari"])
         return value
 
@@ -335,7 +371,7 @@ class TrialRunner:
         with interrupts.allowed():
             # The value table and attribute profile are the chosen trial's (best_fit).
             segments = describe_segments(
-                self.ctx.cfg.get("personas"), self.ctx.space, fit.labels, fit.estimator, value=False
+                self.ctx.groups.personas, self.ctx.space, fit.labels, fit.estimator, value=False
             )
         metrics["metrics_seconds"] += time.perf_counter() - start
         return Outcome(fit, segment_stability, segments, run_id)

@@ -27,33 +27,33 @@ def register_best(
 ) -> str:
     """Register the best trial's model (once: a rerun finds the existing version), with the
     registered model's and the version's descriptions."""
-    cfg, space = ctx.cfg, ctx.space
+    groups, space = ctx.groups, ctx.space
     run_id = best.user_attrs["mlflow_run_id"]
     with_input_example(best.user_attrs["model_uri"])  # trial models are logged without one
     version = register_run_model(
         client,
-        str(cfg.tracking.registered_model_name),
+        str(groups.tracking.registered_model_name),
         run_id,
         best.user_attrs["model_uri"],
         tags={
-            "dataset": cfg.dataset.name,
+            "dataset": groups.dataset.name,
             runs.DATASET_HASH_TAG: space.dataset_hash,
             "data_source": space.data.source,
-            "feature_set": cfg.features.name,
+            "feature_set": groups.features.name,
             "algorithm": best.user_attrs.get("algorithm"),
             "silhouette": f"{silhouette_of(best):.4f}",
             "source_run": run_id,
             "sweep_run": ctx.parent_run_id,
         },
     )
-    name = str(cfg.tracking.registered_model_name)
+    name = str(groups.tracking.registered_model_name)
     client.update_registered_model(
         name,
         description=registered_model_description(
-            str(cfg.dataset.name),
-            str(cfg.features.name),
+            str(groups.dataset.name),
+            str(groups.features.name),
             ", ".join(space.columns),
-            str(cfg.experiment_description),
+            str(groups.experiment_description),
         ),
     )
     run = client.get_run(run_id)

@@ -15,13 +15,13 @@ from mlflow.entities import DatasetInput, Run
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from segmentation.data import LoadedData, data_profile
 from segmentation.features.space import FeatureSpace, feature_space_name
 from segmentation.study.definition import chosen_trial, count_states
-from segmentation.study.objective import SweepContext
+from segmentation.study.objective import SweepContext, SweepGroups
 from segmentation.tracking import runs
 from segmentation.tracking.store import redact_all
 
@@ -64,44 +64,45 @@ def copy_repeated_plots(client: MlflowClient, copies: list[tuple[str, str]]) -> 
 
 def open_parent_run(
     client: MlflowClient,
-    cfg: DictConfig,
+    groups: SweepGroups,
+    config: dict[str, Any],
     exp_id: str,
     study: optuna.Study,
     space: FeatureSpace,
     parent: Run | None,
 ) -> str:
     """The study's parent run: the existing one set RUNNING again, or a new one with the
-    sweep's params, config, data reports and dataset input."""
+    sweep's params (from ``groups``), its resolved config (``config``, logged as
+    ``config.yaml``), data reports and dataset input."""
     if parent is not None:
         client.update_run(parent.info.run_id, status="RUNNING")
         return parent.info.run_id
     parent_id = client.create_run(
         exp_id,
-        run_name=f"sweep-{cfg.dataset.name}-{cfg.features.name}",
+        run_name=f"sweep-{groups.dataset.name}-{groups.features.name}",
         tags={
             runs.ROLE_TAG: "sweep",
             runs.STUDY_TAG: study.study_name,
-            runs.SPACE_TAG: feature_space_name(cfg),
+            runs.SPACE_TAG: feature_space_name(groups.dataset, groups.features, groups.scaling),
             "data_source": space.data.source,
-            "dataset": cfg.dataset.name,
+            "dataset": groups.dataset.name,
             runs.DATASET_HASH_TAG: space.dataset_hash,
-            "feature_set": cfg.features.name,
+            "feature_set": groups.features.name,
         },
     ).info.run_id
-    # Choices as plain text: the YAML of config.yaml has no tag for an enum.
-    resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    constraints = OmegaConf.to_container(groups.sweep.constraints, resolve=True, enum_to_str=True)
     params = {
-        "dataset": cfg.dataset.name,
+        "dataset": groups.dataset.name,
         "data_source": space.data.source,
         "data_path": space.data.path,
-        "feature_set": cfg.features.name,
+        "feature_set": groups.features.name,
         "features": ",".join(space.columns),
-        "scaler": cfg.scaling.name,
-        "algorithms": ",".join(sorted(cfg.algorithm)),
-        "n_trials": int(cfg.sweep.n_trials),
-        "seed": int(cfg.sweep.seed),
-        "sampler": str(cfg.sampler._target_).rsplit(".", 1)[-1],
-        **runs.flatten("constraints", resolved["sweep"]["constraints"]),
+        "scaler": groups.scaling.name,
+        "algorithms": ",".join(sorted(groups.algorithm)),
+        "n_trials": int(groups.sweep.n_trials),
+        "seed": int(groups.sweep.seed),
+        "sampler": str(groups.sampler._target_).rsplit(".", 1)[-1],
+        **runs.flatten("constraints", constraints),
     }
     runs.log_batch(
         client,
@@ -110,7 +111,7 @@ def open_parent_run(
         metrics={"rows_raw": space.data.rows_raw, "rows_clean": space.data.rows_clean},
     )
     # The tracking URI may come from MLFLOW_TRACKING_URI with a password in it.
-    client.log_dict(parent_id, redact_all(resolved), "config.yaml")
+    client.log_dict(parent_id, redact_all(config), "config.yaml")
     client.log_dict(
         parent_id,
         {

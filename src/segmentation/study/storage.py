@@ -19,35 +19,37 @@ HOST_ATTR = "worker_host"
 PID_ATTR = "worker_pid"
 
 
-def study_storage(cfg: DictConfig) -> optuna.storages.BaseStorage:
-    """The storage the config names; refuses with one line when it cannot be used."""
-    kind = cfg.storage.kind
+def study_storage(
+    storage: DictConfig, sweep: DictConfig, paths: DictConfig, experiment_name: str
+) -> optuna.storages.BaseStorage:
+    """The storage the ``storage`` group names (a journal: ``paths.study_dir``'s file of the
+    experiment; a database: the ``sweep`` group's heartbeat); refuses with one line when it
+    cannot be used."""
+    kind = storage.kind
     if kind == "journal":
-        path = journal_path(cfg)
+        path = journal_path(paths, experiment_name)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             return JournalStorage(JournalFileBackend(str(path), lock_obj=FlockJournalLock(path)))
         except OSError as exc:
             raise TrackingError(f"study storage {path} is unusable: {exc}") from None
     # rdb, the only other kind the schema's enum admits.
-    url = os.environ.get(cfg.storage.url_env)
+    url = os.environ.get(storage.url_env)
     if not url:
         raise InputError(
-            f"storage={cfg.storage.name}: environment variable {cfg.storage.url_env} is not "
+            f"storage={storage.name}: environment variable {storage.url_env} is not "
             "set (expected a database URL such as postgresql://user:pass@host:5432/db)"
         )
     try:
         return RDBStorage(
             url,
-            heartbeat_interval=int(cfg.sweep.heartbeat_interval),
-            grace_period=int(cfg.sweep.grace_period),
+            heartbeat_interval=int(sweep.heartbeat_interval),
+            grace_period=int(sweep.grace_period),
             engine_kwargs={"pool_pre_ping": True},
         )
     except Exception as exc:  # driver errors vary; the user needs the one line
         first = str(exc).strip().splitlines()[0]
-        raise TrackingError(
-            f"study storage ({cfg.storage.url_env}) is unreachable: {first}"
-        ) from None
+        raise TrackingError(f"study storage ({storage.url_env}) is unreachable: {first}") from None
 
 
 class FlockJournalLock:
@@ -82,9 +84,9 @@ class FlockJournalLock:
             os.close(fd)
 
 
-def journal_path(cfg: DictConfig) -> Path:
-    """The journal file of the local study storage."""
-    return Path(cfg.paths.study_dir) / f"{cfg.experiment_name}.journal"
+def journal_path(paths: DictConfig, experiment_name: str) -> Path:
+    """The experiment's journal file of the local study storage (in ``paths.study_dir``)."""
+    return Path(paths.study_dir) / f"{experiment_name}.journal"
 
 
 def mark_worker(trial: optuna.Trial) -> None:

@@ -13,12 +13,12 @@ from pathlib import Path
 import optuna
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from segmentation.algorithms.limits import check_algorithm_limits
 from segmentation.errors import InputError, TrackingError
 from segmentation.evaluation.choosing_k import elbow_k
-from segmentation.features.space import FeatureSpace, prepare_space
+from segmentation.features.space import FeatureSpace, SpaceConfig, prepare_space
 from segmentation.study import interrupts, workers
 from segmentation.study.artifacts import ArtifactWriter
 from segmentation.study.budget import run_budget
@@ -41,7 +41,7 @@ from segmentation.study.insights import (
     start_data_insights,
     start_study_plots,
 )
-from segmentation.study.objective import SweepContext, TrialRunner
+from segmentation.study.objective import SweepContext, SweepGroups, TrialRunner
 from segmentation.study.registration import register_best
 from segmentation.study.run_logging import (
     close_orphan_child_runs,
@@ -79,9 +79,11 @@ def artifact_writer(cfg_tracking: DictConfig) -> ArtifactWriter:
 
 
 def run_sweep(cfg: DictConfig) -> SweepResult:
-    """Run (or resume) the study the config describes and register its best model."""
+    """Run (or resume) the study the config describes and register its best model.
+
+    A composition root: it takes the whole config and gives each stage the groups it reads."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    space = prepare_space(cfg)  # bad input is refused here, before anything is written
+    space = prepare_space(SpaceConfig.of(cfg))  # bad input is refused here, before any write
     specs = algorithm_specs(cfg.algorithm)
     n_workers = workers.worker_count(cfg.sweep)
     workers.check_shared_tracking(cfg.storage, str(cfg.paths.tracking_uri))
@@ -98,7 +100,10 @@ def sweep_space(
 ) -> SweepResult:
     """The study of a prepared feature space, its parent run, its trials (each run by a runner
     from ``runner_factory``: another engine brings its own fit) and its summary, with the
-    artifact pool drawing the data's plots from the start."""
+    artifact pool drawing the data's plots from the start.
+
+    Part of the engines' composition roots (``run_sweep``, ``run_spark_sweep``): it takes the
+    whole config, which the parent run logs and worker processes are started with."""
     # With several sweep workers, each draws its own trials' plots; the data's are drawn here.
     writer = artifact_writer(cfg.tracking) if n_workers == 1 else ArtifactWriter(0)
     writer.start()
@@ -107,7 +112,7 @@ def sweep_space(
         # Built (a new store: seconds) while the pool's processes start on the other cores.
         client = connect(str(cfg.paths.tracking_uri))
         if cfg.tracking.log_plots:
-            drawings[""] = start_data_insights(cfg, space, writer)
+            drawings[""] = start_data_insights(cfg.dataset, cfg.features, cfg.sweep, space, writer)
         return _sweep(cfg, client, space, n_workers, writer, drawings, runner_factory)
     finally:
         for drawing in drawings.values():
@@ -124,56 +129,66 @@ def _sweep(
     drawings: dict[str, Drawing],
     runner_factory: Callable[[SweepContext], TrialRunner],
 ) -> SweepResult:
-    storage = study_storage(cfg)
-    lock = workers.StudyLock.for_config(cfg)
+    groups = SweepGroups.of(cfg)
+    name = str(cfg.experiment_name)
+    storage = study_storage(cfg.storage, cfg.sweep, cfg.paths, name)
+    lock = workers.StudyLock.for_config(cfg.storage, cfg.paths, name)
     try:
         alone = lock.claim()
         study = optuna.create_study(
-            study_name=study_name(cfg, space.dataset_hash),
+            study_name=study_name(name, SpaceConfig.of(cfg).name, cfg.sweep, space.dataset_hash),
             storage=storage,
             load_if_exists=True,
             directions=directions(cfg.sweep),
             sampler=make_sampler(cfg.sampler, cfg.sweep.seed),
         )
         if not study.trials:
-            enqueue_starts(cfg, space, study)
+            enqueue_starts(cfg.algorithm, cfg.sweep, space, study)
         revived = fail_dead_trials(study, all_dead=alone, heartbeat=cfg.storage.kind == "rdb")
         exp_id = experiment_id(client, str(cfg.experiment_name), cfg.paths.artifact_root)
         describe_experiment(client, exp_id, str(cfg.experiment_description))
         parent = find_sweep_run(client, exp_id, study.study_name)
         remaining = int(cfg.sweep.n_trials) - finished_trials(study)
         if parent is not None and remaining <= 0 and not revived:
-            done = finished_result(cfg, study, exp_id, parent)
+            done = finished_result(cfg.sweep, cfg.tracking, study, exp_id, parent)
             if done is not None:
                 return done
+        # The resolved config, logged by a new parent run; choices as plain text (the YAML of
+        # config.yaml has no tag for an enum).
+        resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
         ctx = SweepContext(
-            cfg,
+            groups,
             space,
             exp_id,
-            open_parent_run(client, cfg, exp_id, study, space, parent),
+            open_parent_run(client, groups, resolved, exp_id, study, space, parent),
             dataset_input(space.data),
             writer,
             client,
         )
         close_orphan_child_runs(client, ctx, study)
-        announce(cfg, ctx.parent_run_id, study, revived, remaining)
-        return run_study(client, ctx, study, n_workers, remaining, drawings, runner_factory(ctx))
+        announce(cfg.sweep, name, ctx.parent_run_id, study, revived, remaining)
+        return run_study(
+            client, ctx, study, n_workers, remaining, drawings, runner_factory(ctx), cfg
+        )
     finally:
         lock.release()
 
 
-def enqueue_starts(cfg: DictConfig, space: FeatureSpace, study: optuna.Study) -> None:
+def enqueue_starts(
+    algorithm: DictConfig, sweep: DictConfig, space: FeatureSpace, study: optuna.Study
+) -> None:
     """A new study's first trials: each algorithm's ``start`` from its config, where ``elbow``
-    is the elbow of a quick KMeans inertia curve of this data (a sensible first k; TPE then
-    searches around good trials rather than from random ones only)."""
-    specs = algorithm_specs(cfg.algorithm)
+    is the elbow of a quick KMeans inertia curve of this data over the ``sweep`` group's k range
+    (a sensible first k; TPE then searches around good trials rather than from random ones
+    only)."""
+    specs = algorithm_specs(algorithm)
     starts = {name: spec["start"] for name, spec in specs.items() if spec.get("start")}
     if not starts:
         return
     k = None
     if any(value == "elbow" for start in starts.values() for value in start.values()):
-        ks = range(int(cfg.sweep.constraints.k_min), int(cfg.sweep.constraints.k_max) + 1)
-        k = elbow_k(space.X, ks, int(cfg.sweep.seed), int(cfg.sweep.silhouette.curve_fit_rows))
+        ks = range(int(sweep.constraints.k_min), int(sweep.constraints.k_max) + 1)
+        k = elbow_k(space.X, ks, int(sweep.seed), int(sweep.silhouette.curve_fit_rows))
     for name, start in sorted(starts.items()):
         search = specs[name].get("search") or {}
         params = {}
@@ -200,18 +215,20 @@ def run_study(
     remaining: int,
     drawings: dict[str, Drawing],
     runner: TrialRunner,
+    worker_cfg: DictConfig,
 ) -> SweepResult:
-    """Run the remaining budget, here (with ``runner``) or in worker processes, then finish the
-    summary."""
-    cfg = ctx.cfg
-    n_trials = int(cfg.sweep.n_trials)
+    """Run the remaining budget, here (with ``runner``) or in worker processes (each started
+    with ``worker_cfg``, the whole config: a worker composes its own sweep from it), then
+    finish the summary."""
+    sweep = ctx.groups.sweep
+    n_trials = int(sweep.n_trials)
     before = finished_trials(study)
     try:
         if remaining > 0 and n_workers > 1:
-            workers.run_workers(cfg, n_workers, ctx.experiment_id, ctx.parent_run_id)
+            workers.run_workers(worker_cfg, n_workers, ctx.experiment_id, ctx.parent_run_id)
         elif remaining > 0:
             try:
-                run_budget(study, runner, n_trials, [Progress(n_trials, bool(cfg.sweep.progress))])
+                run_budget(study, runner, n_trials, [Progress(n_trials, bool(sweep.progress))])
             finally:
                 ctx.artifacts.wait()  # every plot and model is logged before the sweep goes on
                 copy_repeated_plots(client, runner.plot_copies)
@@ -229,7 +246,7 @@ def run_study(
 
 
 def finished_result(
-    cfg: DictConfig, study: optuna.Study, exp_id: str, parent: Run
+    sweep: DictConfig, tracking: DictConfig, study: optuna.Study, exp_id: str, parent: Run
 ) -> SweepResult | None:
     """Report a study whose budget is spent and whose summary is complete, and return its
     result; ``None`` if the summary must be (re)done.
@@ -244,16 +261,16 @@ def finished_result(
     except ValueError:  # no valid trial: the summary step says so again
         return None
     registered = tags.get("registered_version")
-    wants_version = cfg.tracking.register_model and best.user_attrs.get("model_uri")
+    wants_version = tracking.register_model and best.user_attrs.get("model_uri")
     if parent.info.status != "FINISHED" or (wants_version and registered is None):
         return None
-    show(f"Study {study.study_name} already has its {int(cfg.sweep.n_trials)} trials.")
-    show_best(cfg, best, registered if wants_version else None)
+    show(f"Study {study.study_name} already has its {int(sweep.n_trials)} trials.")
+    show_best(tracking, best, registered if wants_version else None)
     return SweepResult(
         study_name=study.study_name,
         experiment_id=exp_id,
         parent_run_id=parent.info.run_id,
-        n_trials=int(cfg.sweep.n_trials),
+        n_trials=int(sweep.n_trials),
         ran=0,
         best_trial=best,
         registered_version=registered if wants_version else None,
@@ -270,7 +287,7 @@ def finish_sweep(
 ) -> SweepResult:
     """Log the study's summary to the parent run, register the best model and log the insights
     (the pool draws the study plots meanwhile; the runner's fit of the best trial is reused)."""
-    cfg, parent_id = ctx.cfg, ctx.parent_run_id
+    groups, parent_id = ctx.groups, ctx.parent_run_id
     metrics, tags, params = summary(study)
     existing = client.get_run(parent_id).data.params
     params = {k: v for k, v in params.items() if k not in existing}
@@ -279,13 +296,13 @@ def finish_sweep(
         study_name=study.study_name,
         experiment_id=ctx.experiment_id,
         parent_run_id=parent_id,
-        n_trials=int(cfg.sweep.n_trials),
+        n_trials=int(groups.sweep.n_trials),
         ran=0,
         best_trial=None,
         counts=count_states(study),
     )
-    if cfg.tracking.log_plots:
-        title = f"{cfg.dataset.name} / {cfg.features.name}"
+    if groups.tracking.log_plots:
+        title = f"{groups.dataset.name} / {groups.features.name}"
         trials = study.get_trials(deepcopy=False)
         names = [d.name.lower() for d in study.directions]
         drawings["study"] = start_study_plots(ctx.artifacts, trials, names, title)
@@ -303,13 +320,14 @@ def finish_sweep(
     result.best_trial = best
     if len(study.directions) > 1:
         log_pareto_front(client, parent_id, study, best)
-    fit = best_fit(cfg, ctx.space, best, runner.best_fitted)
-    explanations = explain(ctx.space, fit.segments, int(cfg.sweep.seed))
-    if cfg.tracking.register_model and best.user_attrs.get("model_uri"):
+    seed = int(groups.sweep.seed)
+    fit = best_fit(groups.algorithm, groups.personas, seed, ctx.space, best, runner.best_fitted)
+    explanations = explain(ctx.space, fit.segments, seed)
+    if groups.tracking.register_model and best.user_attrs.get("model_uri"):
         result.registered_version = register_best(client, ctx, best, fit, explanations)
     best_run = best.user_attrs.get("mlflow_run_id")
     result.insight_seconds = log_sweep_insights(
-        cfg, client, ctx.space, parent_id, best_run, drawings, fit, explanations
+        client, ctx.space, parent_id, best_run, drawings, fit, explanations
     )
     runs.log_batch(
         client,
@@ -317,14 +335,21 @@ def finish_sweep(
         metrics={f"insights_{k}_seconds": v for k, v in result.insight_seconds.items()},
         tags={
             NOTE_TAG: (
-                f"Sweep of {cfg.dataset.name} / {cfg.features.name}: best trial {best.number}, "
+                f"Sweep of {groups.dataset.name} / {groups.features.name}: best trial "
+                f"{best.number}, "
                 f"{fit.name} with {best.user_attrs.get('n_clusters')} segments, silhouette "
                 f"{silhouette_of(best):.3f}. [Open the report]({report_link(parent_id)})"
             )
         },
     )
-    result.report = write_report_file(str(cfg.paths.reports_dir), client, parent_id)
+    result.report = write_report_file(str(groups.paths.reports_dir), client, parent_id)
     client.set_terminated(parent_id, status="FINISHED")
-    show_best(cfg, best, result.registered_version)
-    show_next(cfg, result.report, result.experiment_id, result.parent_run_id)
+    show_best(groups.tracking, best, result.registered_version)
+    show_next(
+        groups.paths,
+        groups.experiment_name,
+        result.report,
+        result.experiment_id,
+        result.parent_run_id,
+    )
     return result

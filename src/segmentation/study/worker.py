@@ -14,13 +14,13 @@ from omegaconf import DictConfig, OmegaConf
 from threadpoolctl import threadpool_limits
 
 from segmentation.errors import InputError, TrackingError
-from segmentation.features.space import prepare_space
+from segmentation.features.space import SpaceConfig, prepare_space
 from segmentation.study.artifacts import ArtifactWriter
 from segmentation.study.budget import run_budget
 from segmentation.study.console import Progress
 from segmentation.study.definition import make_sampler, study_name
 from segmentation.study.interrupts import raise_once
-from segmentation.study.objective import SweepContext, TrialRunner
+from segmentation.study.objective import SweepContext, SweepGroups, TrialRunner
 from segmentation.study.processes import die_with_parent
 from segmentation.study.run_logging import copy_repeated_plots, dataset_input
 from segmentation.study.storage import study_storage
@@ -29,22 +29,34 @@ from segmentation.tracking.store import connect, quiet_console
 
 
 def run_worker(cfg: DictConfig, index: int, experiment_id: str, parent_run_id: str) -> None:
-    """One worker: join the prepared study and parent run, run trials while budget remains."""
+    """One worker: join the prepared study and parent run, run trials while budget remains.
+
+    A composition root (the config crossed a process boundary whole): it gives each stage the
+    groups it reads."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    space = prepare_space(cfg)
+    groups = SpaceConfig.of(cfg)
+    space = prepare_space(groups)
     writer = ArtifactWriter(int(cfg.tracking.artifact_workers))
     writer.start()
     client = connect(str(cfg.paths.tracking_uri))
-    lock = StudyLock.for_config(cfg)
+    lock = StudyLock.for_config(cfg.storage, cfg.paths, groups.experiment_name)
     lock.claim()
     try:
         study = optuna.load_study(
-            study_name=study_name(cfg, space.dataset_hash),
-            storage=study_storage(cfg),
+            study_name=study_name(
+                groups.experiment_name, groups.name, cfg.sweep, space.dataset_hash
+            ),
+            storage=study_storage(cfg.storage, cfg.sweep, cfg.paths, groups.experiment_name),
             sampler=make_sampler(cfg.sampler, cfg.sweep.seed, worker=index),
         )
         ctx = SweepContext(
-            cfg, space, experiment_id, parent_run_id, dataset_input(space.data), writer, client
+            SweepGroups.of(cfg),
+            space,
+            experiment_id,
+            parent_run_id,
+            dataset_input(space.data),
+            writer,
+            client,
         )
         n_trials = int(cfg.sweep.n_trials)
         runner = TrialRunner(ctx)

@@ -56,10 +56,12 @@ class StudyLock:
         self._fd: int | None = None
 
     @classmethod
-    def for_config(cls, cfg: DictConfig) -> StudyLock:
-        if cfg.storage.kind != "journal":
+    def for_config(cls, storage: DictConfig, paths: DictConfig, experiment_name: str) -> StudyLock:
+        """The lock of the experiment's study in the ``storage`` group's store (none for a
+        database)."""
+        if storage.kind != "journal":
             return cls(None)
-        path = journal_path(cfg)
+        path = journal_path(paths, experiment_name)
         return cls(path.with_name(path.name + ".sweep-lock"))
 
     def claim(self) -> bool:
@@ -115,8 +117,10 @@ def artifact_workers_per_worker(configured: int, workers: int, cpus: int) -> int
 def run_workers(cfg: DictConfig, n: int, experiment_id: str, parent_run_id: str) -> None:
     """Run the study's remaining budget in ``n`` worker processes and wait for them.
 
-    The resolved config goes to each worker on its standard input (it may hold database URLs,
-    so it is never written to disk). Ctrl-C reaches every worker; each closes its open runs.
+    It takes the whole config: each worker is a process of its own that composes its sweep
+    from it (:func:`segmentation.study.worker.run_worker`). The resolved config goes to each
+    worker on its standard input (it may hold database URLs, so it is never written to disk).
+    Ctrl-C reaches every worker; each closes its open runs.
     """
     cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
     # Artifact processes per worker only where cores are left over: n workers on n cores already

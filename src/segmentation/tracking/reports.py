@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
 
 from segmentation.errors import InputError
 from segmentation.segments.report import render_report
@@ -53,12 +53,18 @@ def latest_sweep_run(client: MlflowClient, experiment_name: str) -> str:
     return runs[0].info.run_id
 
 
-def write_report(cfg: Any, run_id: str | None = None, output: str | Path | None = None) -> Path:
-    """Render the report of ``run_id`` (default: the latest sweep) into ``reports/``."""
-    client = connect(str(cfg.paths.tracking_uri))
-    run_id = run_id or latest_sweep_run(client, str(cfg.experiment_name))
+def write_report(
+    paths: DictConfig,
+    experiment_name: str,
+    run_id: str | None = None,
+    output: str | Path | None = None,
+) -> Path:
+    """Render the report of ``run_id`` (default: the experiment's latest sweep, in the ``paths``
+    group's store) into ``paths.reports_dir``."""
+    client = connect(str(paths.tracking_uri))
+    run_id = run_id or latest_sweep_run(client, experiment_name)
     html = build_report(client, run_id)
-    path = Path(output) if output else Path(str(cfg.paths.reports_dir)) / f"report-{run_id}.html"
+    path = Path(output) if output else Path(str(paths.reports_dir)) / f"report-{run_id}.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(html, encoding="utf-8")
     return path
