@@ -143,13 +143,14 @@ def child(kind: str, engine: str, rows: int, work: Path, dataset: str) -> dict[s
 def _prepare(store: Path, table: Path, dataset: str) -> dict[str, Any]:
     """The Spark preparation alone (read, clean, learn the table figures, engineer, scale,
     collect the sample), after the session has started: its wall time and rows."""
+    from segmentation.features.space import SpaceConfig
     from segmentation.spark.session import get_session
     from segmentation.spark.space import prepare_spark_space
 
     cfg = _cfg(store, "spark", table, dataset)
     spark = get_session(cfg.engine)
     started = time.perf_counter()
-    space, tables = prepare_spark_space(cfg, spark)
+    space, tables = prepare_spark_space(SpaceConfig.of(cfg), cfg.engine, spark)
     wall = time.perf_counter() - started
     return {
         "wall": wall,

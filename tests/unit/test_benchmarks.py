@@ -1,0 +1,35 @@
+"""`make bench` calls the project's functions directly: its modules import, and the bare sweep
+(the floor the default sweep is measured against) runs on the functions as they are now."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import pytest
+
+from segmentation.config import project_root
+from tests.conftest import make_cfg
+
+
+@pytest.fixture
+def benchmarks(monkeypatch):
+    monkeypatch.syspath_prepend(str(project_root() / "benchmarks"))
+    yield
+    for name in ("bench", "scoring_bench", "spark_bench"):
+        sys.modules.pop(name, None)
+
+
+@pytest.mark.parametrize("module", ["bench", "scoring_bench", "spark_bench"])
+def test_the_benchmark_modules_import(benchmarks, module):
+    assert importlib.import_module(module).__doc__
+
+
+def test_the_bare_sweep_floor_runs_the_configured_trials(benchmarks, tmp_path):
+    bench = importlib.import_module("bench")
+    cfg = make_cfg(tmp_path / "mlruns", "sweep.n_trials=3", "algorithm=kmeans")
+    result = bench.bare_sweep(cfg)
+    assert result["seconds"] > 0
+    assert -1.0 <= result["best_value"] <= 1.0
+    # One algorithm: the study suggests only its parameters.
+    assert result["best_params"] and all(k.startswith("kmeans.") for k in result["best_params"])
