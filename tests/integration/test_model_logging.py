@@ -5,6 +5,7 @@ the registered version, and a trial promoted later, have the input example, vali
 from __future__ import annotations
 
 import json
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from segmentation.features.space import prepare_space
 from segmentation.tracking.model import (
+    download_model,
     load_pyfunc,
     log_segment_model,
     pip_requirements,
@@ -42,7 +44,7 @@ def swept(promoted):
 
 
 def _model(cfg, uri: str) -> tuple[Model, Path]:
-    path = Path(mlflow.artifacts.download_artifacts(uri, tracking_uri=str(cfg.paths.tracking_uri)))
+    path = download_model(uri, str(cfg.paths.tracking_uri), tempfile.mkdtemp())
     return Model.load(path), path
 
 
@@ -191,7 +193,7 @@ def test_load_log_and_register_use_the_store_given_not_the_process_wide_one(
     assert (registered.source, registered.run_id) == (f"models:/{model_id}", run.info.run_id)
     assert registered.tags == {"origin": "test"} and registered.status == "READY"
     listed = json.loads(client.get_logged_model(model_id).tags["mlflow.modelVersions"])
-    assert listed == [{"name": name, "version": version}]
+    assert listed == [{"name": name, "version": int(version)}]
     reloaded = load_pyfunc(f"models:/{name}/{version}", store_b)
     pd.testing.assert_frame_equal(reloaded.predict(space.input_example), scored)
     # Store A holds nothing but the Default experiment MLflow creates with a store.

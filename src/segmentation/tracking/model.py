@@ -19,6 +19,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.models import ModelSignature, infer_signature
+from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 from mlflow.types.schema import AnyType
 from sklearn.base import TransformerMixin
@@ -274,16 +275,37 @@ def log_segment_model(
         return mlflow.pyfunc.log_model(name=name, model_id=model_id, **arguments, **options)
 
 
+def model_location(client: MlflowClient, uri: str) -> str:
+    """Where the model ``uri`` keeps its files: a ``models:/`` URI (``models:/<model_id>``,
+    ``models:/name/version``, ``models:/name@alias``, ``models:/name/latest`` or
+    ``models:/name/<stage>``) resolved by ``client``; any other URI as it is. MLflow's own
+    resolution of a ``models:/`` URI reads the process-wide store, whatever store it is given."""
+    if not uri.startswith("models:/"):
+        return uri
+    name, _, suffix = uri.removeprefix("models:/").strip("/").partition("/")
+    if not suffix:
+        name, at, alias = name.rpartition("@")
+        if not at:  # a LoggedModel's id
+            return client.get_logged_model(alias).artifact_location
+        version = client.get_model_version_by_alias(name, alias).version
+    elif suffix.isdigit():
+        version = suffix
+    else:
+        stages = None if suffix.lower() == "latest" else [suffix]
+        latest = client.get_latest_versions(name, stages)
+        if not latest:
+            raise mlflow.exceptions.MlflowException(f"no version of model '{name}' for {uri}")
+        version = str(max(int(v.version) for v in latest))
+    return client.get_model_version_download_uri(name, version)
+
+
 def download_model(uri: str, tracking_uri: str, dst: str | Path) -> Path:
-    """The folder of the model ``uri`` (``models:/name@alias``, ``models:/name/version``,
-    ``models:/<model_id>``), downloaded into ``dst`` from the store ``tracking_uri`` (which
-    holds the registry too)."""
+    """The folder of the model ``uri`` (see :func:`model_location`), downloaded into ``dst``
+    from the store ``tracking_uri`` (which holds the registry too)."""
+    location = model_location(MlflowClient(tracking_uri), uri)
     return Path(
         mlflow.artifacts.download_artifacts(
-            artifact_uri=uri,
-            dst_path=str(dst),
-            tracking_uri=tracking_uri,
-            registry_uri=tracking_uri,
+            artifact_uri=location, dst_path=str(dst), tracking_uri=tracking_uri
         )
     )
 
