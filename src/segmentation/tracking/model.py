@@ -333,11 +333,16 @@ def with_input_example(model_uri: str, tracking_uri: str) -> bool:
     example from the rows kept with it, logged again into the same LoggedModel (so MLflow
     validates that it serves); a model that has its example is left as it is. Returns whether it
     was logged again."""
+    location = model_location(MlflowClient(tracking_uri), model_uri).rstrip("/")
+    # A local store's MLmodel is read where it is (no destination, no copy).
+    mlmodel = mlflow.artifacts.download_artifacts(
+        artifact_uri=f"{location}/MLmodel", tracking_uri=tracking_uri
+    )
+    info = mlflow.models.Model.load(mlmodel)
+    if info.saved_input_example_info is not None:
+        return False
     with tempfile.TemporaryDirectory(prefix="segmentation-model-") as tmp:
-        local = download_model(model_uri, tracking_uri, tmp)
-        info = mlflow.models.Model.load(local)
-        if info.saved_input_example_info is not None:
-            return False
+        local = download_model(location, tracking_uri, tmp)
         model = mlflow.pyfunc.load_model(str(local), suppress_warnings=True).unwrap_python_model()
         example = pd.read_parquet(local / "artifacts" / "example.parquet")
     log_segment_model(model, example, tracking_uri, model_id=info.model_id)
