@@ -26,6 +26,7 @@ from segmentation.tracking.model import (
 from segmentation.tracking.store import (
     connect,
     process_tracking_uri,
+    register_model,
     register_run_model,
     set_tracking_uri,
 )
@@ -201,3 +202,30 @@ def test_load_log_and_register_use_the_store_given_not_the_process_wide_one(
     assert [e.name for e in a.search_experiments()] == ["Default"]
     assert a.search_runs(["0"]) == [] and a.search_registered_models() == []
     assert a.search_logged_models(["0"]) == []
+
+
+def test_nothing_lands_in_mlflows_default_store_when_no_uri_is_set(
+    promoted_copy, tmp_path, monkeypatch
+):
+    """With no process-wide URI at all, MLflow's default is a store in the working directory:
+    loading and registering in the given store leave that directory empty."""
+    cfg, _, space = uses(promoted_copy)
+    store = str(cfg.paths.tracking_uri)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    before = process_uri()
+    set_tracking_uri(None)
+    try:
+        client = connect(store)
+        name = str(cfg.tracking.registered_model_name)
+        source = client.get_model_version_by_alias(name, "champion").source  # models:/<id>
+        scored = load_pyfunc(f"models:/{name}@champion", store).predict(space.input_example)
+        copy = register_model(client, f"{name}-copy", source)
+        again = load_pyfunc(f"models:/{name}-copy/{copy}", store).predict(space.input_example)
+        assert process_uri() is None
+    finally:
+        set_tracking_uri(before)
+    pd.testing.assert_frame_equal(again, scored)
+    assert copy == "1" and list(cwd.iterdir()) == []
