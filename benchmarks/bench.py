@@ -68,7 +68,7 @@ from segmentation.config import compose, ensure_root_env, project_root
 from segmentation.evaluation.constraints import constraint_values, degenerate
 from segmentation.evaluation.metrics import cluster_metrics, model_metrics
 from segmentation.evaluation.segment_stability import stability_summary
-from segmentation.features.space import prepare_space
+from segmentation.features.space import SpaceConfig, prepare_space
 from segmentation.study.definition import algorithm_specs, make_sampler
 from segmentation.study.storage import study_storage
 from segmentation.study.sweep import enqueue_starts, run_sweep
@@ -100,7 +100,7 @@ def bare_sweep(cfg: Any) -> dict[str, Any]:
     """
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    space = prepare_space(cfg)
+    space = prepare_space(SpaceConfig.of(cfg))
     specs = algorithm_specs(cfg.algorithm)
     constraints = OmegaConf.to_container(cfg.sweep.constraints, resolve=True)
     seed = int(cfg.sweep.seed)
@@ -142,7 +142,8 @@ def bare_sweep(cfg: Any) -> dict[str, Any]:
         direction="maximize", sampler=make_sampler(cfg.sampler, cfg.sweep.seed)
     )
     start = time.perf_counter()
-    enqueue_starts(cfg, space, study)  # as the tracked sweep starts a new study
+    # As the tracked sweep starts a new study.
+    enqueue_starts(cfg.algorithm, cfg.sweep, space, study)
     study.optimize(objective, n_trials=int(cfg.sweep.n_trials), gc_after_trial=False)
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "best_value": study.best_value, "best_params": study.best_params}
@@ -543,7 +544,10 @@ def sweep_throughput(workers: int, rows: int, n_trials: int, overrides: tuple[st
             ]
         )
         result = run_sweep(cfg)
-        study = optuna.load_study(study_name=result.study_name, storage=study_storage(cfg))
+        study = optuna.load_study(
+            study_name=result.study_name,
+            storage=study_storage(cfg.storage, cfg.sweep, cfg.paths, str(cfg.experiment_name)),
+        )
         return trials_per_minute(study, str(cfg.paths.tracking_uri))
 
 
@@ -646,7 +650,9 @@ def section_stability(repeats: int) -> str:
         "|---|---|---|---|",
     ]
     for rows in (200, 100_000, 1_000_000):
-        space = prepare_space(compose(["features=engineered", f"dataset.synthetic_rows={rows}"]))
+        space = prepare_space(
+            SpaceConfig.of(compose(["features=engineered", f"dataset.synthetic_rows={rows}"]))
+        )
 
         build = partial(
             algorithms.build,

@@ -223,14 +223,13 @@ def section_prepare(
 def _promote_and_score(cfg: Any, dataset: str) -> int:
     """`make promote` of the sweep's best, then the champion scores generated rows (pyfunc,
     no Spark): the rows it returned."""
-    import mlflow
-
     from segmentation.promotion.promote import promote
+    from segmentation.tracking.model import load_pyfunc
 
     generate, id_column = _generated(dataset)
     promote(cfg)
     name = str(cfg.tracking.registered_model_name)
-    model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
+    model = load_pyfunc(f"models:/{name}@champion", str(cfg.paths.tracking_uri))
     rows = generate(1000, seed=99).drop(columns=[id_column])
     rows = rows.dropna().astype({c: str for c in rows.select_dtypes("category").columns})
     return int(len(model.predict(rows)))

@@ -33,6 +33,7 @@ from segmentation.serving.audiences import (
     normalise_email,
     normalise_phone,
 )
+from segmentation.tracking.model import load_pyfunc
 from tests.conftest import QUICK_RETAIL, make_cfg, run_main
 
 
@@ -214,7 +215,7 @@ def test_audiences_files_manifest_and_holdouts(champion, customers, tmp_path, mo
         "country": "Country",
     }
     assert manifest["unusable_values"] == {"email": 1, "phone": 1, "first_name": 0}
-    model = mlflow.pyfunc.load_model(champion_uri(cfg.tracking))
+    model = load_pyfunc(champion_uri(cfg.tracking), str(cfg.paths.tracking_uri))
     trained = {
         r["segment"]: r["response_rate"] for r in model.unwrap_python_model().reference["segments"]
     }

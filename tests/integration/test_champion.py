@@ -21,8 +21,8 @@ from segmentation.data.mall import INCOME, generate
 from segmentation.errors import InputError
 from segmentation.promotion.promote import CHAMPION, PREVIOUS, alias_version, promote, rollback
 from segmentation.tracking import runs as tags
-from segmentation.tracking.model import SegmentModel, log_segment_model
-from segmentation.tracking.store import connect
+from segmentation.tracking.model import SegmentModel, load_pyfunc, log_segment_model
+from segmentation.tracking.store import connect, process_tracking_uri
 from tests.conftest import PROMOTED_K, PROMOTED_SWEEP, make_cfg, private_copy, run_main
 
 K = PROMOTED_K
@@ -80,25 +80,31 @@ def aliases(champ: Champion) -> tuple[str | None, str | None]:
 
 def sweep_model(champ: Champion) -> SegmentModel:
     """The champion's model as the sweep logged it: its KMeans ids are the champion's ids."""
-    return mlflow.pyfunc.load_model(champ.best_model_uri).unwrap_python_model()
+    return load_pyfunc(
+        champ.best_model_uri, str(champ.cfg.paths.tracking_uri)
+    ).unwrap_python_model()
 
 
 def log_challenger(champ: Champion, model: SegmentModel, k: int, name: str) -> str:
     """Log ``model`` as a trial-like run of the champion's experiment; returns its run id."""
-    client = connect(str(champ.cfg.paths.tracking_uri))
+    store = str(champ.cfg.paths.tracking_uri)
+    client = connect(store)
     source = client.get_run(champ.best_run)
     example = training_customers(champ.cfg).head(5)
-    with mlflow.start_run(
-        experiment_id=source.info.experiment_id,
-        run_name=name,
-        tags={
-            "trial_state": "COMPLETE",
-            "dataset": source.data.tags["dataset"],
-            tags.DATASET_HASH_TAG: source.data.tags[tags.DATASET_HASH_TAG],
-            "data_source": source.data.tags["data_source"],
-            "algorithm": "kmeans",
-        },
-    ) as run:
+    with (
+        process_tracking_uri(store),
+        mlflow.start_run(
+            experiment_id=source.info.experiment_id,
+            run_name=name,
+            tags={
+                "trial_state": "COMPLETE",
+                "dataset": source.data.tags["dataset"],
+                tags.DATASET_HASH_TAG: source.data.tags[tags.DATASET_HASH_TAG],
+                "data_source": source.data.tags["data_source"],
+                "algorithm": "kmeans",
+            },
+        ) as run,
+    ):
         mlflow.log_params({"feature_set": source.data.params["feature_set"], "algorithm": "kmeans"})
         mlflow.log_metrics(
             {
@@ -107,7 +113,7 @@ def log_challenger(champ: Champion, model: SegmentModel, k: int, name: str) -> s
                 "n_clusters": k,
             }
         )
-        info = log_segment_model(model, example, name=f"kmeans-k{k}")
+        info = log_segment_model(model, example, store, name=f"kmeans-k{k}")
         mlflow.set_tag(tags.MODEL_ID_TAG, info.model_id)
     return run.info.run_id
 
@@ -125,7 +131,7 @@ def test_permuted_challenger_is_aligned_back_to_the_champion(champion, tmp_path)
     client = MlflowClient(str(cfg.paths.tracking_uri))
     frame = training_customers(cfg)
     old_version, _ = aliases(champion)
-    before = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}").predict(frame)
+    before = load_pyfunc(f"models:/{name}@{CHAMPION}", str(cfg.paths.tracking_uri)).predict(frame)
     base = sweep_model(champion)
     assert np.array_equal(base.predict(None, frame)["segment"], before["segment"])
     # The same KMeans with its centres reordered: centre j of the challenger is centre p[j].
@@ -155,7 +161,7 @@ def test_permuted_challenger_is_aligned_back_to_the_champion(champion, tmp_path)
     assert done.migration["adjusted_rand_index"] == pytest.approx(1.0)
     assert done.migration["n_customers"] == len(frame)
     assert aliases(champion) == (done.version, old_version)
-    after = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}").predict(frame)
+    after = load_pyfunc(f"models:/{name}@{CHAMPION}", str(cfg.paths.tracking_uri)).predict(frame)
     assert after["segment"].tolist() == before["segment"].tolist()
     assert after["persona"].tolist() == before["persona"].tolist()
     version = client.get_model_version(name, done.version)
@@ -186,7 +192,9 @@ def test_permuted_challenger_is_aligned_back_to_the_champion(champion, tmp_path)
     assert dict(zip(transitions["from_segment"], transitions["count"], strict=True)) == dict(counts)
     assert (folder / "transitions.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # The aligned model's drift reference speaks the champion's ids again.
-    aligned = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}").unwrap_python_model()
+    aligned = load_pyfunc(
+        f"models:/{name}@{CHAMPION}", str(cfg.paths.tracking_uri)
+    ).unwrap_python_model()
     assert aligned.reference["segments"] == shares(before["segment"].to_numpy())
 
 
@@ -282,7 +290,9 @@ def test_split_migration_reports_the_share_that_moved(champion, split):
         }
         assert {(t["to_segment"], t["to_persona"]) for t in moving} == {(K, "Split-off customers")}
         frame = training_customers(champion.cfg)
-        after = mlflow.pyfunc.load_model(f"models:/{champion.name}@{CHAMPION}").predict(frame)
+        after = load_pyfunc(
+            f"models:/{champion.name}@{CHAMPION}", str(champion.cfg.paths.tracking_uri)
+        ).predict(frame)
         assert np.array_equal(after["segment"], split.raw)
         version = MlflowClient(str(cfg.paths.tracking_uri)).get_model_version(
             champion.name, done.version
@@ -351,7 +361,9 @@ def test_training_file_against_itself_is_no_drift(champion, tmp_path, monkeypatc
 
 def test_doubled_incomes_and_a_lost_segment_are_drift(champion, tmp_path, monkeypatch, capsys):
     _, frame = training_file(champion, tmp_path)
-    model = mlflow.pyfunc.load_model(f"models:/{champion.name}/1")  # the sweep's best
+    model = load_pyfunc(
+        f"models:/{champion.name}/1", str(champion.cfg.paths.tracking_uri)
+    )  # the sweep's best
     scored = model.predict(frame.drop(columns=["CustomerID"]))
     # The segment of the lowest incomes: doubled incomes cannot refill it.
     lost = int(frame.groupby(scored["segment"].to_numpy())[INCOME].mean().idxmin())

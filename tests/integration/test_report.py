@@ -9,7 +9,6 @@ import json
 import re
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,6 +21,7 @@ from segmentation.segments.personas import build_personas
 from segmentation.segments.profiles import segment_profile
 from segmentation.tracking import runs as tags
 from segmentation.tracking import store as tracking_store
+from segmentation.tracking.model import load_pyfunc
 from segmentation.tracking.reports import build_report
 from tests.conftest import REPORT_SWEEP, Swept, make_cfg
 
@@ -34,10 +34,8 @@ def report_store(swept_stores) -> Swept:
 
 @pytest.fixture
 def swept(report_store):
-    """The report sweep's config, result and client; MLflow pointed at its store (for
-    ``models:/`` URIs)."""
+    """The report sweep's config, result and client."""
     cfg = report_store.cfg
-    tracking_store.set_tracking_uri(str(cfg.paths.tracking_uri))
     return cfg, report_store.result, MlflowClient(str(cfg.paths.tracking_uri))
 
 
@@ -86,8 +84,9 @@ def test_sweep_logs_plots_personas_stability_and_report(swept, tmp_path):
     assert html.count("data:image/png;base64,") >= 8
     assert not re.search(r"(src|href)=\"https?://", html)
     # The registered model names the segments with the personas.
-    model = mlflow.pyfunc.load_model(
-        f"models:/{cfg.tracking.registered_model_name}/{result.registered_version}"
+    model = load_pyfunc(
+        f"models:/{cfg.tracking.registered_model_name}/{result.registered_version}",
+        str(cfg.paths.tracking_uri),
     )
     frame = pd.DataFrame(
         {

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import mlflow
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from segmentation.study.sweep import run_sweep
+from segmentation.tracking.model import load_pyfunc
 from tests.conftest import make_cfg, real_file
 from tests.unit.test_retail import FILE
 
 
-def test_retail_sweep_end_to_end(store):
+def test_retail_sweep_end_to_end(store, tmp_path):
     path = real_file(FILE)
     cfg = make_cfg(
         store, "experiments=retail_rfm", "algorithm=kmeans", "sweep.n_trials=3",
@@ -28,14 +31,14 @@ def test_retail_sweep_end_to_end(store):
     assert 4 <= parent.data.metrics["best_n_clusters"] <= 6
     paths = {a.path for a in client.list_artifacts(result.parent_run_id, "data")}
     assert paths == {"data/cleaning_report.json", "data/profile.json"}
-    uri = f"runs:/{result.parent_run_id}"
-    report = mlflow.artifacts.load_dict(f"{uri}/data/cleaning_report.json")
+    folder = Path(client.download_artifacts(result.parent_run_id, "data", str(tmp_path)))
+    report = json.loads((folder / "cleaning_report.json").read_text())
     assert [e["rule"] for e in report["cleaning"]][0] == "constant_columns"
-    profile = mlflow.artifacts.load_dict(f"{uri}/data/profile.json")
+    profile = json.loads((folder / "profile.json").read_text())
     assert profile["columns"]["Recency"]["max"] == 99
     # Raw rows of the file score: missing Income, 666666, 1893, Alone, the constant columns.
     name = cfg.tracking.registered_model_name
-    model = mlflow.pyfunc.load_model(f"models:/{name}/{result.registered_version}")
+    model = load_pyfunc(f"models:/{name}/{result.registered_version}", str(cfg.paths.tracking_uri))
     raw = pd.read_csv(path, sep="\t")
     rows = raw.astype({c: "float64" for c in raw.select_dtypes("number").columns})
     out = model.predict(rows)

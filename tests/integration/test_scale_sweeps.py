@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import mlflow
@@ -11,6 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from segmentation.data.mall import INCOME, SPENDING, generate
 from segmentation.study.sweep import run_sweep
+from segmentation.tracking.model import download_model
 from tests.conftest import make_cfg, module_store
 
 
@@ -63,7 +65,7 @@ def test_200k_row_sweep_logs_every_trial_with_sampled_silhouette(big_sweep):
 def test_logged_model_keeps_a_few_rows_and_scores_every_row(big_sweep):
     cfg, result = big_sweep
     uri = result.best_trial.user_attrs["model_uri"]
-    path = mlflow.artifacts.download_artifacts(uri, tracking_uri=str(cfg.paths.tracking_uri))
+    path = str(download_model(uri, str(cfg.paths.tracking_uri), tempfile.mkdtemp()))
     example = Model.load(path).load_input_example(path)
     assert len(example) == int(cfg.tracking.input_example_rows)
     # No file of the model comes near the 200,000 training rows (~10 MB as CSV).

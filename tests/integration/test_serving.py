@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,7 +18,7 @@ from segmentation.features.mall import MallFeatures
 from segmentation.promotion.aliases import ModelRef
 from segmentation.promotion.promote import champion_uri
 from segmentation.serving.predict import score_file
-from segmentation.tracking.model import SegmentModel, build_pipeline
+from segmentation.tracking.model import SegmentModel, build_pipeline, load_pyfunc
 from tests.conftest import post, real_file, run_main, serve_model
 
 
@@ -87,7 +86,7 @@ def test_batch_rest_and_pyfunc_agree(champion, customers, server, tmp_path, monk
     rest_split = pd.DataFrame(by_split["predictions"])
     rest_records = pd.DataFrame(by_records["predictions"])
 
-    pyfunc = mlflow.pyfunc.load_model(champion_uri(cfg.tracking)).predict(rows)
+    pyfunc = load_pyfunc(champion_uri(cfg.tracking), str(cfg.paths.tracking_uri)).predict(rows)
 
     assert batch["segment"].nunique() >= 2
     for other in (rest_split, rest_records, pyfunc):
@@ -193,7 +192,9 @@ def test_retail_champion_scores_the_raw_marketing_file(retail_promoted, tmp_path
     # A missing Income is filled with the training median the model keeps, as training did.
     assert reasons == {"removed by the dataset's cleaning rule(s): implausible": implausible}
     median = (
-        mlflow.pyfunc.load_model(champion_uri(cfg.tracking)).unwrap_python_model().inputs["impute"]
+        load_pyfunc(champion_uri(cfg.tracking), str(cfg.paths.tracking_uri))
+        .unwrap_python_model()
+        .inputs["impute"]
     )
     gaps = raw["Income"].isna()
     assert gaps.sum() == 24 and set(median) == {"Income"}

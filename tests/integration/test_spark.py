@@ -18,6 +18,7 @@ import pytest
 
 from segmentation.data.mall import generate
 from segmentation.promotion.aliases import ModelRef
+from segmentation.tracking.model import load_pyfunc
 from segmentation.tracking.runs import ROLE_TAG
 from tests.conftest import (
     PROMOTED_SWEEP,
@@ -197,7 +198,6 @@ def _trial_runs(cfg):
 def test_spark_sweep_logs_trials_and_registers_the_same_model_contract(
     spark, spark_sweep, champion, mall_dir
 ):
-    import mlflow
 
     cfg, result = spark_sweep
     assert result.best_trial is not None and result.registered_version == "1"
@@ -217,7 +217,7 @@ def test_spark_sweep_logs_trials_and_registers_the_same_model_contract(
 
     # The registered model is the local pyfunc contract: raw rows in, segment and persona out.
     name = str(cfg.tracking.registered_model_name)
-    model = mlflow.pyfunc.load_model(f"models:/{name}/1")
+    model = load_pyfunc(f"models:/{name}/1", str(cfg.paths.tracking_uri))
     rows = generate(50, seed=5).drop(columns=["CustomerID"])
     rows[["Age", "Annual Income (k$)", "Spending Score (1-100)"]] = rows[
         ["Age", "Annual Income (k$)", "Spending Score (1-100)"]
@@ -459,7 +459,9 @@ def test_spark_learns_the_retail_figures_from_the_whole_table(retail_spark, tmp_
     }
     assert local.engineer.reference_date_ == pd.Timestamp("2014-06-29")
 
-    model = mlflow.pyfunc.load_model(champion_uri(cfg.tracking)).unwrap_python_model()
+    model = load_pyfunc(
+        champion_uri(cfg.tracking), str(cfg.paths.tracking_uri)
+    ).unwrap_python_model()
     engineer = model.pipeline.named_steps["engineer"]
     assert engineer.reference_date_ == local.engineer.reference_date_
     assert engineer.income_median_ == pytest.approx(local.engineer.income_median_)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 
-import mlflow
 import numpy as np
 import optuna
 import pandas as pd
@@ -17,6 +16,7 @@ from segmentation.study.storage import study_storage
 from segmentation.study.sweep import run_sweep
 from segmentation.tracking import runs as tags
 from segmentation.tracking import store as tracking_store
+from segmentation.tracking.model import load_pyfunc
 from tests.conftest import REPORT_SWEEP, make_cfg, real_file
 
 
@@ -24,7 +24,6 @@ def test_sweep_logs_runs_models_and_registers(swept_stores, tmp_path):
     # The session's sweep with plots (read only): KMeans and GMM trials.
     swept = swept_stores.swept(*REPORT_SWEEP)
     cfg, result = swept.cfg, swept.result
-    tracking_store.set_tracking_uri(str(cfg.paths.tracking_uri))  # for models:/ URIs
     client = MlflowClient(str(cfg.paths.tracking_uri))
     children = client.search_runs(
         [result.experiment_id], f"tags.mlflow.parentRunId = '{result.parent_run_id}'"
@@ -75,8 +74,9 @@ def test_sweep_logs_runs_models_and_registers(swept_stores, tmp_path):
     version = client.get_model_version(
         cfg.tracking.registered_model_name, result.registered_version
     )
-    model = mlflow.pyfunc.load_model(
-        f"models:/{cfg.tracking.registered_model_name}/{version.version}"
+    model = load_pyfunc(
+        f"models:/{cfg.tracking.registered_model_name}/{version.version}",
+        str(cfg.paths.tracking_uri),
     )
     rows = pd.DataFrame(
         {

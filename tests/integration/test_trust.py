@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import optuna
 import pandas as pd
@@ -20,6 +19,7 @@ from segmentation.study.definition import chosen_trial, knee
 from segmentation.study.storage import study_storage
 from segmentation.study.sweep import run_sweep
 from segmentation.tracking import runs as tags
+from segmentation.tracking.model import load_pyfunc
 from tests.conftest import make_cfg, module_store, real_file
 
 LIGHT = ("tracking.log_plots=false", "tracking.artifact_workers=0")
@@ -191,7 +191,7 @@ def test_explanations_on_parent_best_run_and_registered_version(constrained, tmp
     assert 0.0 <= rules["fidelity"] <= 1.0
     assert parent.data.metrics["surrogate_fidelity"] == pytest.approx(rules["fidelity"])
     # Each rule's precision and coverage, recomputed on the training customers with the model.
-    model = mlflow.pyfunc.load_model(result.best_trial.user_attrs["model_uri"])
+    model = load_pyfunc(result.best_trial.user_attrs["model_uri"], str(cfg.paths.tracking_uri))
     frame = load_dataset(cfg.dataset).frame
     segments = model.predict(frame.drop(columns=["CustomerID"]))["segment"].to_numpy()
     for segment, rule in rules["segments"].items():
@@ -402,7 +402,7 @@ def test_hdbscan_and_bisecting_kmeans_take_part_in_the_search(
     ]
     assert bisecting
     run = bisecting[0]
-    model = mlflow.pyfunc.load_model(f"models:/{run.data.tags[tags.MODEL_ID_TAG]}")
+    model = load_pyfunc(f"models:/{run.data.tags[tags.MODEL_ID_TAG]}", str(cfg.paths.tracking_uri))
     segment_model = model.unwrap_python_model()
     clusterer = segment_model.pipeline.named_steps["cluster"]
     assert isinstance(clusterer, BisectingKMeans)

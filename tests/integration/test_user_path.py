@@ -40,6 +40,7 @@ from segmentation.data import mall, retail_marketing
 from segmentation.features import retail_marketing as retail_features
 from segmentation.promotion.promote import champion_uri, promote
 from segmentation.tracking import runs
+from segmentation.tracking.model import load_pyfunc
 from segmentation.tracking.store import connect
 from tests.conftest import (
     DATA_DIR,
@@ -181,7 +182,12 @@ def user_path(tmp_path_factory) -> Iterator[UserPath]:
             else:
                 uri = f"models:/{name}/{version}"
             done[dataset] = Trained(
-                preset, cfg, printed.getvalue(), uri, mlflow.pyfunc.load_model(uri), swept
+                preset,
+                cfg,
+                printed.getvalue(),
+                uri,
+                load_pyfunc(uri, str(cfg.paths.tracking_uri)),
+                swept,
             )
         try:
             for role in ("idle", "busy"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from segmentation.tracking import store as tracking_store
 
 
@@ -46,3 +48,25 @@ def test_dataset_input_schema_matches_mlflows_own_inference():
     assert '"name": "Income", "required": false' in entity.dataset.schema
     assert entity.dataset.digest == expected["digest"]
     assert entity.dataset.profile == expected["profile"]
+
+
+def test_connect_and_the_scoped_uri_leave_the_process_wide_store_as_it_was(tmp_path, monkeypatch):
+    """`connect` hands back a client and leaves MLflow's process-wide URI alone; the few calls
+    that need it set it for their block only, and the user's MLFLOW_TRACKING_URI stays."""
+    import mlflow
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    tracking_store.set_tracking_uri(None)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = tracking_store.connect(uri)
+    assert client.tracking_uri == uri and not mlflow.is_tracking_uri_set()
+    with tracking_store.process_tracking_uri(uri):
+        assert mlflow.get_tracking_uri() == uri
+    assert not mlflow.is_tracking_uri_set()
+    user = f"sqlite:///{tmp_path / 'user.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", user)
+    with tracking_store.process_tracking_uri(uri):
+        assert mlflow.get_tracking_uri() == uri
+    assert mlflow.get_tracking_uri() == user
+    assert os.environ["MLFLOW_TRACKING_URI"] == user
+    tracking_store.set_tracking_uri(None)

@@ -11,6 +11,7 @@ from typing import Any
 
 import mlflow
 import pandas as pd
+from mlflow.entities import LoggedModelOutput
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
@@ -82,8 +83,14 @@ def log_aligned_model(
 ) -> tuple[str, str]:
     """Log the aligned challenger into its run (with the migration report as JSON, CSV and a
     heatmap among the model's artifacts); returns its model URI and model id."""
-    with mlflow.start_run(run_id=run_id):
-        info = log_segment_model(migration.model, migration.customers.head(5), name=name)
+    run = client.get_run(run_id)
+    model_id = client.create_logged_model(
+        run.info.experiment_id, name=name, source_run_id=run_id, params=run.data.params
+    ).model_id
+    client.log_outputs(run_id, models=[LoggedModelOutput(model_id, step=0)])
+    info = log_segment_model(
+        migration.model, migration.customers.head(5), client.tracking_uri, model_id=model_id
+    )
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         (out / "migration.json").write_text(json.dumps(migration.report, indent=1))

@@ -40,8 +40,14 @@ from segmentation.promotion.migration import (
 from segmentation.segments.value import value_markdown
 from segmentation.tracking import runs
 from segmentation.tracking.descriptions import version_description
-from segmentation.tracking.model import SegmentModel, with_input_example
-from segmentation.tracking.store import connect, find_sweep_run, redact, register_run_model
+from segmentation.tracking.model import SegmentModel, load_pyfunc, with_input_example
+from segmentation.tracking.store import (
+    connect,
+    find_sweep_run,
+    redact,
+    register_model,
+    register_run_model,
+)
 
 
 @dataclass
@@ -142,9 +148,8 @@ def promote(cfg: DictConfig, run_id: str | None = None, input_path: str | None =
     aligned model is what gets registered, and the migration report is printed, tagged and
     logged. Raises :class:`InputError` naming each failed gate (nothing is changed then).
     """
-    # Registering and loading models by name go through MLflow's fluent API: the store is
-    # this process's (connect sets it), the client is passed on.
     client = connect(str(cfg.paths.tracking_uri))
+    store = client.tracking_uri
     run = candidate_run(
         client,
         str(cfg.experiment_name),
@@ -174,8 +179,8 @@ def promote(cfg: DictConfig, run_id: str | None = None, input_path: str | None =
     current = alias_version(client, name, CHAMPION)
     migration = None
     if current is not None and client.get_model_version(name, current).run_id != rid:
-        challenger = mlflow.pyfunc.load_model(f"models:/{model_id}").unwrap_python_model()
-        champion = mlflow.pyfunc.load_model(f"models:/{name}/{current}")
+        challenger = load_pyfunc(f"models:/{model_id}", store).unwrap_python_model()
+        champion = load_pyfunc(f"models:/{name}/{current}", store)
         migration = compare(champion, challenger, customers(cfg.dataset, input_path))
         refused = reassignment_failure(migration.report, cfg.promotion)
         if refused:
@@ -187,10 +192,10 @@ def promote(cfg: DictConfig, run_id: str | None = None, input_path: str | None =
         if version is None:
             label = f"{tags.get('algorithm', 'model')}-k{int(run.data.metrics['n_clusters'])}"
             uri, model_id = log_aligned_model(client, rid, migration, f"{label}-aligned")
-            version = str(mlflow.register_model(uri, name).version)
+            version = register_model(client, name, uri)
             client.set_model_version_tag(name, version, ALIGNMENT_TAG, alignment_key(migration))
     else:
-        with_input_example(f"models:/{model_id}")  # a sweep logs trial models without one
+        with_input_example(f"models:/{model_id}", store)  # a sweep logs trial models without one
         version = register_run_model(client, name, rid, f"models:/{model_id}")
     version_tags = {
         "dataset": tags.get("dataset", cfg.dataset.name),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import mlflow
 import numpy as np
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
@@ -13,6 +12,7 @@ from omegaconf import DictConfig
 from segmentation.features.space import SpaceConfig, prepare_space
 from segmentation.segments.describe import Segments, describe_segments, value_section
 from segmentation.tracking import runs
+from segmentation.tracking.model import load_pyfunc
 
 
 def log_run_personas(
@@ -29,7 +29,7 @@ def log_run_personas(
         run = client.get_run(run_id)
     model_id = run.data.tags.get(runs.MODEL_ID_TAG)
     space = prepare_space(space_cfg)
-    model = mlflow.pyfunc.load_model(f"models:/{model_id}").unwrap_python_model()
+    model = load_pyfunc(f"models:/{model_id}", client.tracking_uri).unwrap_python_model()
     clusterer = model.pipeline[-1]
     fitted = getattr(clusterer, "labels_", None)
     labels = (

@@ -34,6 +34,7 @@ from segmentation.data.reading import (
 )
 from segmentation.errors import InputError
 from segmentation.promotion.aliases import ModelRef
+from segmentation.tracking.model import load_pyfunc
 from segmentation.tracking.store import connect
 
 LINE = "line"
@@ -89,12 +90,9 @@ def clean_rows(
 def load_model(model: ModelRef) -> tuple[str, Any]:
     """Load a pyfunc model, refusing an unknown one in a line."""
     uri = model.uri
-    # MLflow's pyfunc loader resolves ``models:/`` through this process's store.
-    connect(model.tracking_uri)
+    connect(model.tracking_uri)  # an unreachable store refused in a line
     try:
-        # MLflow's requirement check reads every installed package's metadata (a tenth of a
-        # small file's scoring); the pipeline's own unpickling warns when scikit-learn differs.
-        return uri, mlflow.pyfunc.load_model(uri, suppress_warnings=True)
+        return uri, load_pyfunc(uri, model.tracking_uri)
     except (mlflow.exceptions.MlflowException, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(

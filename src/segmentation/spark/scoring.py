@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from segmentation.serving.predict import (
 )
 from segmentation.spark.reading import MISSING_TEXTS, canonical_text, column_renames, read_input
 from segmentation.spark.session import get_session, spark_errors
+from segmentation.tracking.model import download_model
 
 SOURCE_FILE = "source_file"
 _ROW = "__row__"
@@ -262,9 +264,15 @@ def score_table(
     raw_schema = staged.select(*raw_names).schema
     validated = staged.mapInPandas(check, _validated_schema(raw_schema, inputs))
     validated = validated.persist()
-    predict = mlflow.pyfunc.spark_udf(
-        spark, uri, result_type=output_type(model), env_manager="local"
-    )
+    with tempfile.TemporaryDirectory(prefix="segmentation-model-") as tmp:
+        # spark_udf copies the folder it is given: a models:/ URI it would resolve through the
+        # process-wide store.
+        predict = mlflow.pyfunc.spark_udf(
+            spark,
+            str(download_model(uri, model_ref.tracking_uri, tmp)),
+            result_type=output_type(model),
+            env_manager="local",
+        )
     names = [spec.name for spec in model.metadata.get_output_schema().inputs]
     model_input = F.struct(*[F.col(_model_in(j)).alias(n) for j, (n, _) in enumerate(inputs)])
     passed = validated.filter(F.col(_REASON) == "")

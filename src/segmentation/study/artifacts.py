@@ -35,7 +35,7 @@ from segmentation.study import interrupts
 from segmentation.study.processes import become_background, pool_context
 from segmentation.tracking.model import SegmentModel, log_segment_model
 from segmentation.tracking.runs import log_batch, log_dataset
-from segmentation.tracking.store import quiet_console, set_tracking_uri
+from segmentation.tracking.store import quiet_console
 
 # Jobs waiting per worker at most; beyond that the sweep's process waits (bounded memory).
 PENDING_PER_WORKER = 2
@@ -133,9 +133,14 @@ def write_trial_artifacts(job: TrialArtifacts) -> dict[str, float]:
             )
         client.log_artifacts(job.run_id, tmp)
     if job.model_id is not None:
-        set_tracking_uri(job.tracking_uri)
         # The input example is given at registration (tracking.model.with_input_example).
-        log_segment_model(job.model, job.input_example, model_id=job.model_id, with_example=False)
+        log_segment_model(
+            job.model,
+            job.input_example,
+            job.tracking_uri,
+            model_id=job.model_id,
+            with_example=False,
+        )
         client.log_outputs(job.run_id, models=[LoggedModelOutput(job.model_id, step=0)])
     if job.dataset_input is not None:
         log_dataset(client, job.run_id, job.dataset_input)

@@ -29,7 +29,8 @@ def register_best(
     registered model's and the version's descriptions."""
     groups, space = ctx.groups, ctx.space
     run_id = best.user_attrs["mlflow_run_id"]
-    with_input_example(best.user_attrs["model_uri"])  # trial models are logged without one
+    # Trial models are logged without one.
+    with_input_example(best.user_attrs["model_uri"], client.tracking_uri)
     version = register_run_model(
         client,
         str(groups.tracking.registered_model_name),

@@ -5,8 +5,10 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import json
+import shutil
 import tempfile
 import warnings
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +19,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.models import ModelSignature, infer_signature
+from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 from mlflow.types.schema import AnyType
 from sklearn.base import TransformerMixin
@@ -30,6 +33,7 @@ from segmentation.features.mall import MallFeatures
 from segmentation.features.retail_marketing import RetailFeatures
 from segmentation.features.selection import FeatureSelector
 from segmentation.segments.personas import segment_personas
+from segmentation.tracking.store import process_tracking_uri
 
 # Passing the requirements skips MLflow's inference, a subprocess per model.
 _REQUIREMENTS = ("mlflow", "scikit-learn", "pandas", "numpy", "cloudpickle", "threadpoolctl")
@@ -244,36 +248,102 @@ def _pyfunc_arguments(
 def log_segment_model(
     model: SegmentModel,
     example: pd.DataFrame,
+    tracking_uri: str,
     name: str = "model",
     model_id: str | None = None,
     with_example: bool = True,
     **options: Any,
 ) -> mlflow.models.model.ModelInfo:
-    """Log the model to the active run (or into the already created LoggedModel ``model_id``)
-    with a signature and a few-row input example (never the training data); ``options`` go to
-    :func:`mlflow.pyfunc.log_model` (e.g. ``registered_model_name``).
+    """Log the model into the already created LoggedModel ``model_id`` (or a new one) of the
+    store ``tracking_uri``, with a signature and a few-row input example (never the training
+    data); ``options`` go to :func:`mlflow.pyfunc.log_model`.
 
     ``with_example=False`` logs the example rows as an artifact only: MLflow then skips
     validating the serving input (loading the model and scoring the example), which a sweep's
     trial models do not need; :func:`with_input_example` gives a model its example when it is
     registered.
     """
-    with _pyfunc_arguments(model, example, with_example) as arguments, warnings.catch_warnings():
+    with (
+        _pyfunc_arguments(model, example, with_example) as arguments,
+        warnings.catch_warnings(),
+        # mlflow.pyfunc.log_model has no argument for the store: it logs to the process's.
+        process_tracking_uri(tracking_uri),
+    ):
         # A trial model leaves its example out on purpose: MLflow's advice would print per trial.
         # MLflow wraps the message in terminal colour codes, hence the leading ".*".
         warnings.filterwarnings("ignore", message=".*An input example was not provided")
         return mlflow.pyfunc.log_model(name=name, model_id=model_id, **arguments, **options)
 
 
-def with_input_example(model_uri: str) -> bool:
-    """Give a logged model (``models:/<model_id>``) its input example from the rows kept with
-    it, logged again into the same LoggedModel (so MLflow validates that it serves); a model
-    that has its example is left as it is. Returns whether it was logged again."""
-    info = mlflow.models.get_model_info(model_uri)
+def model_location(client: MlflowClient, uri: str) -> str:
+    """Where the model ``uri`` keeps its files: a ``models:/`` URI (``models:/<model_id>``,
+    ``models:/name/version``, ``models:/name@alias``, ``models:/name/latest`` or
+    ``models:/name/<stage>``) resolved by ``client``; any other URI as it is. MLflow's own
+    resolution of a ``models:/`` URI reads the process-wide store, whatever store it is given."""
+    if not uri.startswith("models:/"):
+        return uri
+    name, _, suffix = uri.removeprefix("models:/").strip("/").partition("/")
+    if not suffix:
+        name, at, alias = name.rpartition("@")
+        if not at:  # a LoggedModel's id
+            return client.get_logged_model(alias).artifact_location
+        version = client.get_model_version_by_alias(name, alias).version
+    elif suffix.isdigit():
+        version = suffix
+    else:
+        stages = None if suffix.lower() == "latest" else [suffix]
+        latest = client.get_latest_versions(name, stages)
+        if not latest:
+            raise mlflow.exceptions.MlflowException(f"no version of model '{name}' for {uri}")
+        version = str(max(int(v.version) for v in latest))
+    return client.get_model_version_download_uri(name, version)
+
+
+def download_model(uri: str, tracking_uri: str, dst: str | Path) -> Path:
+    """The folder of the model ``uri`` (see :func:`model_location`), downloaded into ``dst``
+    from the store ``tracking_uri`` (which holds the registry too)."""
+    location = model_location(MlflowClient(tracking_uri), uri)
+    return Path(
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=location, dst_path=str(dst), tracking_uri=tracking_uri
+        )
+    )
+
+
+def load_pyfunc(uri: str, tracking_uri: str) -> mlflow.pyfunc.PyFuncModel:
+    """The pyfunc model ``uri`` of the store ``tracking_uri``, downloaded into a temporary folder
+    that is removed when the model is garbage-collected (a flavour may read its files after
+    loading; the segment model reads them at load)."""
+    folder = tempfile.mkdtemp(prefix="segmentation-model-")
+    try:
+        # MLflow's requirement check reads every installed package's metadata; the pipeline's
+        # own unpickling warns when scikit-learn differs.
+        model = mlflow.pyfunc.load_model(
+            str(download_model(uri, tracking_uri, folder)), suppress_warnings=True
+        )
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    weakref.finalize(model, shutil.rmtree, folder, True)
+    return model
+
+
+def with_input_example(model_uri: str, tracking_uri: str) -> bool:
+    """Give a logged model (``models:/<model_id>`` of the store ``tracking_uri``) its input
+    example from the rows kept with it, logged again into the same LoggedModel (so MLflow
+    validates that it serves); a model that has its example is left as it is. Returns whether it
+    was logged again."""
+    location = model_location(MlflowClient(tracking_uri), model_uri).rstrip("/")
+    # A local store's MLmodel is read where it is (no destination, no copy).
+    mlmodel = mlflow.artifacts.download_artifacts(
+        artifact_uri=f"{location}/MLmodel", tracking_uri=tracking_uri
+    )
+    info = mlflow.models.Model.load(mlmodel)
     if info.saved_input_example_info is not None:
         return False
-    local = mlflow.artifacts.download_artifacts(model_uri)
-    model = mlflow.pyfunc.load_model(local, suppress_warnings=True).unwrap_python_model()
-    example = pd.read_parquet(Path(local, "artifacts", "example.parquet"))
-    log_segment_model(model, example, model_id=info.model_id)
+    with tempfile.TemporaryDirectory(prefix="segmentation-model-") as tmp:
+        local = download_model(location, tracking_uri, tmp)
+        model = mlflow.pyfunc.load_model(str(local), suppress_warnings=True).unwrap_python_model()
+        example = pd.read_parquet(local / "artifacts" / "example.parquet")
+    log_segment_model(model, example, tracking_uri, model_id=info.model_id)
     return True

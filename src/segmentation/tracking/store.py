@@ -6,19 +6,21 @@ import atexit
 import contextlib
 import functools
 import hashlib
+import json
 import logging
 import os
 import re
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import sqlalchemy
 from mlflow.entities import Run
+from mlflow.protos.databricks_pb2 import ALREADY_EXISTS, RESOURCE_ALREADY_EXISTS, ErrorCode
 from mlflow.tracking import MlflowClient
 
 from segmentation.errors import TrackingError
@@ -32,8 +34,9 @@ def quiet_console() -> None:
     logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 
-def set_tracking_uri(tracking_uri: str) -> None:
-    """Point this process's MLflow at a store, leaving ``MLFLOW_TRACKING_URI`` as it was.
+def set_tracking_uri(tracking_uri: str | None) -> None:
+    """Point this process's MLflow at a store (``None``: back to MLflow's default), leaving
+    ``MLFLOW_TRACKING_URI`` as it was.
 
     ``mlflow.set_tracking_uri`` also exports the URI to the environment, where the next config
     composed in this process would read it as the user's choice of store.
@@ -46,17 +49,28 @@ def set_tracking_uri(tracking_uri: str) -> None:
         os.environ["MLFLOW_TRACKING_URI"] = previous
 
 
-def connect(tracking_uri: str) -> MlflowClient:
-    """Point MLflow at the store and make sure it answers (creating a new store's schema).
+@contextlib.contextmanager
+def process_tracking_uri(tracking_uri: str) -> Iterator[None]:
+    """This process's MLflow pointed at ``tracking_uri`` for the block, for the few MLflow calls
+    that take no store (each caller says which); the URI before is put back after."""
+    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    set_tracking_uri(tracking_uri)
+    try:
+        yield
+    finally:
+        set_tracking_uri(previous)
 
-    Call it in one process before others use the store: processes creating a new SQLite store
-    at once corrupt it. Raises :class:`TrackingError` with one line when the store cannot be
-    reached.
+
+def connect(tracking_uri: str) -> MlflowClient:
+    """A client of the store, which is made sure to answer (a new store's schema created).
+
+    The process-wide tracking URI is left alone: the client is passed on. Call it in one
+    process before others use the store: processes creating a new SQLite store at once corrupt
+    it. Raises :class:`TrackingError` with one line when the store cannot be reached.
     """
     match = re.match(r"sqlite:///(.+)", tracking_uri)
     if match:
         Path(match.group(1)).parent.mkdir(parents=True, exist_ok=True)
-    set_tracking_uri(tracking_uri)
     try:
         if match:
             start_from_template(Path(match.group(1)))
@@ -251,4 +265,34 @@ def register_run_model(
     except mlflow.exceptions.MlflowException:
         pass  # the registered model does not exist yet
     clean = {k: str(v) for k, v in (tags or {}).items() if v is not None}
-    return str(mlflow.register_model(model_uri, model_name, tags=clean).version)
+    return register_model(client, model_name, model_uri, tags=clean)
+
+
+def register_model(
+    client: MlflowClient, model_name: str, model_uri: str, tags: Mapping[str, str] | None = None
+) -> str:
+    """A new version of ``model_name`` (created if missing) holding the LoggedModel
+    ``model_uri`` (``models:/<model_id>``) in the client's store: what ``mlflow.register_model``
+    does there, through the client (the version's source, run, tags and LoggedModel; the
+    LoggedModel lists the version in its ``mlflow.modelVersions`` tag)."""
+    try:
+        client.create_registered_model(model_name)
+    except mlflow.exceptions.MlflowException as exc:
+        if exc.error_code not in _EXISTS:
+            raise
+    model_id = model_uri.removeprefix("models:/")
+    # MLflow's SQL registry reads a models:/ source's LoggedModel from the process-wide store.
+    with process_tracking_uri(client.tracking_uri):
+        version = client.create_model_version(
+            model_name, model_uri, tags=dict(tags or {}), model_id=model_id
+        )
+    model = client.get_logged_model(model_id)
+    listed = json.loads(model.tags.get(MODEL_VERSIONS_TAG, "[]"))
+    listed.append({"name": version.name, "version": version.version})
+    client.set_logged_model_tags(model_id, {MODEL_VERSIONS_TAG: json.dumps(listed)})
+    return str(version.version)
+
+
+_EXISTS = (ErrorCode.Name(RESOURCE_ALREADY_EXISTS), ErrorCode.Name(ALREADY_EXISTS))
+# Where MLflow lists the registered versions of a LoggedModel (its UI links them).
+MODEL_VERSIONS_TAG = "mlflow.modelVersions"
