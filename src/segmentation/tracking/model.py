@@ -5,10 +5,8 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import json
-import shutil
 import tempfile
 import warnings
-import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +17,6 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.models import ModelSignature, infer_signature
-from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 from mlflow.types.schema import AnyType
 from sklearn.base import TransformerMixin
@@ -275,57 +272,21 @@ def log_segment_model(
         return mlflow.pyfunc.log_model(name=name, model_id=model_id, **arguments, **options)
 
 
-def model_location(client: MlflowClient, uri: str) -> str:
-    """Where the model ``uri`` keeps its files: a ``models:/`` URI (``models:/<model_id>``,
-    ``models:/name/version``, ``models:/name@alias``, ``models:/name/latest`` or
-    ``models:/name/<stage>``) resolved by ``client``; any other URI as it is. MLflow's own
-    resolution of a ``models:/`` URI reads the process-wide store, whatever store it is given."""
-    if not uri.startswith("models:/"):
-        return uri
-    name, _, suffix = uri.removeprefix("models:/").strip("/").partition("/")
-    if not suffix:
-        name, at, alias = name.rpartition("@")
-        if not at:  # a LoggedModel's id
-            return client.get_logged_model(alias).artifact_location
-        version = client.get_model_version_by_alias(name, alias).version
-    elif suffix.isdigit():
-        version = suffix
-    else:
-        stages = None if suffix.lower() == "latest" else [suffix]
-        latest = client.get_latest_versions(name, stages)
-        if not latest:
-            raise mlflow.exceptions.MlflowException(f"no version of model '{name}' for {uri}")
-        version = str(max(int(v.version) for v in latest))
-    return client.get_model_version_download_uri(name, version)
-
-
 def download_model(uri: str, tracking_uri: str, dst: str | Path) -> Path:
-    """The folder of the model ``uri`` (see :func:`model_location`), downloaded into ``dst``
-    from the store ``tracking_uri`` (which holds the registry too)."""
-    location = model_location(MlflowClient(tracking_uri), uri)
-    return Path(
-        mlflow.artifacts.download_artifacts(
-            artifact_uri=location, dst_path=str(dst), tracking_uri=tracking_uri
-        )
-    )
+    """The folder of the model ``uri`` (``models:/...`` or an artifact URI) of the store
+    ``tracking_uri``, downloaded into ``dst``."""
+    # MLflow resolves a models:/ URI through the process-wide store, whatever store
+    # download_artifacts is given.
+    with process_tracking_uri(tracking_uri):
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst)))
 
 
 def load_pyfunc(uri: str, tracking_uri: str) -> mlflow.pyfunc.PyFuncModel:
-    """The pyfunc model ``uri`` of the store ``tracking_uri``, downloaded into a temporary folder
-    that is removed when the model is garbage-collected (a flavour may read its files after
-    loading; the segment model reads them at load)."""
-    folder = tempfile.mkdtemp(prefix="segmentation-model-")
-    try:
-        # MLflow's requirement check reads every installed package's metadata; the pipeline's
-        # own unpickling warns when scikit-learn differs.
-        model = mlflow.pyfunc.load_model(
-            str(download_model(uri, tracking_uri, folder)), suppress_warnings=True
-        )
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    weakref.finalize(model, shutil.rmtree, folder, True)
-    return model
+    """The pyfunc model ``uri`` of the store ``tracking_uri``."""
+    # pyfunc.load_model takes no store. MLflow's requirement check reads every installed
+    # package's metadata; the pipeline's own unpickling warns when scikit-learn differs.
+    with process_tracking_uri(tracking_uri):
+        return mlflow.pyfunc.load_model(uri, suppress_warnings=True)
 
 
 def with_input_example(model_uri: str, tracking_uri: str) -> bool:
@@ -333,16 +294,12 @@ def with_input_example(model_uri: str, tracking_uri: str) -> bool:
     example from the rows kept with it, logged again into the same LoggedModel (so MLflow
     validates that it serves); a model that has its example is left as it is. Returns whether it
     was logged again."""
-    location = model_location(MlflowClient(tracking_uri), model_uri).rstrip("/")
-    # A local store's MLmodel is read where it is (no destination, no copy).
-    mlmodel = mlflow.artifacts.download_artifacts(
-        artifact_uri=f"{location}/MLmodel", tracking_uri=tracking_uri
-    )
-    info = mlflow.models.Model.load(mlmodel)
+    with process_tracking_uri(tracking_uri):  # get_model_info takes no store
+        info = mlflow.models.get_model_info(model_uri)
     if info.saved_input_example_info is not None:
         return False
     with tempfile.TemporaryDirectory(prefix="segmentation-model-") as tmp:
-        local = download_model(location, tracking_uri, tmp)
+        local = download_model(model_uri, tracking_uri, tmp)
         model = mlflow.pyfunc.load_model(str(local), suppress_warnings=True).unwrap_python_model()
         example = pd.read_parquet(local / "artifacts" / "example.parquet")
     log_segment_model(model, example, tracking_uri, model_id=info.model_id)

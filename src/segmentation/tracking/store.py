@@ -6,7 +6,6 @@ import atexit
 import contextlib
 import functools
 import hashlib
-import json
 import logging
 import os
 import re
@@ -20,7 +19,6 @@ from typing import Any
 import mlflow
 import sqlalchemy
 from mlflow.entities import Run
-from mlflow.protos.databricks_pb2 import ALREADY_EXISTS, RESOURCE_ALREADY_EXISTS, ErrorCode
 from mlflow.tracking import MlflowClient
 
 from segmentation.errors import TrackingError
@@ -272,27 +270,8 @@ def register_model(
     client: MlflowClient, model_name: str, model_uri: str, tags: Mapping[str, str] | None = None
 ) -> str:
     """A new version of ``model_name`` (created if missing) holding the LoggedModel
-    ``model_uri`` (``models:/<model_id>``) in the client's store: what ``mlflow.register_model``
-    does there, through the client (the version's source, run, tags and LoggedModel; the
-    LoggedModel lists the version in its ``mlflow.modelVersions`` tag)."""
-    try:
-        client.create_registered_model(model_name)
-    except mlflow.exceptions.MlflowException as exc:
-        if exc.error_code not in _EXISTS:
-            raise
-    model_id = model_uri.removeprefix("models:/")
-    # MLflow's SQL registry reads a models:/ source's LoggedModel from the process-wide store.
+    ``model_uri`` (``models:/<model_id>``) in the client's store."""
+    # mlflow.register_model takes no store (nor does MLflow's SQL registry when it reads a
+    # models:/ source's LoggedModel): the process-wide URI is the client's for the call.
     with process_tracking_uri(client.tracking_uri):
-        version = client.create_model_version(
-            model_name, model_uri, tags=dict(tags or {}), model_id=model_id
-        )
-    model = client.get_logged_model(model_id)
-    listed = json.loads(model.tags.get(MODEL_VERSIONS_TAG, "[]"))
-    listed.append({"name": version.name, "version": version.version})
-    client.set_logged_model_tags(model_id, {MODEL_VERSIONS_TAG: json.dumps(listed)})
-    return str(version.version)
-
-
-_EXISTS = (ErrorCode.Name(RESOURCE_ALREADY_EXISTS), ErrorCode.Name(ALREADY_EXISTS))
-# Where MLflow lists the registered versions of a LoggedModel (its UI links them).
-MODEL_VERSIONS_TAG = "mlflow.modelVersions"
+        return str(mlflow.register_model(model_uri, model_name, tags=dict(tags or {})).version)
