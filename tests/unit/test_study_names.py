@@ -11,6 +11,7 @@ import pytest
 from segmentation.features.space import SpaceConfig, feature_space_name
 from segmentation.study.console import announce, show_best, show_next
 from segmentation.study.definition import study_name
+from segmentation.study.objective import SweepGroups
 from segmentation.study.storage import journal_path
 from segmentation.study.workers import StudyLock
 from tests.conftest import make_cfg
@@ -37,6 +38,10 @@ def test_study_name_from_the_groups(tmp_path, overrides, expected):
     space = SpaceConfig.of(cfg)
     assert space.name == feature_space_name(cfg.dataset, cfg.features, cfg.scaling)
     assert study_name(space.experiment_name, space.name, cfg.sweep, HASH) == expected
+    # The sweep and its worker processes name it from their groups.
+    groups = SweepGroups.of(cfg)
+    assert groups.space_config == space
+    assert groups.study_name(HASH) == expected
 
 
 def test_journal_and_lock_of_the_experiment(tmp_path):

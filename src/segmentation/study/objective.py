@@ -26,14 +26,14 @@ from segmentation.evaluation.constraints import (
 )
 from segmentation.evaluation.metrics import cluster_metrics, model_metrics
 from segmentation.evaluation.segment_stability import stability_summary
-from segmentation.features.space import FeatureSpace
+from segmentation.features.space import FeatureSpace, SpaceConfig
 from segmentation.monitoring.drift import reference_profile
 from segmentation.plots import subsample
 from segmentation.plots.templates import data_key
 from segmentation.segments.describe import Segments, describe_segments
 from segmentation.study import interrupts
 from segmentation.study.artifacts import ArtifactWriter, TrialArtifacts
-from segmentation.study.definition import algorithm_specs, pareto
+from segmentation.study.definition import algorithm_specs, pareto, study_name
 from segmentation.study.insights import FittedTrial
 from segmentation.study.storage import mark_worker
 from segmentation.tracking import runs
@@ -96,6 +96,23 @@ class SweepGroups:
             experiment_name=str(cfg.experiment_name),
             experiment_description=str(cfg.experiment_description),
         )
+
+    @property
+    def space_config(self) -> SpaceConfig:
+        """The groups the study's feature space is built from."""
+        return SpaceConfig(
+            self.dataset,
+            self.features,
+            self.scaling,
+            self.sweep,
+            self.tracking,
+            self.experiment_name,
+        )
+
+    def study_name(self, dataset_hash: str) -> str:
+        """The name of this sweep's study of the data ``dataset_hash`` (a rerun's and a worker's
+        way back to it)."""
+        return study_name(self.experiment_name, self.space_config.name, self.sweep, dataset_hash)
 
 
 @dataclass

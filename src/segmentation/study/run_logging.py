@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from segmentation.data import LoadedData, data_profile
-from segmentation.features.space import FeatureSpace, feature_space_name
+from segmentation.features.space import FeatureSpace
 from segmentation.study.definition import chosen_trial, count_states
 from segmentation.study.objective import SweepContext, SweepGroups
 from segmentation.tracking import runs
@@ -83,7 +83,7 @@ def open_parent_run(
         tags={
             runs.ROLE_TAG: "sweep",
             runs.STUDY_TAG: study.study_name,
-            runs.SPACE_TAG: feature_space_name(groups.dataset, groups.features, groups.scaling),
+            runs.SPACE_TAG: groups.space_config.name,
             "data_source": space.data.source,
             "dataset": groups.dataset.name,
             runs.DATASET_HASH_TAG: space.dataset_hash,

@@ -31,7 +31,6 @@ from segmentation.study.definition import (
     finished_trials,
     make_sampler,
     silhouette_of,
-    study_name,
 )
 from segmentation.study.insights import (
     Drawing,
@@ -130,13 +129,13 @@ def _sweep(
     runner_factory: Callable[[SweepContext], TrialRunner],
 ) -> SweepResult:
     groups = SweepGroups.of(cfg)
-    name = str(cfg.experiment_name)
+    name = groups.experiment_name
     storage = study_storage(cfg.storage, cfg.sweep, cfg.paths, name)
     lock = workers.StudyLock.for_config(cfg.storage, cfg.paths, name)
     try:
         alone = lock.claim()
         study = optuna.create_study(
-            study_name=study_name(name, SpaceConfig.of(cfg).name, cfg.sweep, space.dataset_hash),
+            study_name=groups.study_name(space.dataset_hash),
             storage=storage,
             load_if_exists=True,
             directions=directions(cfg.sweep),
@@ -145,8 +144,8 @@ def _sweep(
         if not study.trials:
             enqueue_starts(cfg.algorithm, cfg.sweep, space, study)
         revived = fail_dead_trials(study, all_dead=alone, heartbeat=cfg.storage.kind == "rdb")
-        exp_id = experiment_id(client, str(cfg.experiment_name), cfg.paths.artifact_root)
-        describe_experiment(client, exp_id, str(cfg.experiment_description))
+        exp_id = experiment_id(client, name, cfg.paths.artifact_root)
+        describe_experiment(client, exp_id, groups.experiment_description)
         parent = find_sweep_run(client, exp_id, study.study_name)
         remaining = int(cfg.sweep.n_trials) - finished_trials(study)
         if parent is not None and remaining <= 0 and not revived:

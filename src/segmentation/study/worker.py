@@ -14,11 +14,11 @@ from omegaconf import DictConfig, OmegaConf
 from threadpoolctl import threadpool_limits
 
 from segmentation.errors import InputError, TrackingError
-from segmentation.features.space import SpaceConfig, prepare_space
+from segmentation.features.space import prepare_space
 from segmentation.study.artifacts import ArtifactWriter
 from segmentation.study.budget import run_budget
 from segmentation.study.console import Progress
-from segmentation.study.definition import make_sampler, study_name
+from segmentation.study.definition import make_sampler
 from segmentation.study.interrupts import raise_once
 from segmentation.study.objective import SweepContext, SweepGroups, TrialRunner
 from segmentation.study.processes import die_with_parent
@@ -34,8 +34,8 @@ def run_worker(cfg: DictConfig, index: int, experiment_id: str, parent_run_id: s
     A composition root (the config crossed a process boundary whole): it gives each stage the
     groups it reads."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    groups = SpaceConfig.of(cfg)
-    space = prepare_space(groups)
+    groups = SweepGroups.of(cfg)
+    space = prepare_space(groups.space_config)
     writer = ArtifactWriter(int(cfg.tracking.artifact_workers))
     writer.start()
     client = connect(str(cfg.paths.tracking_uri))
@@ -43,14 +43,12 @@ def run_worker(cfg: DictConfig, index: int, experiment_id: str, parent_run_id: s
     lock.claim()
     try:
         study = optuna.load_study(
-            study_name=study_name(
-                groups.experiment_name, groups.name, cfg.sweep, space.dataset_hash
-            ),
+            study_name=groups.study_name(space.dataset_hash),
             storage=study_storage(cfg.storage, cfg.sweep, cfg.paths, groups.experiment_name),
             sampler=make_sampler(cfg.sampler, cfg.sweep.seed, worker=index),
         )
         ctx = SweepContext(
-            SweepGroups.of(cfg),
+            groups,
             space,
             experiment_id,
             parent_run_id,
