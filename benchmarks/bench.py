@@ -61,6 +61,7 @@ import optuna
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
+from scoring_bench import launch
 from threadpoolctl import threadpool_limits
 
 from segmentation import algorithms
@@ -211,19 +212,14 @@ def child_main(mode: str, out: Path, overrides: Sequence[str]) -> None:
 
 
 def _run_child(args: list[str], env: dict[str, str]) -> dict[str, float]:
-    """Run a child process; wall time from start to exit, when it started (epoch seconds) and
-    its peak RSS (MB)."""
-    started_at = time.time()
-    start = time.perf_counter()
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    if proc.returncode != 0:
-        tail = "\n".join(stderr.strip().splitlines()[-15:])
-        raise RuntimeError(f"benchmark child failed ({proc.returncode}): {' '.join(args)}\n{tail}")
-    return {"wall": wall, "started_at": started_at, "peak_rss_mb": usage.ru_maxrss / 1024}
+    """Run a child process (from :func:`scoring_bench.launch`'s launcher, so its peak RSS is
+    its own); wall time from start to exit, when it started (epoch seconds) and its peak RSS
+    (MB)."""
+    done = launch(args, env)
+    if done["code"] != 0:
+        tail = "\n".join(done["stderr"].strip().splitlines()[-15:])
+        raise RuntimeError(f"benchmark child failed ({done['code']}): {' '.join(args)}\n{tail}")
+    return {key: done[key] for key in ("wall", "started_at", "peak_rss_mb")}
 
 
 def _env() -> dict[str, str]:

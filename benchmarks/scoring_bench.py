@@ -20,6 +20,7 @@ is given, alternating repeats so a drift of the machine's load hits both alike:
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
@@ -79,17 +80,48 @@ def _env(root: Path, src: Path | None) -> dict[str, str]:
     return env
 
 
+# Starts a command and reports when it started, its wall time and its peak RSS. A child
+# started straight from a benchmark would report at least the benchmark's own peak (Linux keeps
+# the peak of the memory a process had before exec, and subprocess starts children with vfork):
+# after the floor has held a million rows, every later figure would be the benchmark's.
+_LAUNCH = """
+import json, resource, subprocess, sys, time
+started_at, start = time.time(), time.perf_counter()
+code = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL)
+wall = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(json.dumps({"wall": wall, "started_at": started_at, "code": code, "peak_kb": peak}))
+"""
+
+
+def launch(args: list[str], env: dict[str, str]) -> dict[str, Any]:
+    """Run a command to its end from a small launcher (``_LAUNCH``): its exit code, when it
+    started (epoch seconds), its wall time, its peak RSS (MB) and its stderr."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _LAUNCH, *args], env=env, capture_output=True, check=False
+    )
+    stderr = proc.stderr.decode(errors="replace")
+    try:
+        done = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        raise RuntimeError(
+            f"{' '.join(args)}: no report ({proc.returncode}):\n{stderr[-3000:]}"
+        ) from None
+    return {
+        "code": done["code"],
+        "started_at": done["started_at"],
+        "wall": done["wall"],
+        "peak_rss_mb": done["peak_kb"] / 1024,
+        "stderr": stderr,
+    }
+
+
 def _run(args: list[str], env: dict[str, str], expect: int = 0) -> dict[str, float]:
-    """Wall time and peak RSS (MB) of a command run to its end."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    code = os.waitstatus_to_exitcode(status)
-    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    if code != expect:
-        raise RuntimeError(f"{' '.join(args)} exited {code}:\n{stderr[-3000:]}")
-    return {"wall": wall, "peak_rss_mb": usage.ru_maxrss / 1024}
+    """Wall time and peak RSS (MB) of a command run to its end (see :func:`launch`)."""
+    done = launch(args, env)
+    if done["code"] != expect:
+        raise RuntimeError(f"{' '.join(args)} exited {done['code']}:\n{done['stderr'][-3000:]}")
+    return {"wall": done["wall"], "peak_rss_mb": done["peak_rss_mb"]}
 
 
 def _command(name: str) -> list[str]:

@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import hydra
@@ -21,19 +21,30 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from segmentation.config import composition_error, conf_dir, ensure_root_env, unknown_option
+from segmentation.config import (
+    composition_error,
+    conf_dir,
+    ensure_root_env,
+    given_value,
+    unknown_option,
+)
 from segmentation.engines import engine
 from segmentation.errors import InputError, TrackingError
 from segmentation.promotion.aliases import ModelRef, champion_uri
 
 
-def run_cli(task: Callable[[DictConfig], object]) -> None:
-    """Run ``task`` under Hydra; user errors become one line on stderr and exit code 2."""
+def run_cli(
+    task: Callable[[DictConfig], object], before_compose: Callable[[], None] | None = None
+) -> None:
+    """Run ``task`` under Hydra; user errors become one line on stderr and exit code 2.
+    ``before_compose`` runs once the options are checked, before Hydra composes the config."""
     ensure_root_env()
     wrong = unknown_option(sys.argv[1:])
     if wrong:  # before Hydra, whose own message is a block of text
         print(f"error: {wrong}", file=sys.stderr, flush=True)
         sys.exit(2)
+    if before_compose is not None:
+        before_compose()
     from segmentation.tracking.store import quiet_console  # MLflow: every command but an error
 
     quiet_console()
@@ -78,7 +89,31 @@ def run_cli(task: Callable[[DictConfig], object]) -> None:
 def sweep_main() -> None:
     """``segmentation-sweep``: run or resume the configured sweep (on the configured engine)."""
 
-    run_cli(lambda cfg: engine(cfg.engine).sweep(cfg))
+    run_cli(lambda cfg: engine(cfg.engine).sweep(cfg), _start_pool_server)
+
+
+def _start_pool_server() -> None:
+    """Start the artifact pool's fork server before the config is composed: its imports then
+    run beside Hydra's compose and the sweep's own imports instead of after them, and the pool
+    is up when the sweep first needs it."""
+    if pool_expected(sys.argv[1:]):
+        from segmentation.study.processes import start_pool_server
+
+        start_pool_server()
+
+
+def pool_expected(overrides: Sequence[str]) -> bool:
+    """Whether a sweep run with these overrides will use the artifact pool: the defaults do
+    (the local engine, one sweep worker, artifact workers); a command line that turns any of
+    them off does not. (A preset that turned it off would leave an idle process that ends with
+    the sweep.)"""
+    artifact_workers = given_value("tracking.artifact_workers", overrides)
+    sweep_workers = given_value("sweep.workers", overrides)
+    return (
+        given_value("engine", overrides) in (None, "local")
+        and (artifact_workers is None or artifact_workers.strip() not in ("0", "null"))
+        and (sweep_workers is None or sweep_workers.strip() == "1")
+    )
 
 
 def report_task(cfg: DictConfig) -> object:

@@ -484,7 +484,7 @@ def _first_line(text: object) -> str:
     return next((line.strip() for line in str(text).splitlines() if line.strip()), "")
 
 
-def _given(key: str, overrides: Sequence[str]) -> str | None:
+def given_value(key: str, overrides: Sequence[str]) -> str | None:
     """The value ``key`` was given on the command line (its last override), if it was."""
     found = None
     dotted = re.sub(r"\[(\d+)\]", r".\1", key)  # OmegaConf names list items rules[0]
@@ -516,7 +516,7 @@ def composition_error(exc: BaseException, overrides: Sequence[str] = ()) -> str:
             return f"{where}: expected one value, or --multirun to sweep over them"
         why = _first_line(cause) if cause is not None else ""
         return f"{where}: {why}" if why and why not in where else where
-    value = given = _given(key, overrides)
+    value = given = given_value(key, overrides)
     reason = _first_line(cause)
     if isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
         schema = getattr(cause, "object_type", None)

@@ -5,6 +5,7 @@ does not pay for the sweep's Optuna and matplotlib, or for pyspark, unless it us
 
 from __future__ import annotations
 
+import gc
 from typing import Any, Protocol
 
 from hydra.errors import InstantiationException
@@ -41,7 +42,13 @@ class LocalEngine:
             start_pool_server()  # its imports beside this process's import of the sweep
         from segmentation.study.sweep import run_sweep
 
-        return run_sweep(cfg)
+        # The libraries just imported stay: the collector's full passes need not visit them
+        # while the sweep runs (a process that sweeps again collects them as before).
+        gc.freeze()
+        try:
+            return run_sweep(cfg)
+        finally:
+            gc.unfreeze()
 
     def score(self, dataset: DictConfig, model_ref: ModelRef, input_path: str, output_path: str):
         from segmentation.serving import predict

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+import time
 
 import pytest
 
@@ -33,3 +35,19 @@ def test_the_bare_sweep_floor_runs_the_configured_trials(benchmarks, tmp_path):
     assert -1.0 <= result["best_value"] <= 1.0
     # One algorithm: the study suggests only its parameters.
     assert result["best_params"] and all(k.startswith("kmeans.") for k in result["best_params"])
+
+
+def test_a_launched_command_reports_its_own_peak_memory_not_the_benchmarks(benchmarks):
+    scoring_bench = importlib.import_module("scoring_bench")
+    held = bytearray(400 * 2**20)  # the benchmark holding 400 MB, as after the scoring floor
+    before = time.time()
+    small = scoring_bench.launch([sys.executable, "-c", "pass"], dict(os.environ))
+    big = scoring_bench.launch(
+        [sys.executable, "-c", "b = bytearray(200 * 2**20)"], dict(os.environ)
+    )
+    assert len(held) and small["code"] == 0 and big["code"] == 0
+    assert small["peak_rss_mb"] < 100
+    assert 200 < big["peak_rss_mb"] < 350
+    assert before <= small["started_at"] <= time.time() and 0 < small["wall"] < 30
+    failed = scoring_bench.launch([sys.executable, "-c", "raise SystemExit(3)"], dict(os.environ))
+    assert failed["code"] == 3

@@ -11,7 +11,8 @@ from matplotlib.colors import to_rgb
 from sklearn.datasets import make_blobs
 
 from segmentation.evaluation.choosing_k import elbow, k_curves
-from segmentation.plots import PALETTE, contrast_with_white, segment_text_colour
+from segmentation.plots import PALETTE
+from segmentation.plots.drawing import contrast_with_white, segment_text_colour
 from segmentation.plots.eda import write_eda_plots
 from segmentation.plots.study import write_k_plots, write_optuna_plots
 from segmentation.plots.trial import write_trial_plots

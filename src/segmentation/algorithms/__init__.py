@@ -10,15 +10,29 @@ searched arguments plus ``random_state`` and ``n_rows`` and returns an unfitted 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
 import optuna
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from threadpoolctl import ThreadpoolController
 
 from segmentation.errors import InputError
+
+
+def one_thread() -> AbstractContextManager:
+    """A section whose BLAS and OpenMP run on one thread: small fits are faster so, and
+    processes working side by side must not oversubscribe the cores."""
+    return _threadpools().limit(limits=1)
+
+
+@functools.cache  # finding the thread pools scans the loaded libraries: once per process
+def _threadpools() -> ThreadpoolController:
+    return ThreadpoolController()
 
 
 def fixed_params(spec: Mapping[str, Any]) -> dict[str, Any]:

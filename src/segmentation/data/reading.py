@@ -113,10 +113,11 @@ class Table:
             parquet = pq.ParquetFile(fh)
             try:
                 for batch in parquet.iter_batches(batch_size=self.chunk_rows):
+                    batch, done = text_batch(batch)
                     frame = batch.to_pandas()
                     frame.index = pd.RangeIndex(start, start + len(frame))
                     start += len(frame)
-                    yield _text_frame(frame).set_axis(self.columns, axis=1)
+                    yield _text_frame(frame, done).set_axis(self.columns, axis=1)
             except (pa.ArrowException, OSError) as exc:
                 raise InputError(f"{self.path}: not a readable Parquet file ({exc})") from None
 
@@ -149,18 +150,19 @@ class Table:
                         delimiter=delimiter, newlines_in_values=True, invalid_row_handler=invalid
                     ),
                     convert_options=pcsv.ConvertOptions(
-                        column_types=dict.fromkeys(names, pa.string()),
+                        column_types=dict.fromkeys(names, pa.large_string()),
                         strings_can_be_null=False,
                         quoted_strings_can_be_null=False,
                     ),
                 )
                 for batch in reader:
-                    frame = batch.to_pandas()
+                    # Every column is text: stripped in the batch, before pandas sees it.
+                    frame = text_batch(batch)[0].to_pandas()
                     frame.columns = self.columns
                     frame, start = _place(frame, start, short, self.columns)
-                    yield _text_frame(frame)
+                    yield frame
                 if short:  # short rows after the last full one
-                    yield _text_frame(_place(self.empty_frame(), start, short, self.columns)[0])
+                    yield _place(self.empty_frame(), start, short, self.columns)[0]
             except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
                 first = problem[0] if problem else str(exc).strip().splitlines()[0]
                 raise InputError(
@@ -171,9 +173,10 @@ class Table:
 def _place(
     frame: pd.DataFrame, start: int, short: dict[int, list[str]], columns: list[str]
 ) -> tuple[pd.DataFrame, int]:
-    """Index a parsed batch by row position from ``start``, putting back the rows with fewer
-    fields (by file line, padded) that the parser set aside, in their places. The parser
-    reports a short row before the batch that holds it, and maybe rows of the next batch."""
+    """Index a parsed batch (stripped text) by row position from ``start``, putting back the
+    rows with fewer fields (by file line, padded, stripped) that the parser set aside, in
+    their places. The parser reports a short row before the batch that holds it, and maybe
+    rows of the next batch."""
     if not short:
         frame.index = pd.RangeIndex(start, start + len(frame))
         return frame, start + len(frame)
@@ -188,7 +191,7 @@ def _place(
     extra = pd.DataFrame(
         [short.pop(p + 2) for p in padded], index=padded, columns=columns, dtype="str"
     )
-    return pd.concat([frame, extra]).sort_index(), position
+    return pd.concat([frame, _text_frame(extra)]).sort_index(), position
 
 
 def open_table(path: str | Path, chunk_rows: int = CHUNK_ROWS) -> Table:
@@ -250,10 +253,34 @@ def _column_names(header: list[str]) -> list[str]:
 MISSING_TEXT = ("", "nan", "NaN", "NA", "None")
 
 
-def _text_frame(frame: pd.DataFrame) -> pd.DataFrame:
+_MISSING_ARRAY = pa.array(MISSING_TEXT, type=pa.large_string())
+
+
+def text_batch(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, set[int]]:
+    """The batch with each text column as :func:`text_column` gives it (stripped, one of
+    ``MISSING_TEXT`` as missing, as ``large_string``: pandas' ``str`` without a cast), and
+    the positions of those columns; other columns are left to :func:`text_column`."""
+    arrays, schema, done = [], batch.schema, set()
+    for i, column in enumerate(batch.columns):
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            # pandas' str.strip on its Arrow-backed strings is this kernel.
+            text = pc.utf8_trim_whitespace(column.cast(pa.large_string()))
+            column = pc.if_else(pc.is_in(text, value_set=_MISSING_ARRAY), None, text)
+            schema = schema.set(i, schema.field(i).with_type(pa.large_string()))
+            done.add(i)
+        arrays.append(column)
+    return pa.RecordBatch.from_arrays(arrays, schema=schema), done
+
+
+def _text_frame(frame: pd.DataFrame, done: set[int] | frozenset[int] = frozenset()) -> pd.DataFrame:
     """Every cell as stripped text (pandas' ``str`` dtype), missing as NaN; column by column,
-    in pyarrow's string kernels."""
-    columns = {i: text_column(frame.iloc[:, i]) for i in range(frame.shape[1])}
+    in pyarrow's string kernels (the columns at positions ``done`` already are)."""
+    if len(done) == frame.shape[1]:
+        return frame
+    columns = {
+        i: frame.iloc[:, i] if i in done else text_column(frame.iloc[:, i])
+        for i in range(frame.shape[1])
+    }
     return pd.DataFrame(columns, index=frame.index).set_axis(frame.columns, axis=1)
 
 
@@ -350,7 +377,7 @@ def typed_frame(
     frame: pd.DataFrame, columns: Mapping[str, Mapping[str, Any]], path: str | Path
 ) -> pd.DataFrame:
     """Convert the canonical columns to their kinds (numeric, category, id, date kept as text)."""
-    out = frame.copy()
+    out = frame.copy(deep=False)  # columns are replaced, never changed in place
     for column, spec in columns.items():
         if column not in out.columns:
             continue
@@ -372,12 +399,17 @@ def typed_frame(
     return out
 
 
-def row_problems(frame: pd.DataFrame, columns: Mapping[str, Mapping[str, Any]]) -> pd.Series:
+def row_problems(
+    frame: pd.DataFrame,
+    columns: Mapping[str, Mapping[str, Any]],
+    numbers: dict[str, pd.Series] | None = None,
+) -> pd.Series:
     """The reason each row fails the dataset's column rules ("" when it passes).
 
     Same rules as :func:`typed_frame` and the dataset's missing-value cleaning, applied per
     row instead of refusing the whole file: batch scoring and the logged model give a row the
-    same reason.
+    same reason. ``numbers``, when given, receives each numeric column as parsed
+    (:func:`as_numbers`), for the caller to type the rows without parsing them again.
     """
     reasons = pd.Series([""] * len(frame), index=frame.index, dtype=object)
 
@@ -401,12 +433,14 @@ def row_problems(frame: pd.DataFrame, columns: Mapping[str, Mapping[str, Any]]) 
             add(values.isna(), f"'{column}' is missing")
         if kind != "numeric":
             continue
-        numbers = as_numbers(values)
-        bad = values.notna() & numbers.isna()
+        parsed = as_numbers(values)
+        if numbers is not None:
+            numbers[column] = parsed
+        bad = values.notna() & parsed.isna()
         add(bad, f"'{column}' is not a number: ", values)
         low = spec.get("min")
         if low is not None:
-            add(numbers < low, f"'{column}' below {low:g}: ", numbers, "{:g}".format)
+            add(parsed < low, f"'{column}' below {low:g}: ", parsed, "{:g}".format)
     return reasons
 
 

@@ -192,9 +192,10 @@ def prepare(raw: pd.DataFrame, cfg: DictConfig, path: str) -> LoadedData:
     # 4. Other missing values cannot be filled sensibly: the row is dropped.
     rows_in = len(frame)
     needed = [c for c, spec in columns.items() if c in frame.columns and spec.get("kind") != "id"]
-    incomplete = frame[needed].isna().any(axis=1)
+    absent = frame[needed].isna()
+    incomplete = absent.any(axis=1)
     # Counted before the drop: afterwards no value is missing.
-    per_column = {c: int(n) for c, n in frame[needed].isna().sum().items() if n}
+    per_column = {c: int(n) for c, n in absent.sum().items() if n}
     frame = frame[~incomplete]
     record("missing_values", rows_in, "a needed value is missing", columns=per_column)
 

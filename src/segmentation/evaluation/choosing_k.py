@@ -8,9 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.mixture import GaussianMixture
-from threadpoolctl import threadpool_limits
 
-from segmentation.algorithms import seeded_sample
+from segmentation.algorithms import one_thread, seeded_sample
 from segmentation.evaluation.metrics import silhouette_rows, silhouette_values
 
 
@@ -49,7 +48,7 @@ def k_curves(
         rows, row_labels, _ = silhouette_rows(X, labels, sample, sample, seed)
         return float(silhouette_values(rows, row_labels).mean())
 
-    with threadpool_limits(1):
+    with one_thread():
         for k in ks:
             km = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(X)
             out["kmeans_inertia"].append(float(km.inertia_))
@@ -81,6 +80,6 @@ def elbow_k(X: np.ndarray, ks: Sequence[int], seed: int, fit_rows: int = 10000) 
     sample = seeded_sample(len(X), fit_rows, seed)
     X = X if sample is None else X[sample]
     ks = [int(k) for k in ks if 2 <= int(k) < len(X)]
-    with threadpool_limits(1):
+    with one_thread():
         inertia = [KMeans(k, n_init=4, random_state=seed).fit(X).inertia_ for k in ks]
     return elbow(ks, inertia)

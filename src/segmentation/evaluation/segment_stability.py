@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import adjusted_rand_score
 from sklearn.metrics.cluster import contingency_matrix
-from threadpoolctl import threadpool_limits
+
+from segmentation.algorithms import one_thread
 
 
 def segment_jaccard(
@@ -124,7 +125,7 @@ def _refits(
         idx = rng.choice(n, size=size, replace=True)
         estimator = build()
         # One thread: small refits are faster and sweep workers must not oversubscribe.
-        with threadpool_limits(1):
+        with one_thread():
             refit = np.asarray(estimator.fit_predict(X[idx]))
             if ari and (on_sample or not callable(getattr(estimator, "predict", None))):
                 aris.append(adjusted_rand_score(labels[idx], refit))

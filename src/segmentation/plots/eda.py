@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from segmentation.plots import PALETTE, save, subsample
+from segmentation.plots import PALETTE, subsample
+from segmentation.plots.drawing import save
 
 # (value, group) box plots drawn when both columns exist: spending by gender (Mall),
 # total spend by education (retail). A dataset config may set its own under `eda.box`.

@@ -12,7 +12,8 @@ import optuna
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from segmentation.plots import PALETTE, PNG_OPTIONS, save
+from segmentation.plots import PALETTE
+from segmentation.plots.drawing import save, write_png
 
 
 def _completed(trials: Sequence[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
@@ -277,7 +278,7 @@ def write_optuna_plots(
             # Importances put parameter names on the y axis: leave them room.
             fig.subplots_adjust(left=0.28 if name == "param_importances" else 0.08, bottom=0.15)
             path = out_dir / f"{name}.png"
-            fig.savefig(path, dpi=90, pil_kwargs=PNG_OPTIONS)
+            write_png(fig, path)
             paths.append(path)
         finally:
             plt.close(fig)

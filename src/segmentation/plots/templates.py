@@ -8,13 +8,12 @@ cost, while the artists a trial changes take a few milliseconds.
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 
 import numpy as np
-from matplotlib import rcParams
+from matplotlib import rc_context, rcParams
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -23,7 +22,7 @@ from matplotlib.lines import Line2D
 from matplotlib.transforms import ScaledTranslation, blended_transform_factory
 from PIL import Image
 
-from segmentation.plots import PNG_OPTIONS
+from segmentation.plots import PNG_OPTIONS, TEXT_STYLE
 
 DPI = 90
 # Per process. A study needs about a dozen: one per scatter, a few share axes, silhouette axes
@@ -50,7 +49,8 @@ class FigureTemplate:
             ax.set_autoscale_on(False)
         figure.set_dpi(DPI)
         self.canvas = FigureCanvasAgg(figure)
-        self.canvas.draw()
+        with rc_context(TEXT_STYLE):
+            self.canvas.draw()
         self._background = self.canvas.copy_from_bbox(figure.bbox)
 
     @property
@@ -62,8 +62,9 @@ class FigureTemplate:
         then remove them, so the template is as it was."""
         try:
             self.canvas.restore_region(self._background)
-            for artist in artists:
-                self.figure.draw_artist(artist)
+            with rc_context(TEXT_STYLE):
+                for artist in artists:
+                    self.figure.draw_artist(artist)
             path.parent.mkdir(parents=True, exist_ok=True)
             pixels = np.asarray(self.canvas.buffer_rgba())[..., :3]
             Image.fromarray(pixels).save(path, format="png", **PNG_OPTIONS)
@@ -91,16 +92,6 @@ def template(key: Hashable, build: Callable[[], Figure], **margins: float) -> Fi
 def clear_templates() -> None:
     """Forget every template (tests compare a reused template with a fresh one)."""
     _templates.clear()
-
-
-def data_key(*arrays: np.ndarray) -> str:
-    """A digest of array contents (shapes, dtypes and bytes), for keys of figures and plots."""
-    digest = hashlib.blake2b(digest_size=16)
-    for array in arrays:
-        array = np.ascontiguousarray(array)
-        digest.update(f"{array.shape}{array.dtype}".encode())
-        digest.update(array.data)
-    return digest.hexdigest()
 
 
 def side_legend(

@@ -21,8 +21,9 @@ from matplotlib.ticker import PercentFormatter
 from matplotlib.transforms import ScaledTranslation
 from sklearn.decomposition import PCA
 
-from segmentation.plots import segment_colour, segment_label, segment_text_colour, subsample
-from segmentation.plots.templates import axes_title, data_key, side_legend, template
+from segmentation.plots import data_key, segment_colour, segment_label, subsample
+from segmentation.plots.drawing import segment_text_colour
+from segmentation.plots.templates import axes_title, side_legend, template
 
 MEAN_COLOUR = "#D55E00"
 PROFILE_CMAP = "RdBu_r"

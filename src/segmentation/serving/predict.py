@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 from omegaconf import DictConfig, OmegaConf
 
@@ -70,8 +71,7 @@ def clean_rows(
         return rows, pd.Index([], dtype=int), []
     id_column = dataset.get("id_column")
     carrier = str(id_column) if id_column and id_column in rows.columns else _TRACK
-    tracked = rows.copy()
-    tracked[carrier] = lines.astype(str)
+    tracked = rows.assign(**{carrier: lines.astype(str)})
     loaded = dataset_module(dataset).prepare(tracked, dataset, str(path))
     frame = loaded.frame
     rules = [c["rule"] for c in loaded.cleaning if c.get("rows_out", 0) < c.get("rows_in", 0)]
@@ -81,7 +81,6 @@ def clean_rows(
             "rows cannot be matched to file lines (give the file its id column)"
         )
     kept = pd.Index(frame[carrier].astype(int))
-    frame = frame.copy()
     if carrier == id_column:
         frame[carrier] = rows.set_axis(lines)[carrier].loc[kept].to_numpy()
     return frame, kept, rules
@@ -149,10 +148,16 @@ def _score(
     mapped = mapped.assign(
         **{c: mapped[c].fillna(str(v)) for c, v in impute.items() if c in mapped.columns}
     )
-    reasons = row_problems(mapped, columns)
+    numbers: dict[str, pd.Series] = {}
+    reasons = row_problems(mapped, columns, numbers)
     ok = reasons == ""
-    # The dataset's own typing and cleaning, exactly as in training, on the rows that passed.
-    prepared, kept, rules = clean_rows(dataset, mapped.loc[ok], lines[ok], input_path)
+    every = bool(ok.all())
+    # The dataset's own typing and cleaning, exactly as in training, on the rows that passed,
+    # their numbers as the row checks parsed them (the typing gives the same numbers again).
+    typed = mapped.assign(**numbers)
+    prepared, kept, rules = clean_rows(
+        dataset, typed if every else typed.loc[ok], lines if every else lines[ok], input_path
+    )
     dropped = ok & ~lines.isin(kept)
     reasons[dropped] = f"removed by the dataset's cleaning rule(s): {', '.join(rules) or '?'}"
     bad = reasons != ""
@@ -167,7 +172,11 @@ def _score(
         if len(prepared)
         else pd.DataFrame({"segment": [], "persona": [], "confidence": []})
     )
-    out = raw.set_index(lines).loc[kept].reset_index(drop=True)
+    if kept.is_monotonic_increasing:  # the cleaning keeps the rows' order: a mask takes them
+        out = raw.loc[ok & ~dropped] if len(kept) < len(raw) else raw
+        out = out.reset_index(drop=True)
+    else:
+        out = raw.set_index(lines).loc[kept].reset_index(drop=True)
     out["segment"] = scored["segment"].to_numpy().astype("int64")
     out["persona"] = pd.array(scored["persona"].to_numpy(), dtype="str")
     out["confidence"] = scored["confidence"].to_numpy().astype("float64")
@@ -198,6 +207,7 @@ def score_file(
     the row) into ``<output>.rejected.csv``. Both files appear only once every row is done:
     a file refused half-way leaves what was there before."""
     input_path, output_path = Path(input_path), Path(output_path)
+    reuse_arrow_memory()
     table, columns, uri, model, needed = _open(dataset, input_path, model_ref, chunk_rows)
     rejected_path = output_path.with_name(output_path.name + ".rejected.csv")
     output_path.parent.mkdir(parents=True, exist_ok=True)
@@ -246,6 +256,18 @@ def score_file(
         rejected_path=rejected_path if reasons else None,
         segments=dict(sorted(counts.items())),
     )
+
+
+def reuse_arrow_memory() -> None:
+    """Make pyarrow's jemalloc pool the process's default where the build has it. Scoring
+    allocates and frees every chunk's buffers in turn: jemalloc keeps freed pages for the
+    next chunk, where the default pool of the Linux wheels (mimalloc) hands them back to the
+    system and the next chunk faults them in again (system time)."""
+    try:
+        pool = pa.jemalloc_memory_pool()
+    except NotImplementedError:  # a build without jemalloc keeps its default
+        return
+    pa.set_memory_pool(pool)
 
 
 # Files above this size get a progress bar (on a terminal).
@@ -318,22 +340,33 @@ class ChunkWriter:
 _NEEDS_QUOTES = (",", '"', "\r", "\n")
 
 
+def float_text(values: pd.Series) -> pa.Array:
+    """A float64 column as ``values.astype("str")`` gives it (Python's shortest ``repr`` of
+    each value, missing kept missing), built from the values' ``repr`` without pandas'
+    per-value conversion."""
+    missing = values.isna().to_numpy()
+    return pa.array([repr(v) for v in values.tolist()], type=pa.large_string(), mask=missing)
+
+
 def _csv_bytes(frame: pd.DataFrame) -> bytes:
     """The rows as ``DataFrame.to_csv`` writes them (no header), built column by column in
-    pyarrow's string kernels: floats as pandas formats them, missing values empty, a field
-    quoted only when it holds a comma, a quote or a line end."""
+    pyarrow: floats as pandas formats them, missing values empty, a field quoted only when it
+    holds a comma, a quote or a line end."""
     if frame.empty:
         return b""
     text = functools.partial(pa.scalar, type=pa.large_string())
-    fields = []
+    fields, quoting = [], False
     for name in frame.columns:
         values = frame[name]
-        if pd.api.types.is_float_dtype(values):
-            values = values.astype("str")
-        array = pa.array(values, from_pandas=True)
-        if isinstance(array, pa.ChunkedArray):
-            array = array.combine_chunks()
-        array = array.cast(pa.large_string())
+        if values.dtype == np.float64:
+            array = float_text(values)
+        else:
+            if pd.api.types.is_float_dtype(values):
+                values = values.astype("str")
+            array = pa.array(values, from_pandas=True)
+            if isinstance(array, pa.ChunkedArray):
+                array = array.combine_chunks()
+            array = array.cast(pa.large_string())
         # One scan of the column's bytes finds the (usual) column with nothing to quote.
         data = array.buffers()[2]
         data = data.to_pybytes() if data is not None else b""
@@ -345,7 +378,17 @@ def _csv_bytes(frame: pd.DataFrame) -> bytes:
                 text('"'), pc.replace_substring(array, '"', '""'), text('"'), text("")
             )
             array = pc.if_else(needs, quoted, array)
+            quoting = True
         fields.append(array)
+    if not quoting:
+        # Nothing to quote: Arrow's CSV writer joins the fields (nulls empty) in one pass.
+        table = pa.Table.from_arrays(fields, names=[str(i) for i in range(len(fields))])
+        sink = pa.BufferOutputStream()
+        options = pcsv.WriteOptions(
+            include_header=False, quoting_style="none", batch_size=max(len(frame), 1)
+        )
+        pcsv.write_csv(table, sink, options)
+        return sink.getvalue().to_pybytes()
     options = pc.JoinOptions(null_handling="replace", null_replacement="")
     rows = pc.binary_join_element_wise(*fields, text(","), options=options)
     lines = pc.binary_join_element_wise(rows, text(""), text("\n"))

@@ -10,6 +10,7 @@ logged, so a sweep never ends with work outstanding.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import tempfile
@@ -29,7 +30,6 @@ import pandas as pd
 from mlflow.entities import LoggedModelOutput
 
 from segmentation.plots import MAX_POINTS, subsample
-from segmentation.plots.trial import write_trial_plots
 from segmentation.segments.profiles import write_profile
 from segmentation.study import interrupts
 from segmentation.study.processes import become_background, pool_context
@@ -105,6 +105,9 @@ def write_trial_artifacts(job: TrialArtifacts) -> dict[str, float]:
     a run without metrics yet does not read them back to copy them to the model (its metrics
     go with the batch instead).
     """
+    # Runs in the pool, whose fork server imported matplotlib; the sweep's process never draws.
+    from segmentation.plots.trial import write_trial_plots
+
     started = time.perf_counter()
     client = mlflow.MlflowClient(job.tracking_uri)
     plots_seconds = 0.0
@@ -164,6 +167,9 @@ def _init_worker() -> None:
     become_background(os.getppid())
     quiet_console()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # The modules the fork server imported are never freed: the garbage collector's full
+    # passes need not visit them again.
+    gc.freeze()
 
 
 class ArtifactWriter:

@@ -17,14 +17,11 @@ import optuna
 import pandas as pd
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
-from threadpoolctl import threadpool_limits
 
 from segmentation import algorithms
 from segmentation.evaluation.choosing_k import k_curves
 from segmentation.features.space import FeatureSpace
 from segmentation.plots import subsample
-from segmentation.plots.eda import box_pairs, eda_frame, write_eda_plots
-from segmentation.plots.study import draw_study_plots, write_k_plots
 from segmentation.segments.describe import Segments, describe_segments, with_value
 from segmentation.segments.explain import (
     distinguishing_features,
@@ -60,7 +57,7 @@ def refit_trial(
     name = algorithms.trial_algorithm(trial)
     params = algorithms.trial_params(trial, specs)
     estimator = algorithms.build(name, specs[name], params, int(seed), space.n_rows)
-    with threadpool_limits(1):
+    with algorithms.one_thread():
         labels = np.asarray(estimator.fit_predict(space.X))
     return name, estimator, params, labels
 
@@ -71,6 +68,10 @@ def write_data_insights(
     """The EDA and choosing-k plots (over the ``sweep`` group's k range) into ``out``; returns
     the seconds each took (they depend on the data alone, so the artifact pool draws them while
     the trials run)."""
+    # Runs in the pool, whose fork server imported matplotlib; the sweep's process never draws.
+    from segmentation.plots.eda import box_pairs, eda_frame, write_eda_plots
+    from segmentation.plots.study import write_k_plots
+
     seconds: dict[str, float] = {}
     title = f"{dataset.name} / {features.name}"
     start = time.perf_counter()
@@ -154,6 +155,8 @@ def _data_insights_job(
 
 
 def _study_plots_job(out: str, trials: list, directions: list[str], title: str) -> dict[str, Any]:
+    from segmentation.plots.study import draw_study_plots  # drawn in the pool, as above
+
     start = time.perf_counter()
     skipped = draw_study_plots(Path(out), trials, directions, title)
     if skipped:

@@ -15,7 +15,6 @@ from mlflow.entities import DatasetInput, LoggedModelOutput
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 from sklearn.base import clone
-from threadpoolctl import threadpool_limits
 
 from segmentation import algorithms
 from segmentation.evaluation.confidence import confidence
@@ -28,8 +27,7 @@ from segmentation.evaluation.metrics import cluster_metrics, model_metrics
 from segmentation.evaluation.segment_stability import stability_summary
 from segmentation.features.space import FeatureSpace, SpaceConfig
 from segmentation.monitoring.drift import reference_profile
-from segmentation.plots import subsample
-from segmentation.plots.templates import data_key
+from segmentation.plots import data_key, subsample
 from segmentation.segments.describe import Segments, describe_segments
 from segmentation.study import interrupts
 from segmentation.study.artifacts import ArtifactWriter, TrialArtifacts
@@ -237,7 +235,7 @@ class TrialRunner:
             # One BLAS/OpenMP thread for the whole trial: small fits are faster, workers must
             # not oversubscribe the cores, and a second thread in the metrics costs CPU time
             # without shortening them.
-            with threadpool_limits(1):
+            with algorithms.one_thread():
                 value = self._run(trial, run.info.run_id, name, params)
             status = "FINISHED"
             return value

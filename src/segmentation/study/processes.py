@@ -21,8 +21,10 @@ BACKGROUND_NICENESS = 10
 # (spawned workers would each import MLflow, scikit-learn and matplotlib again).
 POOL_PRELOAD = [
     "segmentation.study.artifacts",
-    "segmentation.plots.study",
     "segmentation.study.insights",
+    "segmentation.plots.trial",
+    "segmentation.plots.eda",
+    "segmentation.plots.study",
 ]
 
 

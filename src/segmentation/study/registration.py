@@ -3,12 +3,14 @@ descriptions."""
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from typing import Any
 
 import optuna
 from mlflow.tracking import MlflowClient
 
 from segmentation.segments.describe import value_section
+from segmentation.study import interrupts
 from segmentation.study.definition import silhouette_of
 from segmentation.study.insights import FittedTrial
 from segmentation.study.objective import SweepContext
@@ -18,19 +20,30 @@ from segmentation.tracking.model import with_input_example
 from segmentation.tracking.store import register_run_model
 
 
+def start_input_example(
+    ctx: SweepContext, best: optuna.trial.FrozenTrial, tracking_uri: str
+) -> Future:
+    """Give the best trial's model its input example (trial models are logged without one), in
+    the artifact pool: its processes have read the installed packages' metadata that logging a
+    model checks, which this process has not."""
+    return ctx.artifacts.call(with_input_example, best.user_attrs["model_uri"], tracking_uri)
+
+
 def register_best(
     client: MlflowClient,
     ctx: SweepContext,
     best: optuna.trial.FrozenTrial,
     fit: FittedTrial,
     explanations: dict[str, Any],
+    example: Future,
 ) -> str:
-    """Register the best trial's model (once: a rerun finds the existing version), with the
-    registered model's and the version's descriptions."""
+    """Register the best trial's model (once: a rerun finds the existing version) once
+    ``example`` (:func:`start_input_example`) is done, with the registered model's and the
+    version's descriptions."""
     groups, space = ctx.groups, ctx.space
     run_id = best.user_attrs["mlflow_run_id"]
-    # Trial models are logged without one.
-    with_input_example(best.user_attrs["model_uri"], client.tracking_uri)
+    interrupts.wait(example)
+    example.result()
     version = register_run_model(
         client,
         str(groups.tracking.registered_model_name),

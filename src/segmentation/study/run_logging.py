@@ -128,11 +128,13 @@ def open_parent_run(
 
 
 def close_orphan_child_runs(client: MlflowClient, ctx: SweepContext, study: optuna.Study) -> None:
-    """Child runs left RUNNING by a killed process are closed as KILLED."""
-    running = {
-        t.user_attrs.get("mlflow_run_id")
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    }
+    """Child runs left RUNNING by a killed process are closed as KILLED, and so is the run of a
+    failed trial that was closed FINISHED: a process killed after closing its trial's run and
+    before Optuna recorded the trial leaves the run finished and the trial failed (it does not
+    count)."""
+    trials = study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.FAIL))
+    running = {t.user_attrs.get("mlflow_run_id") for t in trials if t.state == TrialState.RUNNING}
+    failed = {t.user_attrs.get("mlflow_run_id") for t in trials if t.state == TrialState.FAIL}
     for run in client.search_runs(
         [ctx.experiment_id],
         filter_string=(
@@ -141,6 +143,9 @@ def close_orphan_child_runs(client: MlflowClient, ctx: SweepContext, study: optu
     ):
         if run.info.run_id not in running:
             client.set_terminated(run.info.run_id, status="KILLED")
+    for run_id in sorted(failed - {None}):
+        if client.get_run(run_id).info.status == "FINISHED":
+            client.set_terminated(run_id, status="KILLED")
 
 
 def summary(study: optuna.Study) -> tuple[dict[str, float], dict[str, Any], dict[str, Any]]:

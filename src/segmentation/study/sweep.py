@@ -41,7 +41,7 @@ from segmentation.study.insights import (
     start_study_plots,
 )
 from segmentation.study.objective import SweepContext, SweepGroups, TrialRunner
-from segmentation.study.registration import register_best
+from segmentation.study.registration import register_best, start_input_example
 from segmentation.study.run_logging import (
     close_orphan_child_runs,
     copy_repeated_plots,
@@ -228,9 +228,14 @@ def run_study(
         elif remaining > 0:
             try:
                 run_budget(study, runner, n_trials, [Progress(n_trials, bool(sweep.progress))])
-            finally:
-                ctx.artifacts.wait()  # every plot and model is logged before the sweep goes on
+                # Drawn by the pool while the last trials' artifacts are logged and the best
+                # model is registered.
+                start_summary_plots(ctx, study, drawings)
+            except BaseException:
+                ctx.artifacts.wait()  # an interrupted sweep keeps what its trials logged
                 copy_repeated_plots(client, runner.plot_copies)
+                raise
+            ctx.artifacts.wait()  # every plot and model is logged before the sweep goes on
     except KeyboardInterrupt:
         client.set_terminated(ctx.parent_run_id, status="KILLED")
         show("Interrupted: open runs closed; run the same command again to resume.")
@@ -277,6 +282,18 @@ def finished_result(
     )
 
 
+def start_summary_plots(
+    ctx: SweepContext, study: optuna.Study, drawings: dict[str, Drawing]
+) -> None:
+    """Submit the study plots of the finished trials to the pool (once)."""
+    groups = ctx.groups
+    if groups.tracking.log_plots and "study" not in drawings:
+        title = f"{groups.dataset.name} / {groups.features.name}"
+        trials = study.get_trials(deepcopy=False)
+        names = [d.name.lower() for d in study.directions]
+        drawings["study"] = start_study_plots(ctx.artifacts, trials, names, title)
+
+
 def finish_sweep(
     client: MlflowClient,
     ctx: SweepContext,
@@ -300,14 +317,11 @@ def finish_sweep(
         best_trial=None,
         counts=count_states(study),
     )
-    if groups.tracking.log_plots:
-        title = f"{groups.dataset.name} / {groups.features.name}"
-        trials = study.get_trials(deepcopy=False)
-        names = [d.name.lower() for d in study.directions]
-        drawings["study"] = start_study_plots(ctx.artifacts, trials, names, title)
+    start_summary_plots(ctx, study, drawings)
     try:
         best = chosen_trial(study)
     except ValueError:
+        copy_repeated_plots(client, runner.plot_copies)
         if "study" in drawings:
             drawings["study"].result()
             client.log_artifacts(parent_id, drawings["study"].out_dir.name, "study")
@@ -319,11 +333,16 @@ def finish_sweep(
     result.best_trial = best
     if len(study.directions) > 1:
         log_pareto_front(client, parent_id, study, best)
+    registering = bool(groups.tracking.register_model and best.user_attrs.get("model_uri"))
+    # The pool gives the best model its input example while this process copies the plots of
+    # trials that repeated an earlier trial's segments (worker processes copy their own).
+    example = start_input_example(ctx, best, client.tracking_uri) if registering else None
+    copy_repeated_plots(client, runner.plot_copies)
     seed = int(groups.sweep.seed)
     fit = best_fit(groups.algorithm, groups.personas, seed, ctx.space, best, runner.best_fitted)
     explanations = explain(ctx.space, fit.segments, seed)
-    if groups.tracking.register_model and best.user_attrs.get("model_uri"):
-        result.registered_version = register_best(client, ctx, best, fit, explanations)
+    if example is not None:
+        result.registered_version = register_best(client, ctx, best, fit, explanations, example)
     best_run = best.user_attrs.get("mlflow_run_id")
     result.insight_seconds = log_sweep_insights(
         client, ctx.space, parent_id, best_run, drawings, fit, explanations

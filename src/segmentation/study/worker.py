@@ -11,8 +11,8 @@ import sys
 
 import optuna
 from omegaconf import DictConfig, OmegaConf
-from threadpoolctl import threadpool_limits
 
+from segmentation.algorithms import one_thread
 from segmentation.errors import InputError, TrackingError
 from segmentation.features.space import prepare_space
 from segmentation.study.artifacts import ArtifactWriter
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet_console()
     cfg = OmegaConf.create(sys.stdin.read())
     try:
-        with threadpool_limits(1):
+        with one_thread():
             run_worker(cfg, args.index, args.experiment_id, args.parent_run_id)
     except (InputError, TrackingError) as exc:
         print(f"error: worker {args.index}: {exc}", file=sys.stderr, flush=True)

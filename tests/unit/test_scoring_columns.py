@@ -1,0 +1,145 @@
+"""Streaming scoring's column work done once and in Arrow gives what the per-column pandas
+route gave: cells stripped in the record batch, numbers parsed once for the row checks and the
+dataset's typing, CSV text written by Arrow's writer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from omegaconf import OmegaConf
+
+from segmentation.config import compose
+from segmentation.data.reading import (
+    as_numbers,
+    read_table,
+    row_problems,
+    text_batch,
+    text_column,
+)
+from segmentation.data.retail_marketing import generate, prepare
+from segmentation.serving.predict import _csv_bytes, float_text, reuse_arrow_memory
+
+# Spaces, a tab, a vertical tab, no-break and em spaces, Python's separator controls.
+PADDED = [" 12 ", "\t7", "x\x0b", "\u00a0PhD\u2003", "\x1c3\x1f", "a b", "", " nan", "NA ", "None"]
+
+
+def test_text_batch_gives_text_column_of_each_column():
+    batch = pa.record_batch(
+        {
+            "padded": pa.array(PADDED, type=pa.string()),
+            "nulls": pa.array([None, " 1", "NaN", "2 ", None, "", "x", "y", "z", " "]),
+            "count": pa.array(range(10), type=pa.int64()),
+        }
+    )
+    out, done = text_batch(batch)
+    assert done == {0, 1}  # the integers are left to text_column
+    assert out.schema.field(0).type == pa.large_string()
+    frame = out.to_pandas()
+    for name in ("padded", "nulls"):
+        expected = text_column(batch.column(name).to_pandas())
+        assert frame[name].dtype == expected.dtype == "str"
+        assert [None if pd.isna(v) else v for v in frame[name]] == [
+            None if pd.isna(v) else v for v in expected
+        ]
+    assert frame["padded"].tolist()[:6] == ["12", "7", "x", "PhD", "3", "a b"]
+    assert frame["padded"].isna().tolist() == [False] * 6 + [True] * 4
+    assert frame["count"].tolist() == list(range(10))
+
+
+def test_csv_cells_are_stripped_and_short_rows_padded_as_before(tmp_path):
+    path = tmp_path / "padded.csv"
+    path.write_text(
+        "id, name ,n\n"
+        "1,\u00a0Ann ,\t3\n"
+        "2, nan\n"  # short: padded, then stripped
+        '3," Bo, Jr ", 4 \n'
+        "4,NA,None\n"
+    )
+    frame, _ = read_table(path)
+    assert list(frame.columns) == ["id", "name", "n"]
+    assert frame.index.tolist() == [0, 1, 2, 3]
+    rows = [[None if pd.isna(v) else v for v in row] for row in frame.itertuples(index=False)]
+    assert rows == [["1", "Ann", "3"], ["2", None, None], ["3", "Bo, Jr", "4"], ["4", None, None]]
+    assert all(frame[c].dtype == "str" for c in frame.columns)
+
+
+@pytest.fixture(scope="module")
+def retail_rows() -> tuple[pd.DataFrame, object]:
+    """Generated retail rows as text (the file's cells), with planted problems."""
+    cfg = compose(["experiments=retail_rfm"]).dataset
+    frame = generate(600, seed=5)
+    text = pd.DataFrame({c: frame[c].astype(str) for c in frame.columns}, dtype="str")
+    text = text.mask(frame.isna())
+    text.loc[3, "Income"] = "abc"
+    text.loc[4, "Recency"] = "-2"
+    text.loc[5, "Kidhome"] = " 1e0 "
+    text.loc[6, "Income"] = "666666"  # removed by cleaning (implausible)
+    return text, cfg
+
+
+def test_numbers_from_the_row_checks_type_rows_as_the_text_did(retail_rows):
+    text, cfg = retail_rows
+    columns = OmegaConf.to_container(cfg.columns, resolve=True)
+    numbers: dict[str, pd.Series] = {}
+    reasons = row_problems(text, columns, numbers)
+    assert reasons.equals(row_problems(text, columns))  # the same reasons with or without
+    assert reasons[3] == "'Income' is not a number: 'abc'"
+    assert reasons[4] == "'Recency' below 0: -2"
+    numeric = [c for c, spec in columns.items() if spec.get("kind", "numeric") == "numeric"]
+    assert sorted(numbers) == sorted(c for c in numeric if c in text.columns)
+    for column, parsed in numbers.items():
+        np.testing.assert_array_equal(parsed.to_numpy(), as_numbers(text[column]).to_numpy())
+    assert numbers["Kidhome"][5] == 1.0
+    ok = (reasons == "") & text["Income"].notna()
+    from_text = prepare(text.loc[ok], cfg, "rows.csv")
+    from_numbers = prepare(text.assign(**numbers).loc[ok], cfg, "rows.csv")
+    pd.testing.assert_frame_equal(from_numbers.frame, from_text.frame)
+    assert from_numbers.cleaning == from_text.cleaning
+    assert len(from_text.frame) == int(ok.sum()) - 1  # the implausible Income dropped
+
+
+def test_float_text_is_pandas_str_of_each_float():
+    values = pd.Series(
+        [0.1, 1.0, -0.0, np.nan, np.inf, -np.inf, 1e16, 1e-05, 1e15, 0.30000000000000004, 5e-324]
+    )
+    expected = values.astype("str")
+    got = float_text(values).to_pylist()
+    assert got == [None if pd.isna(v) else v for v in expected]
+    assert got[:3] == ["0.1", "1.0", "-0.0"]
+
+
+@pytest.mark.parametrize("quoted", [False, True])
+def test_csv_bytes_are_to_csv_of_the_rows(quoted):
+    frame = pd.DataFrame(
+        {
+            "name": pd.array(["Ann", None, "Bo", ""], dtype="str"),
+            "segment": np.array([0, 3, 1, 2], dtype="int64"),
+            "confidence": [0.5, np.nan, 1.0, 0.123456789],
+            "persona": pd.array(["Budget", "Wine lovers", "x", "y"], dtype="str"),
+        }
+    )
+    if quoted:
+        frame.loc[2, "name"] = 'Bo, "Jr"'
+    got = _csv_bytes(frame)
+    assert got == frame.to_csv(index=False, header=False, lineterminator="\n").encode()
+    assert got.splitlines()[1] == b",3,,Wine lovers"
+
+
+def test_scoring_reuses_arrow_memory_from_jemalloc():
+    before = pa.default_memory_pool()
+    try:
+        reuse_arrow_memory()
+        expected = "jemalloc" if _has_jemalloc() else before.backend_name
+        assert pa.default_memory_pool().backend_name == expected
+    finally:
+        pa.set_memory_pool(before)
+
+
+def _has_jemalloc() -> bool:
+    try:
+        pa.jemalloc_memory_pool()
+    except NotImplementedError:
+        return False
+    return True
