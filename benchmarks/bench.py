@@ -73,7 +73,7 @@ from segmentation.features.space import SpaceConfig, prepare_space
 from segmentation.study.definition import algorithm_specs, make_sampler
 from segmentation.study.storage import study_storage
 from segmentation.study.sweep import enqueue_starts, run_sweep
-from segmentation.tracking.store import quiet_console
+from segmentation.tracking.console import quiet_console
 
 SECTIONS = (
     "small",

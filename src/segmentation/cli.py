@@ -45,7 +45,7 @@ def run_cli(
         sys.exit(2)
     if before_compose is not None:
         before_compose()
-    from segmentation.tracking.store import quiet_console  # MLflow: every command but an error
+    from segmentation.tracking.console import quiet_console  # every command but an error
 
     quiet_console()
     # Python's last garbage collections at exit are slow after every command (MLflow,

@@ -160,8 +160,7 @@ def test_baseline_comes_from_the_model_else_the_input_else_the_default():
     scored = pd.DataFrame({"segment": [0, 0, 1, 1, 2], "resp": ["1", "0", "0", "0", ""]})
 
     def model(reference):
-        python_model = SimpleNamespace(reference=reference)
-        return SimpleNamespace(unwrap_python_model=lambda: python_model)
+        return SimpleNamespace(segmenter=SimpleNamespace(reference=reference))
 
     given = SimpleNamespace(scored=scored, model=model({}))
     assert baselines(given, "Resp", 0.1) == {

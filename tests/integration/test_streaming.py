@@ -121,7 +121,7 @@ def test_chunked_retail_features_use_the_models_training_figures(champion, custo
     whole = score_rows(
         champion.dataset, ModelRef.of(champion.tracking, champion.paths), customers["csv"]
     )
-    engineer = whole.model.unwrap_python_model().pipeline.named_steps["engineer"]
+    engineer = whole.model.segmenter.pipeline.named_steps["engineer"]
     rows = whole.model_rows
     together = engineer.transform(rows)
     one_by_one = pd.concat([engineer.transform(rows.iloc[[i]]) for i in range(0, len(rows), 97)])

@@ -12,7 +12,7 @@ from segmentation.data.mall import generate as generate_mall
 from segmentation.data.retail_marketing import generate as generate_retail
 from segmentation.features.mall import MallFeatures
 from segmentation.features.retail_marketing import RetailFeatures
-from segmentation.tracking.model import load_pipeline
+from segmentation.tracking.segmenter import load_pipeline
 
 
 @pytest.mark.parametrize(

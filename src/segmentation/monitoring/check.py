@@ -71,7 +71,7 @@ def check_drift(
     against the ``monitoring`` group's thresholds; write the reports (``output_dir``, else
     under ``paths.reports_dir``) and log them to ``<experiment_name>-monitoring``."""
     scored = score_rows(dataset, model_ref, input_path)
-    model = scored.model.unwrap_python_model()
+    model = scored.model.segmenter
     if not model.reference:
         raise InputError(
             f"model {scored.model_uri} stores no training reference (logged before drift "

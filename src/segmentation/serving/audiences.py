@@ -330,7 +330,7 @@ def baselines(
 ) -> dict[int, tuple[float, str]]:
     """Each segment's baseline response rate and where it came from: the model's training
     segments (``model``), else the input's response column (``input``), else ``default``."""
-    reference = getattr(scored.model.unwrap_python_model(), "reference", None) or {}
+    reference = scored.model.segmenter.reference or {}
     trained = {
         int(row["segment"]): float(row["response_rate"])
         for row in reference.get("segments") or []

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -35,8 +34,8 @@ from segmentation.data.reading import (
 )
 from segmentation.errors import InputError
 from segmentation.promotion.aliases import ModelRef
-from segmentation.tracking.model import load_pyfunc
-from segmentation.tracking.store import connect
+from segmentation.tracking.local_registry import load_local
+from segmentation.tracking.segmenter import Segmenter
 
 LINE = "line"
 REASON = "reason"
@@ -86,16 +85,46 @@ def clean_rows(
     return frame, kept, rules
 
 
-def load_model(model: ModelRef) -> tuple[str, Any]:
-    """Load a pyfunc model, refusing an unknown one in a line."""
-    uri = model.uri
+@dataclass(frozen=True)
+class ScoringModel:
+    """A model to score with: its segmenter (the pyfunc model's own on MLflow's route) and
+    the input columns its signature names."""
+
+    segmenter: Segmenter
+    input_names: list[str]
+
+
+def load_model(model: ModelRef) -> tuple[str, ScoringModel]:
+    """Load a registered segment model, refusing an unknown one in a line: from a local
+    SQLite store's files when they are as expected (no MLflow start-up), else through MLflow."""
+    local = load_local(model.tracking_uri, model.uri)
+    if local is not None:
+        return model.uri, ScoringModel(local.segmenter, local.input_names)
+    return model.uri, load_with_mlflow(model)
+
+
+def load_with_mlflow(model: ModelRef) -> ScoringModel:
+    """The model ``model`` loaded by MLflow (any store, any model URI)."""
+    _, pyfunc = load_pyfunc_model(model)
+    names = pyfunc.metadata.get_input_schema().input_names()
+    return ScoringModel(pyfunc.unwrap_python_model(), names)
+
+
+def load_pyfunc_model(model: ModelRef) -> tuple[str, Any]:
+    """The pyfunc model ``model`` (its URI and the model), refusing an unknown one in a line."""
+    # MLflow, its SQL store and the pyfunc loader: imported only on this route.
+    import mlflow
+
+    from segmentation.tracking.model import load_pyfunc
+    from segmentation.tracking.store import connect
+
     connect(model.tracking_uri)  # an unreachable store refused in a line
     try:
-        return uri, load_pyfunc(uri, model.tracking_uri)
+        return model.uri, load_pyfunc(model.uri, model.tracking_uri)
     except (mlflow.exceptions.MlflowException, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(
-            f"model {uri}: cannot be loaded ({first}); promote one with `make promote`"
+            f"model {model.uri}: cannot be loaded ({first}); promote one with `make promote`"
         ) from None
 
 
@@ -105,7 +134,7 @@ class Scored:
     rejected (file line and reason), and the rows as the model took them."""
 
     model_uri: str
-    model: Any
+    model: ScoringModel
     scored: pd.DataFrame
     rejected: pd.DataFrame
     model_rows: pd.DataFrame
@@ -113,14 +142,14 @@ class Scored:
 
 def _open(
     dataset: DictConfig, input_path: Path, model_ref: ModelRef, chunk_rows: int
-) -> tuple[Table, dict[str, Any], str, Any, list[str]]:
+) -> tuple[Table, dict[str, Any], str, ScoringModel, list[str]]:
     """Open the file, refuse a missing required column (from its header), load the model and
     refuse a file without a column the model needs: all before any row is read."""
     table = open_table(input_path, chunk_rows)
     columns = OmegaConf.to_container(dataset.columns, resolve=True)
     mapped, _ = map_columns(table.empty_frame(), columns, input_path)
     uri, model = load_model(model_ref)
-    needed = model.metadata.get_input_schema().input_names()
+    needed = model.input_names
     absent = [c for c in needed if c not in mapped.columns]
     if absent:
         raise InputError(
@@ -132,7 +161,7 @@ def _open(
 
 def _score(
     dataset: DictConfig,
-    model: Any,
+    model: ScoringModel,
     raw: pd.DataFrame,
     columns: dict[str, Any],
     needed: list[str],
@@ -144,7 +173,7 @@ def _score(
     lines = pd.Series(raw.index + 2, index=raw.index)  # line 1 is the header
     # A value the training data's cleaning filled (a missing Income) gets the figure training
     # used, kept in the model, as the model itself does on every other route.
-    impute = model.unwrap_python_model().inputs.get("impute") or {}
+    impute = model.segmenter.inputs.get("impute") or {}
     mapped = mapped.assign(
         **{c: mapped[c].fillna(str(v)) for c, v in impute.items() if c in mapped.columns}
     )
@@ -168,7 +197,7 @@ def _score(
     # The model's own predict: the rows are checked above, as MLflow's per-value input check
     # (every cell of a column of any type) would check them again.
     scored = (
-        model.unwrap_python_model().predict(None, model_rows)
+        model.segmenter.segment(model_rows)
         if len(prepared)
         else pd.DataFrame({"segment": [], "persona": [], "confidence": []})
     )

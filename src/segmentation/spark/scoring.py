@@ -22,7 +22,7 @@ from segmentation.serving.predict import (
     REASON,
     SHOWN_REJECTIONS,
     clean_rows,
-    load_model,
+    load_pyfunc_model,
     row_problems,
 )
 from segmentation.spark.reading import MISSING_TEXTS, canonical_text, column_renames, read_input
@@ -233,7 +233,7 @@ def score_table(
     frame = read_input(spark, input_path)
     raw_columns = list(frame.columns)
     renames = column_renames(raw_columns, specs, input_path)  # a missing required column stops
-    uri, model = load_model(model_ref)
+    uri, model = load_pyfunc_model(model_ref)
     source = {renames.get(c, c): c for c in raw_columns}
     canonical = [c for c in specs if c in source]
     schema = model.metadata.get_input_schema()

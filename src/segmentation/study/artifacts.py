@@ -33,9 +33,9 @@ from segmentation.plots import MAX_POINTS, subsample
 from segmentation.segments.profiles import write_profile
 from segmentation.study import interrupts
 from segmentation.study.processes import become_background, pool_context
+from segmentation.tracking.console import quiet_console
 from segmentation.tracking.model import SegmentModel, log_segment_model
 from segmentation.tracking.runs import log_batch, log_dataset
-from segmentation.tracking.store import quiet_console
 
 # Jobs waiting per worker at most; beyond that the sweep's process waits (bounded memory).
 PENDING_PER_WORKER = 2

@@ -25,7 +25,8 @@ from segmentation.study.processes import die_with_parent
 from segmentation.study.run_logging import copy_repeated_plots, dataset_input
 from segmentation.study.storage import study_storage
 from segmentation.study.workers import StudyLock
-from segmentation.tracking.store import connect, quiet_console
+from segmentation.tracking.console import quiet_console
+from segmentation.tracking.store import connect
 
 
 def run_worker(cfg: DictConfig, index: int, experiment_id: str, parent_run_id: str) -> None:

@@ -6,7 +6,6 @@ import atexit
 import contextlib
 import functools
 import hashlib
-import logging
 import os
 import re
 import shutil
@@ -23,13 +22,6 @@ from mlflow.tracking import MlflowClient
 
 from segmentation.errors import TrackingError
 from segmentation.tracking.runs import ROLE_TAG, STUDY_TAG
-
-
-def quiet_console() -> None:
-    """Keep MLflow's INFO chatter and download bars off the console: a sweep prints its own
-    progress lines (the CLI and every worker process call this)."""
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 
 def set_tracking_uri(tracking_uri: str | None) -> None:
