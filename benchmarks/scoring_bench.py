@@ -13,8 +13,9 @@ is given, alternating repeats so a drift of the machine's load hits both alike:
 - scoring ten times as many rows (the million rows repeated; after only: the code before
   holds the whole file in memory);
 - a 10-row ``make predict`` against ``python -c "import mlflow"`` and against the start-up
-  floor of any command scoring with a registered MLflow model: a fresh process importing
-  MLflow and scikit-learn, opening the store and loading the champion (``STARTUP``);
+  floor of scoring through MLflow: a fresh process importing MLflow and scikit-learn, opening
+  the store and loading the champion with ``mlflow.pyfunc`` (``STARTUP``), which a local
+  store's champion no longer needs (``tracking/local_registry.py``);
 - a wrong option (``segmentation-sweep algorithm=foo``) refused.
 """
 
@@ -145,13 +146,13 @@ def floor(cfg: Any, source: Path, out: Path) -> dict[str, float]:
     """pandas read (pyarrow engine) + the model's own predict + ``to_csv``, seconds each."""
     from segmentation.serving.predict import load_model
 
-    model = load_model(ModelRef.of(cfg.tracking, cfg.paths))[1].unwrap_python_model()
+    model = load_model(ModelRef.of(cfg.tracking, cfg.paths))[1].segmenter
     start = time.perf_counter()
     frame = pd.read_csv(source, sep="\t", engine="pyarrow")
     read = time.perf_counter()
     rows = frame.drop(columns=["ID"])
     rows["Income"] = rows["Income"].fillna(model.inputs["impute"]["Income"])
-    scored = model.predict(None, rows)
+    scored = model.segment(rows)
     predicted = time.perf_counter()
     for column in ("segment", "persona", "confidence"):
         frame[column] = scored[column].to_numpy()
@@ -165,7 +166,7 @@ def floor(cfg: Any, source: Path, out: Path) -> dict[str, float]:
     }
 
 
-# The least a fresh process scoring with the champion pays before its first row.
+# The least a fresh process scoring with the champion through MLflow pays before its first row.
 STARTUP = """
 import mlflow, sklearn.cluster
 from mlflow import MlflowClient
@@ -230,8 +231,9 @@ def section_scoring(
     startup_s = _median(quick["startup"], "wall")
     lines += [
         f"Quick commands (median of {repeats}; `import mlflow` alone: {mlflow_s:.2f} s; the "
-        f"start-up floor of scoring, MLflow and scikit-learn imported, the store opened and "
-        f"the champion loaded in a fresh process: {startup_s:.2f} s):",
+        f"start-up floor of scoring through MLflow, MLflow and scikit-learn imported, the "
+        f"store opened and the champion loaded by `mlflow.pyfunc` in a fresh process: "
+        f"{startup_s:.2f} s; a local store's champion is scored without it):",
         "",
         "| command | before | after | before / after | after / `import mlflow` "
         "| after / start-up floor |",
