@@ -334,15 +334,16 @@ def finish_sweep(
     if len(study.directions) > 1:
         log_pareto_front(client, parent_id, study, best)
     registering = bool(groups.tracking.register_model and best.user_attrs.get("model_uri"))
-    # The pool gives the best model its input example while this process copies the plots of
-    # trials that repeated an earlier trial's segments (worker processes copy their own).
+    # The pool gives the best model its input example while this process fits and explains
+    # the best trial; the plots of trials that repeated an earlier trial's segments are copied
+    # once the model is registered (worker processes copy their own).
     example = start_input_example(ctx, best, client.tracking_uri) if registering else None
-    copy_repeated_plots(client, runner.plot_copies)
     seed = int(groups.sweep.seed)
     fit = best_fit(groups.algorithm, groups.personas, seed, ctx.space, best, runner.best_fitted)
     explanations = explain(ctx.space, fit.segments, seed)
     if example is not None:
         result.registered_version = register_best(client, ctx, best, fit, explanations, example)
+    copy_repeated_plots(client, runner.plot_copies)
     best_run = best.user_attrs.get("mlflow_run_id")
     result.insight_seconds = log_sweep_insights(
         client, ctx.space, parent_id, best_run, drawings, fit, explanations
