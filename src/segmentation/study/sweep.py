@@ -339,11 +339,13 @@ def finish_sweep(
     # once the model is registered (worker processes copy their own).
     example = start_input_example(ctx, best, client.tracking_uri) if registering else None
     seed = int(groups.sweep.seed)
-    fit = best_fit(groups.algorithm, groups.personas, seed, ctx.space, best, runner.best_fitted)
-    explanations = explain(ctx.space, fit.segments, seed)
-    if example is not None:
-        result.registered_version = register_best(client, ctx, best, fit, explanations, example)
-    copy_repeated_plots(client, runner.plot_copies)
+    try:
+        fit = best_fit(groups.algorithm, groups.personas, seed, ctx.space, best, runner.best_fitted)
+        explanations = explain(ctx.space, fit.segments, seed)
+        if example is not None:
+            result.registered_version = register_best(client, ctx, best, fit, explanations, example)
+    finally:  # a registration that fails leaves every trial's plots logged all the same
+        copy_repeated_plots(client, runner.plot_copies)
     best_run = best.user_attrs.get("mlflow_run_id")
     result.insight_seconds = log_sweep_insights(
         client, ctx.space, parent_id, best_run, drawings, fit, explanations
