@@ -61,7 +61,7 @@ import optuna
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
-from scoring_bench import launch
+from scoring_bench import run_command
 from threadpoolctl import threadpool_limits
 
 from segmentation import algorithms
@@ -211,17 +211,6 @@ def child_main(mode: str, out: Path, overrides: Sequence[str]) -> None:
 # --- running children ------------------------------------------------------------------------
 
 
-def _run_child(args: list[str], env: dict[str, str]) -> dict[str, float]:
-    """Run a child process (from :func:`scoring_bench.launch`'s launcher, so its peak RSS is
-    its own); wall time from start to exit, when it started (epoch seconds) and its peak RSS
-    (MB)."""
-    done = launch(args, env)
-    if done["code"] != 0:
-        tail = "\n".join(done["stderr"].strip().splitlines()[-15:])
-        raise RuntimeError(f"benchmark child failed ({done['code']}): {' '.join(args)}\n{tail}")
-    return {key: done[key] for key in ("wall", "started_at", "peak_rss_mb")}
-
-
 def _env() -> dict[str, str]:
 
     env = dict(os.environ)
@@ -248,7 +237,7 @@ def run_sweep_child(mode: str, store: Path, overrides: Sequence[str]) -> dict[st
         "sweep.progress=false",
         *overrides,
     ]
-    proc = _run_child(args, _env())
+    proc = run_command(args, _env())
     return {**json.loads(out.read_text(encoding="utf-8")), **proc}
 
 
@@ -268,7 +257,7 @@ def run_cli_sweep(
         "sweep.progress=false",
         *overrides,
     ]
-    proc = _run_child(args, env or _env())
+    proc = run_command(args, env or _env())
     client = MlflowClient(f"sqlite:///{store}/mlflow.db")
     parent = client.search_runs(
         [e.experiment_id for e in client.search_experiments()],

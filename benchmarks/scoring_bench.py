@@ -117,12 +117,13 @@ def launch(args: list[str], env: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def _run(args: list[str], env: dict[str, str], expect: int = 0) -> dict[str, float]:
-    """Wall time and peak RSS (MB) of a command run to its end (see :func:`launch`)."""
+def run_command(args: list[str], env: dict[str, str], expect: int = 0) -> dict[str, float]:
+    """Wall time, start (epoch seconds) and peak RSS (MB) of a command run to its end (see
+    :func:`launch`); a command that exits other than ``expect`` raises, with its stderr's end."""
     done = launch(args, env)
     if done["code"] != expect:
         raise RuntimeError(f"{' '.join(args)} exited {done['code']}:\n{done['stderr'][-3000:]}")
-    return {"wall": done["wall"], "peak_rss_mb": done["peak_rss_mb"]}
+    return {key: done[key] for key in ("wall", "started_at", "peak_rss_mb")}
 
 
 def _command(name: str) -> list[str]:
@@ -139,14 +140,14 @@ def predict(store: Path, src: Path | None, root: Path, source: Path, out: Path) 
         f"+input={source}",
         f"+output={out}",
     ]
-    return _run(args, _env(root, src))
+    return run_command(args, _env(root, src))
 
 
 def floor(cfg: Any, source: Path, out: Path) -> dict[str, float]:
     """pandas read (pyarrow engine) + the model's own predict + ``to_csv``, seconds each."""
     from segmentation.serving.predict import load_model
 
-    model = load_model(ModelRef.of(cfg.tracking, cfg.paths))[1].segmenter
+    model = load_model(ModelRef.of(cfg.tracking, cfg.paths)).segmenter
     start = time.perf_counter()
     frame = pd.read_csv(source, sep="\t", engine="pyarrow")
     read = time.perf_counter()
@@ -198,8 +199,8 @@ def section_scoring(
     store.mkdir(parents=True)
     env = _env(root, None)
     hydra_dir = f"hydra.run.dir={store.parent / 'hydra'}"
-    _run([*_command("sweep_main"), *SWEEP, f"paths.mlruns_dir={store}", hydra_dir], env)
-    _run(
+    run_command([*_command("sweep_main"), *SWEEP, f"paths.mlruns_dir={store}", hydra_dir], env)
+    run_command(
         [*_command("promote_main"), "experiments=retail_rfm", f"paths.mlruns_dir={store}"]
         + [hydra_dir],
         env,
@@ -217,15 +218,15 @@ def section_scoring(
     wrong: dict[str, list[dict]] = {"after": [], "before": []}
     bad = [*_command("sweep_main"), "algorithm=foo"]
     for i in range(repeats):
-        quick["mlflow"].append(_run([sys.executable, "-c", "import mlflow"], env))
-        quick["startup"].append(_run([sys.executable, "-c", startup], env))
+        quick["mlflow"].append(run_command([sys.executable, "-c", "import mlflow"], env))
+        quick["startup"].append(run_command([sys.executable, "-c", startup], env))
         quick["after"].append(predict(store, None, root, ten, tmp / "scoring" / "ten-out.csv"))
-        wrong["after"].append(_run(bad, env, expect=2))
+        wrong["after"].append(run_command(bad, env, expect=2))
         if before_src:
             quick["before"].append(
                 predict(store, before_src, before_root, ten, tmp / "scoring" / "ten-b.csv")
             )
-            wrong["before"].append(_run(bad, _env(before_root, before_src), expect=2))
+            wrong["before"].append(run_command(bad, _env(before_root, before_src), expect=2))
         print(f"  quick commands repeat {i + 1}/{repeats}", flush=True)
     mlflow_s = _median(quick["mlflow"], "wall")
     startup_s = _median(quick["startup"], "wall")

@@ -31,6 +31,8 @@ NOISE_COLOUR = "#BBBBBB"
 # PNGs are mostly flat colour: zlib's fastest level packs them nearly as small, several times
 # faster than the default level 6.
 PNG_OPTIONS = {"compress_level": 1}
+# Every plot's resolution (pixels per inch).
+DPI = 90
 # Text is drawn without glyph hinting: most of a plot's drawing is text, unhinted glyphs draw
 # faster, and at these sizes they look the same.
 TEXT_STYLE = {"text.hinting": "no_hinting"}

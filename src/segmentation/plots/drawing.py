@@ -11,7 +11,7 @@ from matplotlib import rc_context
 from matplotlib.colors import to_hex, to_rgb
 from matplotlib.figure import Figure
 
-from segmentation.plots import PNG_OPTIONS, TEXT_STYLE, segment_colour
+from segmentation.plots import DPI, PNG_OPTIONS, TEXT_STYLE, segment_colour
 
 
 def segment_text_colour(segment: int) -> str:
@@ -35,7 +35,7 @@ def contrast_with_white(rgb: np.ndarray) -> float:
 def save(
     fig: Figure,
     path: Path,
-    dpi: int = 90,
+    dpi: int = DPI,
     left: float = 0.12,
     right: float = 0.97,
     bottom: float = 0.12,
@@ -58,7 +58,7 @@ def save(
     return write_png(fig, path, dpi)
 
 
-def write_png(fig: Figure, path: Path, dpi: int = 90) -> Path:
+def write_png(fig: Figure, path: Path, dpi: int = DPI) -> Path:
     """Write a figure whose layout is set as PNG, its text in ``TEXT_STYLE``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with rc_context(TEXT_STYLE):

@@ -22,9 +22,8 @@ from matplotlib.lines import Line2D
 from matplotlib.transforms import ScaledTranslation, blended_transform_factory
 from PIL import Image
 
-from segmentation.plots import PNG_OPTIONS, TEXT_STYLE
+from segmentation.plots import DPI, PNG_OPTIONS, TEXT_STYLE
 
-DPI = 90
 # Per process. A study needs about a dozen: one per scatter, a few share axes, silhouette axes
 # and colour scales.
 MAX_TEMPLATES = 48

@@ -35,7 +35,7 @@ from segmentation.data.reading import (
 from segmentation.errors import InputError
 from segmentation.promotion.aliases import ModelRef
 from segmentation.tracking.local_registry import load_local
-from segmentation.tracking.segmenter import Segmenter
+from segmentation.tracking.segmenter import ScoringModel
 
 LINE = "line"
 REASON = "reason"
@@ -85,33 +85,21 @@ def clean_rows(
     return frame, kept, rules
 
 
-@dataclass(frozen=True)
-class ScoringModel:
-    """A model to score with: its segmenter (the pyfunc model's own on MLflow's route) and
-    the input columns its signature names."""
-
-    segmenter: Segmenter
-    input_names: list[str]
-
-
-def load_model(model: ModelRef) -> tuple[str, ScoringModel]:
+def load_model(model: ModelRef) -> ScoringModel:
     """Load a registered segment model, refusing an unknown one in a line: from a local
     SQLite store's files when they are as expected (no MLflow start-up), else through MLflow."""
-    local = load_local(model.tracking_uri, model.uri)
-    if local is not None:
-        return model.uri, ScoringModel(local.segmenter, local.input_names)
-    return model.uri, load_with_mlflow(model)
+    return load_local(model.tracking_uri, model.uri) or load_with_mlflow(model)
 
 
 def load_with_mlflow(model: ModelRef) -> ScoringModel:
     """The model ``model`` loaded by MLflow (any store, any model URI)."""
-    _, pyfunc = load_pyfunc_model(model)
+    pyfunc = load_pyfunc_model(model)
     names = pyfunc.metadata.get_input_schema().input_names()
     return ScoringModel(pyfunc.unwrap_python_model(), names)
 
 
-def load_pyfunc_model(model: ModelRef) -> tuple[str, Any]:
-    """The pyfunc model ``model`` (its URI and the model), refusing an unknown one in a line."""
+def load_pyfunc_model(model: ModelRef) -> Any:
+    """The pyfunc model ``model``, refusing an unknown one in a line."""
     # MLflow, its SQL store and the pyfunc loader: imported only on this route.
     import mlflow
 
@@ -120,7 +108,7 @@ def load_pyfunc_model(model: ModelRef) -> tuple[str, Any]:
 
     connect(model.tracking_uri)  # an unreachable store refused in a line
     try:
-        return model.uri, load_pyfunc(model.uri, model.tracking_uri)
+        return load_pyfunc(model.uri, model.tracking_uri)
     except (mlflow.exceptions.MlflowException, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(
@@ -148,7 +136,7 @@ def _open(
     table = open_table(input_path, chunk_rows)
     columns = OmegaConf.to_container(dataset.columns, resolve=True)
     mapped, _ = map_columns(table.empty_frame(), columns, input_path)
-    uri, model = load_model(model_ref)
+    uri, model = model_ref.uri, load_model(model_ref)
     needed = model.input_names
     absent = [c for c in needed if c not in mapped.columns]
     if absent:

@@ -233,7 +233,7 @@ def score_table(
     frame = read_input(spark, input_path)
     raw_columns = list(frame.columns)
     renames = column_renames(raw_columns, specs, input_path)  # a missing required column stops
-    uri, model = load_pyfunc_model(model_ref)
+    uri, model = model_ref.uri, load_pyfunc_model(model_ref)
     source = {renames.get(c, c): c for c in raw_columns}
     canonical = [c for c in specs if c in source]
     schema = model.metadata.get_input_schema()

@@ -228,14 +228,14 @@ def run_study(
         elif remaining > 0:
             try:
                 run_budget(study, runner, n_trials, [Progress(n_trials, bool(sweep.progress))])
-                # Drawn by the pool while the last trials' artifacts are logged and the best
-                # model is registered.
-                start_summary_plots(ctx, study, drawings)
             except BaseException:
                 ctx.artifacts.wait()  # an interrupted sweep keeps what its trials logged
                 copy_repeated_plots(client, runner.plot_copies)
                 raise
-            ctx.artifacts.wait()  # every plot and model is logged before the sweep goes on
+        # Drawn by the pool while the last trials' artifacts are logged and the best model is
+        # registered.
+        start_summary_plots(ctx, study, drawings)
+        ctx.artifacts.wait()  # every plot and model is logged before the sweep goes on
     except KeyboardInterrupt:
         client.set_terminated(ctx.parent_run_id, status="KILLED")
         show("Interrupted: open runs closed; run the same command again to resume.")
@@ -285,9 +285,9 @@ def finished_result(
 def start_summary_plots(
     ctx: SweepContext, study: optuna.Study, drawings: dict[str, Drawing]
 ) -> None:
-    """Submit the study plots of the finished trials to the pool (once)."""
+    """Submit the study plots of the finished trials to the pool."""
     groups = ctx.groups
-    if groups.tracking.log_plots and "study" not in drawings:
+    if groups.tracking.log_plots:
         title = f"{groups.dataset.name} / {groups.features.name}"
         trials = study.get_trials(deepcopy=False)
         names = [d.name.lower() for d in study.directions]
@@ -317,7 +317,6 @@ def finish_sweep(
         best_trial=None,
         counts=count_states(study),
     )
-    start_summary_plots(ctx, study, drawings)
     try:
         best = chosen_trial(study)
     except ValueError:

@@ -1,7 +1,7 @@
 """A registered segment model of a local SQLite store, loaded without MLflow.
 
-Batch scoring of a short file is mostly start-up: importing MLflow and its SQL store costs
-more than reading, scoring and writing a few thousand rows (bench-results, issue 23). When the
+Batch scoring of a short file is mostly start-up, and most of that was MLflow's (its import,
+its SQL store, the pyfunc loader; bench-results, section "Issue 23"). When the
 store is a local SQLite file, the model version an alias or number names is read from the
 registry's own tables, and the model from its folder through its MLmodel file (MLflow's
 documented model format): the :class:`~segmentation.tracking.segmenter.Segmenter` its pipeline
@@ -18,13 +18,12 @@ import os
 import re
 import sqlite3
 from contextlib import closing
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import yaml
 
-from segmentation.tracking.segmenter import Segmenter
+from segmentation.tracking.segmenter import ScoringModel, Segmenter
 
 # models:/<name>@<alias> or models:/<name>/<version>
 _MODEL_URI = re.compile(r"models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))")
@@ -41,16 +40,6 @@ _BY_VERSION = """
 SELECT storage_location FROM model_versions
 WHERE workspace = 'default' AND name = ? AND version = ? AND status = 'READY'
 """
-
-
-@dataclass(frozen=True)
-class LocalModel:
-    """A registered model version's folder, its segmenter and the input columns its
-    signature names."""
-
-    folder: Path
-    segmenter: Segmenter
-    input_names: list[str]
 
 
 def model_folder(tracking_uri: str, model_uri: str) -> Path | None:
@@ -83,7 +72,7 @@ def model_folder(tracking_uri: str, model_uri: str) -> Path | None:
     return folder if (folder / "MLmodel").is_file() else None
 
 
-def load_local(tracking_uri: str, model_uri: str) -> LocalModel | None:
+def load_local(tracking_uri: str, model_uri: str) -> ScoringModel | None:
     """The segment model ``model_uri`` of the SQLite store ``tracking_uri`` (see
     :func:`model_folder`), or ``None`` where MLflow's own route is needed (another kind of
     model among them)."""
@@ -105,4 +94,4 @@ def load_local(tracking_uri: str, model_uri: str) -> LocalModel | None:
         return None
     segmenter = Segmenter()
     segmenter.load(pipeline, card)
-    return LocalModel(folder, segmenter, names)
+    return ScoringModel(segmenter, names)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -142,3 +143,12 @@ class Segmenter:
                 f"{rows[:10].tolist()} (0-based) of {len(frame)}"
             )
         return features
+
+
+@dataclass(frozen=True)
+class ScoringModel:
+    """A model to score with: its segmenter (the pyfunc model itself when MLflow loaded it)
+    and the input columns its signature names."""
+
+    segmenter: Segmenter
+    input_names: list[str]
