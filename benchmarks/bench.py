@@ -61,7 +61,7 @@ import optuna
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
-from scoring_bench import run_command
+from scoring_bench import child_env, run_command
 from threadpoolctl import threadpool_limits
 
 from segmentation import algorithms
@@ -211,16 +211,6 @@ def child_main(mode: str, out: Path, overrides: Sequence[str]) -> None:
 # --- running children ------------------------------------------------------------------------
 
 
-def _env() -> dict[str, str]:
-
-    env = dict(os.environ)
-    env.setdefault("SEGMENTATION_ROOT", str(project_root()))
-    env.setdefault("MPLBACKEND", "Agg")
-    env["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
-    env.pop("MLFLOW_TRACKING_URI", None)  # every benchmark sweep gets its own temporary store
-    return env
-
-
 def run_sweep_child(mode: str, store: Path, overrides: Sequence[str]) -> dict[str, Any]:
     """A tracked or bare sweep in a fresh ``python benchmarks/bench.py --child`` process."""
     store.mkdir(parents=True, exist_ok=True)
@@ -237,7 +227,7 @@ def run_sweep_child(mode: str, store: Path, overrides: Sequence[str]) -> dict[st
         "sweep.progress=false",
         *overrides,
     ]
-    proc = run_command(args, _env())
+    proc = run_command(args, child_env(project_root()))
     return {**json.loads(out.read_text(encoding="utf-8")), **proc}
 
 
@@ -257,7 +247,7 @@ def run_cli_sweep(
         "sweep.progress=false",
         *overrides,
     ]
-    proc = run_command(args, env or _env())
+    proc = run_command(args, env or child_env(project_root()))
     client = MlflowClient(f"sqlite:///{store}/mlflow.db")
     parent = client.search_runs(
         [e.experiment_id for e in client.search_experiments()],
@@ -362,11 +352,7 @@ def section_default(tmp: Path, repeats: int, before_root: Path | None) -> str:
     empty_store_template()  # built once per MLflow version: a user's first sweep builds it
     before_env = None
     if before_root is not None:
-        before_env = {
-            **_env(),
-            "PYTHONPATH": str(before_root / "src"),
-            "SEGMENTATION_ROOT": str(before_root),
-        }
+        before_env = child_env(before_root, before_root / "src")
     rows: dict[str, list[dict[str, Any]]] = {"before": [], "after": [], "bare": []}
     for i in range(repeats):
         if before_env is not None:

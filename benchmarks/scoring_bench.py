@@ -71,11 +71,17 @@ def repeat_rows(source: Path, path: Path, times: int) -> Path:
     return path
 
 
-def _env(root: Path, src: Path | None) -> dict[str, str]:
+def child_env(root: Path, src: Path | None = None) -> dict[str, str]:
+    """The environment of a measured command: the tree at ``root`` (its ``src`` on the path
+    when given), its own temporary store, no progress bars, and Python's default bytecode cache
+    as a user's shell has it (a shell that exports PYTHONDONTWRITEBYTECODE, as this machine's
+    does, makes every command compile the project's modules again)."""
     env = dict(os.environ)
     env["SEGMENTATION_ROOT"] = str(root)
     env["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    env.setdefault("MPLBACKEND", "Agg")
     env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     if src is not None:
         env["PYTHONPATH"] = str(src)
     return env
@@ -140,7 +146,7 @@ def predict(store: Path, src: Path | None, root: Path, source: Path, out: Path) 
         f"+input={source}",
         f"+output={out}",
     ]
-    return run_command(args, _env(root, src))
+    return run_command(args, child_env(root, src))
 
 
 def floor(cfg: Any, source: Path, out: Path) -> dict[str, float]:
@@ -197,7 +203,7 @@ def section_scoring(
     before_root = before_src.parent if before_src else None
     store = tmp / "scoring" / "mlruns"
     store.mkdir(parents=True)
-    env = _env(root, None)
+    env = child_env(root)
     hydra_dir = f"hydra.run.dir={store.parent / 'hydra'}"
     run_command([*_command("sweep_main"), *SWEEP, f"paths.mlruns_dir={store}", hydra_dir], env)
     run_command(
@@ -226,7 +232,7 @@ def section_scoring(
             quick["before"].append(
                 predict(store, before_src, before_root, ten, tmp / "scoring" / "ten-b.csv")
             )
-            wrong["before"].append(run_command(bad, _env(before_root, before_src), expect=2))
+            wrong["before"].append(run_command(bad, child_env(before_root, before_src), expect=2))
         print(f"  quick commands repeat {i + 1}/{repeats}", flush=True)
     mlflow_s = _median(quick["mlflow"], "wall")
     startup_s = _median(quick["startup"], "wall")

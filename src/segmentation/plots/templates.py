@@ -12,7 +12,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 
-import numpy as np
 from matplotlib import rc_context, rcParams
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
@@ -65,8 +64,11 @@ class FigureTemplate:
                 for artist in artists:
                     self.figure.draw_artist(artist)
             path.parent.mkdir(parents=True, exist_ok=True)
-            pixels = np.asarray(self.canvas.buffer_rgba())[..., :3]
-            Image.fromarray(pixels).save(path, format="png", **PNG_OPTIONS)
+            # Pillow drops the alpha channel itself, several times faster than a numpy slice
+            # (a strided view it would copy row by row).
+            size = self.canvas.get_width_height()
+            pixels = Image.frombuffer("RGBA", size, self.canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
+            pixels.convert("RGB").save(path, format="png", **PNG_OPTIONS)
             return path
         finally:
             for artist in artists:
