@@ -93,7 +93,6 @@ def test_hdbscan_min_cluster_fraction_scales_with_the_rows_fitted():
         hdbscan.build(n_rows=200, min_cluster_fraction=1.5)
 
 
-@pytest.mark.slow
 def test_hdbscan_default_space_finds_segments_on_the_real_mall_file(store):
     # A 6-trial sweep of the default HDBSCAN space on the real file (it once ended with "no
     # trial met the constraints": a fixed min_cluster_size of 5-60 and min_samples up to 30).
