@@ -149,6 +149,28 @@ def predict(store: Path, src: Path | None, root: Path, source: Path, out: Path) 
     return run_command(args, child_env(root, src))
 
 
+def quick_table(
+    commands: dict[str, dict[str, list[dict]]], mlflow_s: float, startup_s: float
+) -> list[str]:
+    """The quick commands' Markdown table: each command's ``after`` runs (and ``before`` runs,
+    whose columns appear only when the code before was measured) as medians and ratios."""
+    with_before = any(runs["before"] for runs in commands.values())
+    header = ["command", "after", "after / `import mlflow`", "after / start-up floor"]
+    if with_before:
+        header[1:1] = ["before"]
+        header[3:3] = ["before / after"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, runs in commands.items():
+        after = _median(runs["after"], "wall")
+        cells = [name, f"{after:.2f} s", f"{after / mlflow_s:.2f}x", f"{after / startup_s:.2f}x"]
+        if with_before:
+            before = _median(runs["before"], "wall")
+            cells[1:1] = [f"{before:.2f} s"]
+            cells[3:3] = [f"{before / after:.2f}x"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def floor(cfg: Any, source: Path, out: Path) -> dict[str, float]:
     """pandas read (pyarrow engine) + the model's own predict + ``to_csv``, seconds each."""
     from segmentation.serving.predict import load_model
@@ -242,17 +264,12 @@ def section_scoring(
         f"store opened and the champion loaded by `mlflow.pyfunc` in a fresh process: "
         f"{startup_s:.2f} s; a local store's champion is scored without it):",
         "",
-        "| command | before | after | before / after | after / `import mlflow` "
-        "| after / start-up floor |",
-        "|---|---|---|---|---|---|",
+        *quick_table(
+            {"`make predict` of 10 rows": quick, "a wrong option refused": wrong},
+            mlflow_s,
+            startup_s,
+        ),
     ]
-    for name, runs in (("`make predict` of 10 rows", quick), ("a wrong option refused", wrong)):
-        after = _median(runs["after"], "wall")
-        before = _median(runs["before"], "wall") if runs["before"] else float("nan")
-        lines.append(
-            f"| {name} | {before:.2f} s | {after:.2f} s | {before / after:.2f}x | "
-            f"{after / mlflow_s:.2f}x | {after / startup_s:.2f}x |"
-        )
 
     print("\n".join(lines), flush=True)  # so far: kept in the log if a later part is stopped
     # Before against after on --before-rows (the code before needs minutes and GBs at 1M).

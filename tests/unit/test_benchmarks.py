@@ -51,3 +51,23 @@ def test_a_launched_command_reports_its_own_peak_memory_not_the_benchmarks(bench
     assert before <= small["started_at"] <= time.time() and 0 < small["wall"] < 30
     failed = scoring_bench.launch([sys.executable, "-c", "raise SystemExit(3)"], dict(os.environ))
     assert failed["code"] == 3
+
+
+def test_the_quick_commands_table_has_before_columns_only_when_the_code_before_ran(benchmarks):
+    scoring_bench = importlib.import_module("scoring_bench")
+    after = [{"wall": 4.0}, {"wall": 5.0}, {"wall": 6.0}]
+    alone = scoring_bench.quick_table({"predict": {"after": after, "before": []}}, 2.5, 10.0)
+    assert alone == [
+        "| command | after | after / `import mlflow` | after / start-up floor |",
+        "|---|---|---|---|",
+        "| predict | 5.00 s | 2.00x | 0.50x |",
+    ]
+    before = [{"wall": 10.0}] * 3
+    beside = scoring_bench.quick_table({"predict": {"after": after, "before": before}}, 2.5, 10.0)
+    assert beside[0] == (
+        "| command | before | after | before / after | after / `import mlflow` "
+        "| after / start-up floor |"
+    )
+    assert beside[1] == "|---|---|---|---|---|---|"
+    assert beside[2] == "| predict | 10.00 s | 5.00 s | 2.00x | 2.00x | 0.50x |"
+    assert "nan" not in "\n".join(alone + beside)
