@@ -155,20 +155,30 @@ def quick_table(
     """The quick commands' Markdown table: each command's ``after`` runs (and ``before`` runs,
     whose columns appear only when the code before was measured) as medians and ratios."""
     with_before = any(runs["before"] for runs in commands.values())
-    header = ["command", "after", "after / `import mlflow`", "after / start-up floor"]
-    if with_before:
-        header[1:1] = ["before"]
-        header[3:3] = ["before / after"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    # (heading, whether it shows the code before, cell of the medians after and before).
+    columns = [
+        ("before", True, lambda after, before: f"{before:.2f} s"),
+        ("after", False, lambda after, before: f"{after:.2f} s"),
+        ("before / after", True, lambda after, before: f"{before / after:.2f}x"),
+        ("after / `import mlflow`", False, lambda after, before: f"{after / mlflow_s:.2f}x"),
+        ("after / start-up floor", False, lambda after, before: f"{after / startup_s:.2f}x"),
+    ]
+    columns = [
+        (heading, cell) for heading, of_before, cell in columns if with_before or not of_before
+    ]
+    lines = [
+        _row(["command", *(heading for heading, _ in columns)]),
+        "|---" * (len(columns) + 1) + "|",
+    ]
     for name, runs in commands.items():
         after = _median(runs["after"], "wall")
-        cells = [name, f"{after:.2f} s", f"{after / mlflow_s:.2f}x", f"{after / startup_s:.2f}x"]
-        if with_before:
-            before = _median(runs["before"], "wall")
-            cells[1:1] = [f"{before:.2f} s"]
-            cells[3:3] = [f"{before / after:.2f}x"]
-        lines.append("| " + " | ".join(cells) + " |")
+        before = _median(runs["before"], "wall") if with_before else None
+        lines.append(_row([name, *(cell(after, before) for _, cell in columns)]))
     return lines
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
 
 
 def floor(cfg: Any, source: Path, out: Path) -> dict[str, float]:
