@@ -110,6 +110,19 @@ def test_float_text_is_pandas_str_of_each_float():
     assert got[:3] == ["0.1", "1.0", "-0.0"]
 
 
+def test_float_text_matches_pandas_at_every_magnitude():
+    # Across and beyond both exponent ranges (repr's 1e-4..1e16, Arrow's 1e-6..1e10), whole
+    # and rounded values, signs, and the edges of the range Arrow's cast is used in.
+    rng = np.random.default_rng(3)
+    values = np.sign(rng.normal(size=20_000)) * 10 ** rng.uniform(-12, 20, 20_000)
+    values[::3] = np.round(values[::3], 2)
+    values[::7] = np.round(values[::7])
+    edges = [1e-4, np.nextafter(1e-4, 0), 1e10, np.nextafter(1e10, 0), 2.0**53, 1.8e308]
+    series = pd.Series(np.concatenate([values, edges, np.negative(edges)]))
+    got = float_text(series).to_pylist()
+    assert got == list(series.astype("str"))
+
+
 @pytest.mark.parametrize("quoted", [False, True])
 def test_csv_bytes_are_to_csv_of_the_rows(quoted):
     frame = pd.DataFrame(

@@ -96,7 +96,8 @@ class RetailFeatures(TransformerMixin, BaseEstimator):
         out["Age"] = self.reference_year_ - as_numbers(X["Year_Birth"])
         out["Income"] = as_numbers(X["Income"]).fillna(self.income_median_)
         education = as_text(X["Education"]).str.strip()
-        out["Education_Level"] = education.map(levels).astype(float)
+        # A lookup by index: Series.map of a text column calls Python for every value.
+        out["Education_Level"] = pd.Series(levels, dtype=float).reindex(education).to_numpy()
         out["Kidhome"], out["Teenhome"] = num["Kidhome"], num["Teenhome"]
         out["Children"] = num["Kidhome"] + num["Teenhome"]
         out["IsParent"] = (out["Children"] > 0).astype(float)

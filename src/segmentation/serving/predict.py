@@ -353,16 +353,33 @@ class ChunkWriter:
         self.partial.unlink(missing_ok=True)
 
 
+# A text scalar of the type the CSV fields are built in.
+_text = functools.partial(pa.scalar, type=pa.large_string())
 # A field with one of these is quoted (``DataFrame.to_csv``'s minimal quoting).
 _NEEDS_QUOTES = (",", '"', "\r", "\n")
 
 
 def float_text(values: pd.Series) -> pa.Array:
     """A float64 column as ``values.astype("str")`` gives it (Python's shortest ``repr`` of
-    each value, missing kept missing), built from the values' ``repr`` without pandas'
-    per-value conversion."""
-    missing = values.isna().to_numpy()
-    return pa.array([repr(v) for v in values.tolist()], type=pa.large_string(), mask=missing)
+    each value, missing kept missing), cast by Arrow without a Python call per value.
+
+    Arrow's cast writes the same shortest digits as ``repr`` and, for 1e-4 <= |v| < 1e10, in
+    the same positional form, but whole numbers without ``.0``; the values outside that range
+    (where either writes an exponent) take ``repr``.
+    """
+    numbers = values.to_numpy(dtype="float64", na_value=np.nan)
+    text = pc.cast(pa.array(numbers, from_pandas=True), pa.large_string())
+    size = np.abs(numbers)
+    positional = (size < 1e10) & ((size >= 1e-4) | (numbers == 0))
+    whole = positional & (numbers == np.trunc(numbers))
+    if whole.any():
+        suffixed = pc.binary_join_element_wise(text, _text(".0"), _text(""))
+        text = pc.if_else(pa.array(whole), suffixed, text)
+    other = ~positional & ~np.isnan(numbers)
+    if other.any():
+        spelled = pa.array([repr(v) for v in numbers[other].tolist()], type=pa.large_string())
+        text = pc.replace_with_mask(text, pa.array(other), spelled)
+    return text
 
 
 def _csv_bytes(frame: pd.DataFrame) -> bytes:
@@ -371,7 +388,6 @@ def _csv_bytes(frame: pd.DataFrame) -> bytes:
     holds a comma, a quote or a line end."""
     if frame.empty:
         return b""
-    text = functools.partial(pa.scalar, type=pa.large_string())
     fields, quoting = [], False
     for name in frame.columns:
         values = frame[name]
@@ -392,7 +408,7 @@ def _csv_bytes(frame: pd.DataFrame) -> bytes:
                 pc.or_, (pc.match_substring(array, mark) for mark in _NEEDS_QUOTES)
             )
             quoted = pc.binary_join_element_wise(
-                text('"'), pc.replace_substring(array, '"', '""'), text('"'), text("")
+                _text('"'), pc.replace_substring(array, '"', '""'), _text('"'), _text("")
             )
             array = pc.if_else(needs, quoted, array)
             quoting = True
@@ -407,8 +423,8 @@ def _csv_bytes(frame: pd.DataFrame) -> bytes:
         pcsv.write_csv(table, sink, options)
         return sink.getvalue().to_pybytes()
     options = pc.JoinOptions(null_handling="replace", null_replacement="")
-    rows = pc.binary_join_element_wise(*fields, text(","), options=options)
-    lines = pc.binary_join_element_wise(rows, text(""), text("\n"))
+    rows = pc.binary_join_element_wise(*fields, _text(","), options=options)
+    lines = pc.binary_join_element_wise(rows, _text(""), _text("\n"))
     offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)
     start, end = offsets[lines.offset], offsets[lines.offset + len(lines)]
     return lines.buffers()[2].to_pybytes()[start:end]
