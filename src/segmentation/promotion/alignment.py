@@ -23,6 +23,7 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score
 
 from segmentation.errors import InputError
+from segmentation.plots.drawing import write_png
 from segmentation.reports import render
 
 NOISE = -1
@@ -383,7 +384,4 @@ def migration_heatmap(report: Mapping[str, Any], path: Path) -> Path:
         fontsize=10,
     )
     fig.colorbar(image, ax=ax, label="share of champion segment")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    return path
+    return write_png(fig, Path(path))
