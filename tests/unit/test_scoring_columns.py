@@ -117,7 +117,14 @@ def test_float_text_matches_pandas_at_every_magnitude():
     values = np.sign(rng.normal(size=20_000)) * 10 ** rng.uniform(-12, 20, 20_000)
     values[::3] = np.round(values[::3], 2)
     values[::7] = np.round(values[::7])
-    edges = [1e-4, np.nextafter(1e-4, 0), 1e10, np.nextafter(1e10, 0), 2.0**53, 1.8e308]
+    edges = [
+        1e-4,
+        np.nextafter(1e-4, 0),
+        1e10,
+        np.nextafter(1e10, 0),
+        2.0**53,
+        1.7976931348623157e308,
+    ]
     series = pd.Series(np.concatenate([values, edges, np.negative(edges)]))
     got = float_text(series).to_pylist()
     assert got == list(series.astype("str"))
