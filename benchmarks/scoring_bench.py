@@ -163,17 +163,17 @@ def quick_table(
         ("after / `import mlflow`", False, lambda after, before: f"{after / mlflow_s:.2f}x"),
         ("after / start-up floor", False, lambda after, before: f"{after / startup_s:.2f}x"),
     ]
-    columns = [
+    shown = [
         (heading, cell) for heading, of_before, cell in columns if with_before or not of_before
     ]
     lines = [
-        _row(["command", *(heading for heading, _ in columns)]),
-        "|---" * (len(columns) + 1) + "|",
+        _row(["command", *(heading for heading, _ in shown)]),
+        "|---" * (len(shown) + 1) + "|",
     ]
     for name, runs in commands.items():
         after = _median(runs["after"], "wall")
         before = _median(runs["before"], "wall") if with_before else None
-        lines.append(_row([name, *(cell(after, before) for _, cell in columns)]))
+        lines.append(_row([name, *(cell(after, before) for _, cell in shown)]))
     return lines
 
 
