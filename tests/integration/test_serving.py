@@ -139,6 +139,32 @@ def test_batch_lists_rejected_rows_and_refuses_a_missing_column(champion, tmp_pa
     assert not target.exists()
 
 
+def test_batch_never_writes_over_its_input(champion, tmp_path, monkeypatch, capsys):
+    """With a champion that would score it, `make predict INPUT=f OUTPUT=f` is refused in a
+    line and the customer export stays byte for byte; a folder as OUTPUT too."""
+    store, _ = champion
+    path = tmp_path / "data" / "customers.csv"
+    path.parent.mkdir()
+    generate(25, seed=9).to_csv(path, index=False)
+    before = path.read_bytes()
+    for output, line in (
+        (path, f"{path}: is the input file; scoring never writes over its input"),
+        (path.parent, f"{path.parent}: is a folder (expected an output file"),
+    ):
+        code = run_main(
+            predict_main,
+            monkeypatch,
+            f"paths.mlruns_dir={store}",
+            f"+input={path}",
+            f"+output={output}",
+            f"hydra.run.dir={tmp_path / 'hydra'}",
+        )
+        err = capsys.readouterr().err.splitlines()
+        assert code == 2 and len(err) == 1 and err[0].startswith(f"error: {line}")
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == ["customers.csv"]
+
+
 def test_dbscan_core_samples_get_their_training_label_back():
     rng = np.random.default_rng(0)
     X = np.vstack([rng.normal(c, 0.3, size=(60, 2)) for c in ((0, 0), (4, 4), (0, 5))])

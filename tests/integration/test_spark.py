@@ -161,6 +161,23 @@ def test_spark_scoring_reads_parquet_folders(spark, champion, tmp_path):
         tmp_path / "out",
     )
     assert result.scored == 120 and result.rejected == 0 and result.rejected_path is None
+    # A rerun into the same folder replaces the earlier scoring's output (Spark's own files).
+    again = score_table(
+        champion.dataset,
+        champion.engine,
+        ModelRef.of(champion.tracking, champion.paths),
+        folder / "part-1.parquet",
+        tmp_path / "out",
+    )
+    assert again.scored == 60
+    assert spark.read.parquet(str(tmp_path / "out")).count() == 60
+    score_table(
+        champion.dataset,
+        champion.engine,
+        ModelRef.of(champion.tracking, champion.paths),
+        folder,
+        tmp_path / "out",
+    )
     out = spark.read.parquet(str(tmp_path / "out")).toPandas().sort_values("CustomerID")
     assert out["Age"].dtype == frame["Age"].dtype  # Parquet keeps the input's types
     first = pd.read_csv(tmp_path / "a.csv").sort_values("CustomerID")
@@ -343,6 +360,34 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(
         assert code == 2
         assert len(err) == 1 and err[0].startswith("error: ") and expected in err[0]
         assert not out.exists() and not Path(f"{out}.rejected").exists()
+
+    # Spark deletes the output folder before writing it: a folder holding the input, or
+    # someone's files, is refused and kept as it was.
+    data = tmp_path / "data"
+    data.mkdir()
+    generate(20, seed=2).to_csv(data / "customers.csv", index=False)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    kept = {p: p.read_bytes() for p in (data / "customers.csv", tmp_path / "mine" / "notes.txt")}
+    for out, expected in (
+        (data, "holds the input"),
+        (tmp_path / "mine", "folder holds 'notes.txt'"),
+    ):
+
+        def task(cfg, out=out):
+            return score_table(
+                champion.dataset,
+                champion.engine,
+                ModelRef.of(champion.tracking, champion.paths),
+                data / "customers.csv",
+                out,
+            )
+
+        code = run_main(lambda task=task: run_cli(task), monkeypatch)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2
+        assert len(err) == 1 and err[0].startswith(f"error: {out}: {expected}")
+    assert {p: p.read_bytes() for p in kept} == kept
 
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))

@@ -8,6 +8,7 @@ reason instead of being dropped silently.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -224,9 +225,10 @@ def score_file(
     the row) into ``<output>.rejected.csv``. Both files appear only once every row is done:
     a file refused half-way leaves what was there before."""
     input_path, output_path = Path(input_path), Path(output_path)
+    check_output_file(input_path, output_path)
     reuse_arrow_memory()
     table, columns, uri, model, needed = _open(dataset, input_path, model_ref, chunk_rows)
-    rejected_path = output_path.with_name(output_path.name + ".rejected.csv")
+    rejected_path = rejected_list(output_path)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     counts: dict[int, int] = {}
     scored_rows = 0
@@ -273,6 +275,50 @@ def score_file(
         rejected_path=rejected_path if reasons else None,
         segments=dict(sorted(counts.items())),
     )
+
+
+def rejected_list(output: Path) -> Path:
+    """Where the rejected rows of ``output`` go: ``<output>.rejected.csv``."""
+    return output.with_name(output.name + ".rejected.csv")
+
+
+def check_output_file(input_path: Path, output_path: Path) -> None:
+    """Refuse, before anything is read or written, an output (or its rejected list) that would
+    replace the file being scored (a customer export stays as it was), that is a folder, or
+    that cannot be made because a file stands where its folder would be."""
+    for path in (output_path, rejected_list(output_path)):
+        if same_file(path, input_path):
+            raise InputError(
+                f"{path}: is the input file; scoring never writes over its input "
+                "(give another OUTPUT)"
+            )
+        if path.is_dir():
+            raise InputError(
+                f"{path}: is a folder (expected an output file, e.g. segments.csv or "
+                "segments.parquet)"
+            )
+    refuse_file_in_the_way(output_path)
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file or folder: the same once links are resolved, or two
+    hard links to it."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist
+        return False
+
+
+def refuse_file_in_the_way(path: Path) -> None:
+    """Refuse ``path`` when its nearest existing ancestor is a file (its folder cannot be
+    made)."""
+    for parent in path.resolve().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(f"{path}: cannot be written: {parent} is a file, not a folder")
+            return
 
 
 def reuse_arrow_memory() -> None:

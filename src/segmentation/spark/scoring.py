@@ -14,6 +14,8 @@ from typing import Any
 
 import mlflow
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from omegaconf import DictConfig, OmegaConf
 
 from segmentation.errors import InputError
@@ -23,7 +25,9 @@ from segmentation.serving.predict import (
     SHOWN_REJECTIONS,
     clean_rows,
     load_pyfunc_model,
+    refuse_file_in_the_way,
     row_problems,
+    same_file,
 )
 from segmentation.spark.reading import MISSING_TEXTS, canonical_text, column_renames, read_input
 from segmentation.spark.session import get_session, spark_errors
@@ -60,6 +64,64 @@ class SparkPredictResult:
 def rejected_folder(output: Path) -> Path:
     """Where the rejected rows of ``output`` go: ``<output>.rejected`` (Parquet)."""
     return output.with_name(output.name + ".rejected")
+
+
+# What Spark itself writes into a Parquet output folder.
+SPARK_WRITES = ("part-", ".part-", "_SUCCESS", "._SUCCESS", "_temporary")
+
+
+def check_output_folder(input_path: Path, output_path: Path) -> None:
+    """Refuse, before Spark starts, an output folder (or its ``.rejected`` folder) whose
+    overwrite would lose data: Spark deletes the folder before writing it. The input itself,
+    a folder holding the input or inside it, a file, and a folder holding anything but an
+    earlier scoring's own Parquet parts are refused; a new, empty or earlier output folder
+    is not."""
+    marks = {output_path: ("segment", "persona"), rejected_folder(output_path): (REASON,)}
+    for folder, columns in marks.items():
+        if same_file(folder, input_path):
+            raise InputError(
+                f"{folder}: is the input; scoring never writes over its input (give another OUTPUT)"
+            )
+        if input_path.is_relative_to(folder):
+            raise InputError(
+                f"{folder}: holds the input {input_path}, and Spark replaces the output "
+                "folder as a whole (give a new folder)"
+            )
+        refuse_file_in_the_way(folder)
+        if folder.is_relative_to(input_path):
+            raise InputError(
+                f"{folder}: is inside the input folder {input_path} (give a folder apart "
+                "from the input)"
+            )
+        if folder.exists() and not folder.is_dir():
+            raise InputError(
+                f"{folder}: exists and is a file (Spark writes the output as a Parquet folder)"
+            )
+        foreign = _not_an_earlier_output(folder, columns) if folder.is_dir() else None
+        if foreign:
+            raise InputError(
+                f"{folder}: folder holds {foreign}, not an earlier scoring's output, and Spark "
+                "replaces the output folder as a whole (give an empty or new folder)"
+            )
+
+
+def _not_an_earlier_output(folder: Path, columns: tuple[str, ...]) -> str | None:
+    """What in ``folder`` an earlier scoring did not write (``None`` when nothing): a file
+    Spark does not write, or Parquet parts without the scoring's ``columns`` (another job's
+    table, such as the customers themselves)."""
+    names = sorted(p.name for p in folder.iterdir())
+    other = [n for n in names if not n.startswith(SPARK_WRITES)]
+    if other:
+        return repr(other[0])
+    part = next((n for n in names if n.startswith("part-") and n.endswith(".parquet")), None)
+    if part is None:
+        return None
+    try:
+        found = set(pq.read_schema(folder / part).names)
+    except (pa.ArrowException, OSError):
+        return f"{part!r}, not a readable Parquet part"
+    missing = [c for c in columns if c not in found]
+    return f"Parquet parts without {missing[0]!r}" if missing else None
 
 
 def _raw(i: int) -> str:
@@ -228,6 +290,7 @@ def score_table(
 
     input_path = Path(input_path).expanduser().resolve()
     output_path = Path(output_path).expanduser().resolve()
+    check_output_folder(input_path, output_path)
     specs = OmegaConf.to_container(dataset.columns, resolve=True)
     spark = get_session(engine)
     frame = read_input(spark, input_path)
