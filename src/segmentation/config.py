@@ -110,6 +110,9 @@ class DatasetConfig:
     eda: Any = None
     # The last campaign's 0/1 response column (null: the dataset has none).
     response_column: str | None = None
+    # The CSV files' text encoding, a Python codec name (cp1252: a Windows Excel CSV); null:
+    # UTF-8, or UTF-16 after its byte-order mark.
+    encoding: str | None = None
 
 
 class ImplausibleAction(StrEnum):

@@ -226,3 +226,35 @@ def test_retail_champion_scores_the_raw_marketing_file(retail_promoted, tmp_path
     assert gaps.sum() == 24 and set(median) == {"Income"}
     filled = scored.loc[scored["ID"].isin(raw.loc[gaps, "ID"])]
     assert len(filled) == 24 and filled["segment"].notna().all()
+
+
+def test_batch_reads_a_windows_excel_csv_given_its_encoding(
+    champion, tmp_path, monkeypatch, capsys
+):
+    """A cp1252 export scores, with `dataset.encoding=cp1252`, into the very bytes its UTF-8
+    copy scores into (names written as UTF-8); without the setting it is refused in a line."""
+    store, _ = champion
+    frame = generate(30, seed=21).assign(Name="Zoë – Müller €")
+    frame.to_csv(tmp_path / "utf8.csv", index=False)
+    frame.to_csv(tmp_path / "windows.csv", index=False, encoding="cp1252")
+    common = [f"paths.mlruns_dir={store}", f"hydra.run.dir={tmp_path / 'hydra'}"]
+    runs = {
+        "utf8": [f"+input={tmp_path / 'utf8.csv'}", f"+output={tmp_path / 'a.csv'}"],
+        "windows": [
+            f"+input={tmp_path / 'windows.csv'}",
+            f"+output={tmp_path / 'b.csv'}",
+            "dataset.encoding=cp1252",
+        ],
+        "unsaid": [f"+input={tmp_path / 'windows.csv'}", f"+output={tmp_path / 'c.csv'}"],
+    }
+    codes = {
+        name: run_main(predict_main, monkeypatch, *args, *common) for name, args in runs.items()
+    }
+    err = capsys.readouterr().err.splitlines()
+    assert codes == {"utf8": 0, "windows": 0, "unsaid": 2}
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+    assert pd.read_csv(tmp_path / "b.csv")["Name"].eq("Zoë – Müller €").all()
+    assert err[-1].startswith(
+        f"error: {tmp_path / 'windows.csv'}: line 2, column 'Name': not UTF-8"
+    )
+    assert not (tmp_path / "c.csv").exists()

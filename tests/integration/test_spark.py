@@ -137,6 +137,36 @@ def test_spark_scoring_equals_local_scoring(spark, champion, tmp_path):
     assert rejected["reason"].str.len().gt(0).all() and len(rejected) == 3
 
 
+def test_spark_scoring_reads_a_latin1_csv_as_the_local_route(spark, champion, tmp_path):
+    """`dataset.encoding=latin-1`: both routes decode the names alike and score the same rows;
+    without it the file is refused as locally, and an encoding Spark cannot read (cp1252) is
+    refused in a line before Spark reads."""
+    from omegaconf import OmegaConf
+
+    from segmentation.errors import InputError
+    from segmentation.serving.predict import score_file
+    from segmentation.spark.scoring import score_table
+
+    path = tmp_path / "in" / "latin1.csv"
+    path.parent.mkdir()
+    generate(40, seed=8).assign(Name="Zoë Müller").to_csv(path, index=False, encoding="latin-1")
+    model = ModelRef.of(champion.tracking, champion.paths)
+    latin1 = OmegaConf.merge(champion.dataset, {"encoding": "latin-1"})
+    score_file(latin1, model, path, tmp_path / "local.csv")
+    result = score_table(latin1, champion.engine, model, path, tmp_path / "spark-out")
+    out = engines_agree(tmp_path / "local.csv", tmp_path / "spark-out", "CustomerID")
+    assert result.scored == 40 and out["Name"].eq("Zoë Müller").all()
+
+    cp1252 = OmegaConf.merge(champion.dataset, {"encoding": "cp1252"})
+    for dataset, message in (
+        (champion.dataset, "line 2, column 'Name': not UTF-8 text"),
+        (cp1252, "Spark reads CSV text as UTF-8 or latin-1 only, not cp1252"),
+    ):
+        with pytest.raises(InputError, match=message):
+            score_table(dataset, champion.engine, model, path, tmp_path / "never")
+    assert not (tmp_path / "never").exists()
+
+
 def test_spark_scoring_reads_parquet_folders(spark, champion, tmp_path):
     from segmentation.serving.predict import score_file
     from segmentation.spark.scoring import score_table

@@ -19,6 +19,7 @@ import pytest
 
 from segmentation.config import compose
 from segmentation.data import load_file, mall, retail_marketing
+from segmentation.data.reading import HEAD_BYTES, read_table
 from segmentation.errors import InputError
 from tests.conftest import real_file
 
@@ -207,7 +208,8 @@ def test_generated_retail_file_has_the_real_files_oddities(retail_generated):
     assert loaded.rows_raw == RETAIL_ROWS and loaded.rows_clean == RETAIL_ROWS - 2
     assert loaded.frame["Dt_Customer"].iloc[0] == "2014-06-29"
     assert loaded.detected == {
-        "format": "csv", "delimiter": "tab", "bom": False, "crlf": False, **DAY_FIRST
+        "format": "csv", "delimiter": "tab", "bom": False, "crlf": False, "encoding": "utf-8",
+        **DAY_FIRST,
     }  # fmt: skip
 
 
@@ -276,6 +278,53 @@ def test_mall_parquet_and_crlf(mall_generated, tmp_path):
     loaded = load_file(tmp_path / "m.csv", _cfg("mall"))
     pd.testing.assert_frame_equal(loaded.frame, canonical.frame)
     assert loaded.detected["bom"] and loaded.detected["crlf"]
+
+
+# "Zoë", "–" and "€": cp1252 has all three (the last two not in latin-1), as one byte each.
+NAME = "Zoë – Müller €"
+
+
+def test_mall_file_in_excel_encodings(mall_generated, tmp_path):
+    """Excel's exports: "CSV" on Windows (cp1252) is read with ``dataset.encoding=cp1252``,
+    "Unicode Text" (UTF-16 after its byte-order mark, tab-separated) as it is; without the
+    setting a file that is not UTF-8 is refused in one line naming line, column and bytes."""
+    path, canonical, _ = mall_generated
+    text = pd.read_csv(path, dtype=str).assign(Name=NAME)
+    windows = tmp_path / "windows.csv"
+    text.to_csv(windows, index=False, encoding="cp1252", lineterminator="\r\n")
+    with pytest.raises(InputError) as refused:
+        load_file(windows, _cfg("mall"))
+    assert str(refused.value) == (
+        f"{windows}: line 2, column 'Name': not UTF-8 text (b'\\xeb \\x96 '); give the file's "
+        "encoding as dataset.encoding (cp1252 for a Windows Excel CSV) or save it as CSV UTF-8"
+    )
+    loaded = load_file(windows, _cfg("mall", "dataset.encoding=Windows-1252"))
+    pd.testing.assert_frame_equal(loaded.frame.drop(columns="Name"), canonical.frame)
+    assert loaded.frame["Name"].eq(NAME).all()
+    assert loaded.detected["encoding"] == "cp1252"  # Python's name for it
+
+    unicode_text = tmp_path / "unicode.csv"
+    text.to_csv(unicode_text, index=False, sep="\t", encoding="utf-16")
+    loaded = load_file(unicode_text, _cfg("mall"))
+    pd.testing.assert_frame_equal(loaded.frame.drop(columns="Name"), canonical.frame)
+    assert loaded.frame["Name"].eq(NAME).all()
+    assert loaded.detected["encoding"] == "utf-16" and loaded.detected["bom"]
+
+    with pytest.raises(InputError, match=r"^dataset.encoding='klingon': unknown encoding"):
+        load_file(windows, _cfg("mall", "dataset.encoding=klingon"))
+
+
+def test_a_file_that_stops_being_utf8_is_refused_at_its_line(tmp_path):
+    """A byte that is not UTF-8 past the head the reader checks first (64 KB): the line and
+    column are still named, and nothing of the file is returned."""
+    rows = mall.generate(6000, SEED).assign(Name="Zoe")
+    lines = rows.to_csv(index=False, lineterminator="\n").encode().split(b"\n")
+    lines[5000] = lines[5000].replace(b"Zoe", b"Zo\xeb")  # line 5001: line 1 is the header
+    path = tmp_path / "late.csv"
+    path.write_bytes(b"\n".join(lines))
+    assert path.read_bytes().index(b"\xeb") > HEAD_BYTES
+    with pytest.raises(InputError, match=r"late.csv: line 5001, column 'Name': not UTF-8 text"):
+        read_table(path)
 
 
 # The real files (real_file: skipped locally when absent, failing in CI).

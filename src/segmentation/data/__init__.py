@@ -71,7 +71,7 @@ def load_dataset(cfg_dataset: DictConfig) -> LoadedData:
 def load_file(path: str | Path, cfg_dataset: DictConfig) -> LoadedData:
     """Read, validate and clean a customer file of the configured dataset (CSV or Parquet,
     delimiter, encoding and header variants detected)."""
-    raw, detected = read_table(path)
+    raw, detected = read_table(path, cfg_dataset.get("encoding"))
     loaded = dataset_module(cfg_dataset).prepare(raw, cfg_dataset, str(path))
     loaded.detected = {**detected, **loaded.detected}
     return loaded

@@ -3,6 +3,7 @@ CRLF, quoted fields, header variants. Every problem is one line naming file, col
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import re
@@ -48,12 +49,16 @@ def sniff_delimiter(header_line: str) -> str:
     return best
 
 
-def read_table(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Read a CSV (delimiter detected) or Parquet file with every value as text.
+def read_table(
+    path: str | Path, encoding: str | None = None
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Read a CSV (delimiter detected; ``encoding`` as :func:`open_table` takes it) or Parquet
+    file with every value as text.
 
-    Returns the frame and a description of what was detected (format, delimiter, BOM).
+    Returns the frame and a description of what was detected (format, delimiter, BOM,
+    encoding).
     """
-    table = open_table(path)
+    table = open_table(path, encoding=encoding)
     chunks = list(table.chunks())
     frame = pd.concat(chunks) if chunks else table.empty_frame()
     return frame, table.detected
@@ -61,7 +66,7 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
 
 # Rows a chunk of a streamed file holds (about 10-30 MB of retail rows as text).
 CHUNK_ROWS = 100_000
-_HEAD_BYTES = 1 << 16
+HEAD_BYTES = 1 << 16
 
 
 class Table:
@@ -144,7 +149,9 @@ class Table:
                 reader = pcsv.open_csv(
                     fh,
                     read_options=pcsv.ReadOptions(
-                        use_threads=False, block_size=self.csv_options["block_size"]
+                        use_threads=False,
+                        block_size=self.csv_options["block_size"],
+                        encoding=self.csv_options["encoding"],
                     ),
                     parse_options=pcsv.ParseOptions(
                         delimiter=delimiter, newlines_in_values=True, invalid_row_handler=invalid
@@ -164,6 +171,8 @@ class Table:
                 if short:  # short rows after the last full one
                     yield _place(self.empty_frame(), start, short, self.columns)[0]
             except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+                if "invalid UTF8" in str(exc) and self.csv_options["encoding"] == "utf-8":
+                    _refuse_first_not_utf8(self)
                 first = problem[0] if problem else str(exc).strip().splitlines()[0]
                 raise InputError(
                     f"{self.path}: cannot parse as a delimited file ({first})"
@@ -194,9 +203,15 @@ def _place(
     return pd.concat([frame, _text_frame(extra)]).sort_index(), position
 
 
-def open_table(path: str | Path, chunk_rows: int = CHUNK_ROWS) -> Table:
-    """Open a CSV (delimiter, BOM and line ends detected) or Parquet customer file for
-    reading in chunks; a missing, empty or unreadable file is refused in one line."""
+def open_table(
+    path: str | Path, chunk_rows: int = CHUNK_ROWS, encoding: str | None = None
+) -> Table:
+    """Open a CSV (delimiter, byte-order mark and line ends detected) or Parquet customer
+    file for reading in chunks; a missing, empty or unreadable file is refused in one line.
+
+    A CSV is read as ``encoding`` (a Python codec name, e.g. ``cp1252``) when given, else as
+    its byte-order mark says (UTF-8 or UTF-16), else as UTF-8: a file that is not UTF-8 is
+    refused naming the first line and column that is not."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: file not found (expected a CSV or Parquet customer file)")
@@ -209,14 +224,17 @@ def open_table(path: str | Path, chunk_rows: int = CHUNK_ROWS) -> Table:
             raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
         return Table(path, {"format": "parquet"}, names, chunk_rows)
     with open(path, "rb") as fh:
-        head = fh.read(_HEAD_BYTES)
-    bom = head.startswith(b"\xef\xbb\xbf")
-    text = head.decode("utf-8-sig", errors="replace")
+        head = fh.read(HEAD_BYTES)
+    encoding = file_encoding(head, encoding)
+    bom = head.startswith(_BOMS)
+    text = head.decode(encoding, errors="replace").lstrip("\ufeff")
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
         raise InputError(f"{path}: file is empty (expected a header line and customer rows)")
     delimiter = sniff_delimiter(lines[0])
     header = next(csv.reader([lines[0]], delimiter=delimiter))
+    if encoding == "utf-8":
+        refuse_not_utf8(path, head, delimiter, _column_names(header), final=False)
     # Bytes per row, from the rows in the head (the last one may be cut): the block that
     # holds about chunk_rows rows.
     per_row = len(head) / max(len(lines) - 1, 1)
@@ -225,13 +243,73 @@ def open_table(path: str | Path, chunk_rows: int = CHUNK_ROWS) -> Table:
         "delimiter": _DELIMITER_NAMES.get(delimiter, delimiter),
         "bom": bom,
         "crlf": "\r\n" in text[:10000],
+        "encoding": encoding,
     }
     options = {
+        "encoding": encoding,
         "delimiter": delimiter,
         "header": header,
-        "block_size": int(min(max(per_row * chunk_rows, _HEAD_BYTES), 1 << 30)),
+        "block_size": int(min(max(per_row * chunk_rows, HEAD_BYTES), 1 << 30)),
     }
     return Table(path, detected, _column_names(header), chunk_rows, options)
+
+
+# Byte-order marks: UTF-8's (skipped by the reader) and UTF-16's (Excel's "Unicode Text").
+_BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def file_encoding(head: bytes, encoding: str | None = None) -> str:
+    """The codec a CSV is read with (Python's name for it): ``encoding`` (the dataset's
+    ``encoding`` setting) when given, else UTF-16 after its byte-order mark, else UTF-8."""
+    if encoding:
+        try:
+            return codecs.lookup(encoding).name
+        except LookupError:
+            raise InputError(
+                f"dataset.encoding={encoding!r}: unknown encoding (expected a Python codec "
+                "name such as utf-8, cp1252 or latin-1)"
+            ) from None
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    return "utf-8"
+
+
+def refuse_not_utf8(
+    path: Path,
+    data: bytes,
+    delimiter: str,
+    columns: list[str],
+    final: bool = True,
+    first_line: int = 1,
+) -> None:
+    """Refuse ``data`` (the file's bytes from line ``first_line`` on) where it is not UTF-8:
+    one line naming the file line, the column and the bytes, and what to do. With ``final``
+    false the data may end inside a character (the head of a file)."""
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(data, final=final)
+        return
+    except UnicodeDecodeError as exc:
+        start = exc.start
+    line_start = data.rfind(b"\n", 0, start) + 1
+    before = data[line_start:start].decode("utf-8", errors="replace")
+    field = len(next(csv.reader([before], delimiter=delimiter), [""])) - 1
+    column = columns[field] if 0 <= field < len(columns) else f"field {field + 1}"
+    line = first_line + data.count(b"\n", 0, start)
+    raise InputError(
+        f"{path}: line {line}, column '{column}': not "
+        f"UTF-8 text ({data[start : start + 4]!r}); give the file's encoding as "
+        "dataset.encoding (cp1252 for a Windows Excel CSV) or save it as CSV UTF-8"
+    )
+
+
+def _refuse_first_not_utf8(table: Table) -> None:
+    """Refuse the first line of ``table``'s file that is not UTF-8 (the reader met one after
+    the head): read line by line, as a character never spans a line end."""
+    with open(table.path, "rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            refuse_not_utf8(
+                table.path, line, table.csv_options["delimiter"], table.columns, True, number
+            )
 
 
 def _column_names(header: list[str]) -> list[str]:

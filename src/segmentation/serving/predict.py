@@ -134,7 +134,7 @@ def _open(
 ) -> tuple[Table, dict[str, Any], str, ScoringModel, list[str]]:
     """Open the file, refuse a missing required column (from its header), load the model and
     refuse a file without a column the model needs: all before any row is read."""
-    table = open_table(input_path, chunk_rows)
+    table = open_table(input_path, chunk_rows, dataset.get("encoding"))
     columns = OmegaConf.to_container(dataset.columns, resolve=True)
     mapped, _ = map_columns(table.empty_frame(), columns, input_path)
     uri, model = model_ref.uri, load_model(model_ref)

@@ -3,13 +3,21 @@ header variants of the dataset config mapped as the local reader maps them."""
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from segmentation.data.reading import PARQUET_SUFFIXES, map_columns, sniff_delimiter
+from segmentation.data.reading import (
+    HEAD_BYTES,
+    PARQUET_SUFFIXES,
+    file_encoding,
+    map_columns,
+    refuse_not_utf8,
+    sniff_delimiter,
+)
 from segmentation.errors import InputError
 from segmentation.spark.session import spark_errors
 
@@ -39,9 +47,16 @@ def data_files(path: Path) -> list[Path]:
     return files
 
 
-def read_input(spark: Any, path: str | Path) -> Any:
+# Python's codec name -> Spark's: Spark 4 reads CSV in these charsets only.
+SPARK_CHARSETS = {"utf-8": "UTF-8", "iso8859-1": "ISO-8859-1", "ascii": "US-ASCII"}
+
+
+def read_input(spark: Any, path: str | Path, encoding: str | None = None) -> Any:
     """A Spark DataFrame of the file or folder: Parquet keeps its types; CSV is read as text,
-    its delimiter sniffed from the first file's header (tab, comma, semicolon, pipe)."""
+    its delimiter sniffed from the first file's header (tab, comma, semicolon, pipe), in
+    ``encoding`` (the dataset's setting) or as the local reader decides it (UTF-16 after its
+    byte-order mark, else UTF-8: a file whose head is not UTF-8 is refused, as locally).
+    Spark reads UTF-8 and latin-1 only: another encoding is refused in one line."""
     path = Path(path).expanduser().resolve()
     files = data_files(path)
     parquet = [p for p in files if p.suffix.lower() in PARQUET_SUFFIXES]
@@ -49,10 +64,23 @@ def read_input(spark: Any, path: str | Path) -> Any:
         if parquet:
             frame = spark.read.parquet(*map(str, parquet))
         else:
-            with open(files[0], encoding="utf-8-sig", errors="replace") as fh:
-                delimiter = sniff_delimiter(fh.readline())
+            heads = [_head(p) for p in files]
+            codec = file_encoding(heads[0], encoding)
+            if codec not in SPARK_CHARSETS:
+                raise InputError(
+                    f"{path}: Spark reads CSV text as UTF-8 or latin-1 only, not {codec}; "
+                    "save the file as CSV UTF-8, or use the local engine"
+                )
+            text = heads[0].decode(codec, errors="replace").lstrip("\ufeff")
+            first = text.splitlines()[0] if text.strip() else ""
+            delimiter = sniff_delimiter(first)
+            if codec == "utf-8":
+                header = next(csv.reader([first], delimiter=delimiter), [])
+                for file, head in zip(files, heads, strict=True):
+                    refuse_not_utf8(file, head, delimiter, header, final=False)
             frame = (
                 spark.read.option("header", True)
+                .option("encoding", SPARK_CHARSETS[codec])
                 .option("sep", delimiter)
                 .option("inferSchema", False)
                 .option("ignoreLeadingWhiteSpace", True)
@@ -64,6 +92,11 @@ def read_input(spark: Any, path: str | Path) -> Any:
     if not frame.columns:
         raise InputError(f"{path}: no columns found")
     return frame
+
+
+def _head(path: Path) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(HEAD_BYTES)
 
 
 def column_renames(

@@ -293,7 +293,7 @@ def score_table(
     check_output_folder(input_path, output_path)
     specs = OmegaConf.to_container(dataset.columns, resolve=True)
     spark = get_session(engine)
-    frame = read_input(spark, input_path)
+    frame = read_input(spark, input_path, dataset.get("encoding"))
     raw_columns = list(frame.columns)
     renames = column_renames(raw_columns, specs, input_path)  # a missing required column stops
     uri, model = model_ref.uri, load_pyfunc_model(model_ref)

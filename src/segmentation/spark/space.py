@@ -197,7 +197,7 @@ def read_training_table(dataset: DictConfig, spark: Any) -> tuple[Any, str, str]
         table = spark.createDataFrame(frame.astype(str))
         source = "synthetic"
     else:
-        table = read_input(spark, path)
+        table = read_input(spark, path, dataset.get("encoding"))
         source = "real"
     renames = column_renames(list(table.columns), specs, path)
     return table.select(*canonical_text(table, specs, renames)), source, str(path)
