@@ -258,3 +258,20 @@ def test_batch_reads_a_windows_excel_csv_given_its_encoding(
         f"error: {tmp_path / 'windows.csv'}: line 2, column 'Name': not UTF-8"
     )
     assert not (tmp_path / "c.csv").exists()
+
+
+def test_rejected_rows_keep_their_file_lines(champion, tmp_path):
+    """A value typed over two lines and a blank line before a bad row: the rejected list
+    names the line a text editor shows; the blank line is no customer."""
+    store, cfg = champion
+    frame = generate(6, seed=3).astype(object).assign(Note="x")
+    frame.loc[1, "Note"] = "12 Main St\nFlat 2"
+    frame.loc[4, "Age"] = "n/a"
+    path = tmp_path / "lines.csv"
+    text = frame.to_csv(index=False, lineterminator="\n").split("\n")
+    text.insert(4, "")  # a blank line after the row that spans lines 3-4
+    path.write_text("\n".join(text))
+    result = score_file(cfg.dataset, ModelRef.of(cfg.tracking, cfg.paths), path, tmp_path / "o.csv")
+    assert result.scored == 5
+    assert result.rejected["line"].tolist() == [8]  # header 1, rows 2, 3-4, (blank 5), 6, 7, 8
+    assert path.read_text().split("\n")[7].startswith(f"{frame.loc[4, 'CustomerID']},")

@@ -107,6 +107,10 @@ def test_spark_scoring_equals_local_scoring(spark, champion, tmp_path):
     csv = tmp_path / "in" / "customers.csv"
     csv.parent.mkdir()
     frame.to_csv(csv, index=False)
+    # Blank, whitespace-only and bare-delimiter lines are no customers on either route.
+    lines = csv.read_text().split("\n")
+    lines[5:5] = ["", "   ", "," * (len(frame.columns) - 1)]
+    csv.write_text("\n".join(lines) + "\n\n")
     local = score_file(
         champion.dataset,
         ModelRef.of(champion.tracking, champion.paths),

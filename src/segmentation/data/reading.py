@@ -6,6 +6,7 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
+import mmap
 import re
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -71,8 +72,9 @@ HEAD_BYTES = 1 << 16
 
 class Table:
     """A customer file opened for reading in chunks of rows, every value as stripped text
-    (``str`` dtype, missing as NaN), each chunk indexed by its row's position in the file
-    (line = position + 2: line 1 is the header).
+    (``str`` dtype, missing as NaN), each chunk indexed by its row's place in the file:
+    line = index + 2 (line 1 is the header; a Parquet row's line is its position + 2). CSV
+    rows with no value at all (blank lines, bare delimiters) are left out.
 
     Open it with :func:`open_table`, which refuses a missing, empty or unreadable file.
     """
@@ -128,13 +130,15 @@ class Table:
 
     def _csv_chunks(self) -> Iterator[pd.DataFrame]:
         delimiter, names = self.csv_options["delimiter"], self.csv_options["header"]
-        short: dict[int, list[str]] = {}  # rows with fewer fields, by file line: padded
+        short: dict[int, list[str]] = {}  # rows with fewer fields, by record number: padded
+        breaks: dict[int, int] = {}  # line ends inside a short row's quoted values
         problem: list[str] = []
 
         def invalid(row: Any) -> str:
             if row.actual_columns < row.expected_columns and row.number is not None:
                 fields = next(csv.reader([row.text], delimiter=delimiter), [])
                 short[int(row.number)] = fields + [""] * (row.expected_columns - len(fields))
+                breaks[int(row.number)] = row.text.count("\n")
                 return "skip"
             problem.append(
                 f"expected {row.expected_columns} fields in line {row.number}, "
@@ -142,7 +146,7 @@ class Table:
             )
             return "error"
 
-        start = 0
+        start, before = 0, 0
         with open(self.path, "rb") as fh:
             self._fh = fh
             try:
@@ -153,8 +157,13 @@ class Table:
                         block_size=self.csv_options["block_size"],
                         encoding=self.csv_options["encoding"],
                     ),
+                    # Blank lines are records too (dropped below as empty rows), so that
+                    # every later record keeps its file line.
                     parse_options=pcsv.ParseOptions(
-                        delimiter=delimiter, newlines_in_values=True, invalid_row_handler=invalid
+                        delimiter=delimiter,
+                        newlines_in_values=True,
+                        ignore_empty_lines=False,
+                        invalid_row_handler=invalid,
                     ),
                     convert_options=pcsv.ConvertOptions(
                         column_types=dict.fromkeys(names, pa.large_string()),
@@ -163,13 +172,20 @@ class Table:
                     ),
                 )
                 for batch in reader:
+                    # Line ends inside quoted values: a file without quotes has none.
+                    newlines = _line_ends(batch) if self.csv_options["quoted"] else None
                     # Every column is text: stripped in the batch, before pandas sees it.
                     frame = text_batch(batch)[0].to_pandas()
                     frame.columns = self.columns
-                    frame, start = _place(frame, start, short, self.columns)
-                    yield frame
+                    frame, start, before = _place(
+                        frame, start, short, self.columns, newlines, breaks, before
+                    )
+                    yield _without_empty_rows(frame)
                 if short:  # short rows after the last full one
-                    yield _place(self.empty_frame(), start, short, self.columns)[0]
+                    frame = _place(
+                        self.empty_frame(), start, short, self.columns, None, breaks, before
+                    )
+                    yield _without_empty_rows(frame[0])
             except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
                 if "invalid UTF8" in str(exc) and self.csv_options["encoding"] == "utf-8":
                     _refuse_first_not_utf8(self)
@@ -180,27 +196,78 @@ class Table:
 
 
 def _place(
-    frame: pd.DataFrame, start: int, short: dict[int, list[str]], columns: list[str]
-) -> tuple[pd.DataFrame, int]:
-    """Index a parsed batch (stripped text) by row position from ``start``, putting back the
-    rows with fewer fields (by file line, padded, stripped) that the parser set aside, in
-    their places. The parser reports a short row before the batch that holds it, and maybe
-    rows of the next batch."""
-    if not short:
+    frame: pd.DataFrame,
+    start: int,
+    short: dict[int, list[str]],
+    columns: list[str],
+    newlines: np.ndarray | None = None,
+    breaks: Mapping[int, int] | None = None,
+    before: int = 0,
+) -> tuple[pd.DataFrame, int, int]:
+    """Index a parsed batch (stripped text) by file line - 2, putting back the rows with
+    fewer fields (by record number, padded, stripped) that the parser set aside, in their
+    places. The parser reports a short row before the batch that holds it, and maybe rows of
+    the next batch.
+
+    Records are counted from ``start`` (blank lines included); a record's line moves down by
+    the line ends inside quoted values of the records before it: ``before`` of earlier
+    batches, ``newlines`` per row of this batch, ``breaks`` per short row. Returns the frame,
+    the next record and the line ends so far."""
+    breaks = breaks or {}
+    if short:
+        positions, padded, position = [], [], start
+        while len(positions) < len(frame) or position + 2 in short:
+            if position + 2 in short:
+                padded.append(position)
+            else:
+                positions.append(position)
+            position += 1
+        frame.index = pd.Index(positions, dtype="int64")
+        extra = pd.DataFrame(
+            [short.pop(p + 2) for p in padded], index=padded, columns=columns, dtype="str"
+        )
+        frame = pd.concat([frame, _text_frame(extra)]).sort_index()
+        ends = pd.concat(
+            [
+                pd.Series(0 if newlines is None else newlines, index=positions, dtype="int64"),
+                pd.Series([breaks.pop(p + 2, 0) for p in padded], index=padded, dtype="int64"),
+            ]
+        ).sort_index()
+        start = position
+    else:
         frame.index = pd.RangeIndex(start, start + len(frame))
-        return frame, start + len(frame)
-    positions, padded, position = [], [], start
-    while len(positions) < len(frame) or position + 2 in short:
-        if position + 2 in short:
-            padded.append(position)
-        else:
-            positions.append(position)
-        position += 1
-    frame.index = pd.Index(positions, dtype="int64")
-    extra = pd.DataFrame(
-        [short.pop(p + 2) for p in padded], index=padded, columns=columns, dtype="str"
-    )
-    return pd.concat([frame, _text_frame(extra)]).sort_index(), position
+        ends = None if newlines is None else pd.Series(newlines, index=frame.index)
+        start += len(frame)
+    if ends is not None and ends.any() or before:
+        counts = ends.to_numpy() if ends is not None else 0
+        shift = before + (np.cumsum(counts) - counts if ends is not None else 0)
+        frame.index = frame.index + shift
+        before += int(ends.sum()) if ends is not None else 0
+    return frame, start, before
+
+
+def _line_ends(batch: pa.RecordBatch) -> np.ndarray:
+    """Per row of a parsed batch, the line ends inside its (quoted) values."""
+    counts = None
+    for column in batch.columns:
+        found = pc.count_substring(column, "\n")
+        counts = found if counts is None else pc.add(counts, found)
+    if counts is None:
+        return np.zeros(batch.num_rows, dtype="int64")
+    return counts.to_numpy(zero_copy_only=False).astype("int64")
+
+
+def _without_empty_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame without rows whose every cell is empty: blank lines, whitespace-only lines
+    and a spreadsheet's rows of bare delimiters are not customers (pandas skips the first
+    two as well)."""
+    if frame.empty or not frame.columns.size:
+        return frame
+    candidates = frame.iloc[:, 0].isna()
+    if not candidates.any():
+        return frame
+    empty = frame.loc[candidates].isna().all(axis=1)
+    return frame.drop(index=empty.index[empty]) if empty.any() else frame
 
 
 def open_table(
@@ -247,11 +314,19 @@ def open_table(
     }
     options = {
         "encoding": encoding,
+        "quoted": _holds_quote(path),
         "delimiter": delimiter,
         "header": header,
         "block_size": int(min(max(per_row * chunk_rows, HEAD_BYTES), 1 << 30)),
     }
     return Table(path, detected, _column_names(header), chunk_rows, options)
+
+
+def _holds_quote(path: Path) -> bool:
+    """Whether the file holds a double quote anywhere (a value may then span lines): one
+    ``memchr`` over the mapped file."""
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        return data.find(b'"') >= 0
 
 
 # Byte-order marks: UTF-8's (skipped by the reader) and UTF-16's (Excel's "Unicode Text").

@@ -4,6 +4,8 @@ header variants of the dataset config mapped as the local reader maps them."""
 from __future__ import annotations
 
 import csv
+import functools
+import operator
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -87,11 +89,22 @@ def read_input(spark: Any, path: str | Path, encoding: str | None = None) -> Any
                 .option("ignoreTrailingWhiteSpace", True)
                 .csv([str(p) for p in files])
             )
+            if frame.columns:
+                frame = frame.filter(_any_value(frame.columns))
         clean = {c: str(c).strip().strip("\ufeff") for c in frame.columns}
         frame = frame.withColumnsRenamed({k: v for k, v in clean.items() if k != v})
     if not frame.columns:
         raise InputError(f"{path}: no columns found")
     return frame
+
+
+def _any_value(columns: list[str]) -> Any:
+    """A CSV row with a value in some cell: as the local reader, rows of blank or missing
+    cells only (whitespace-only lines, a spreadsheet's bare delimiters) are not customers."""
+    from pyspark.sql import functions as F
+
+    cells = [F.trim(F.col("`" + c.replace("`", "``") + "`")) for c in columns]
+    return functools.reduce(operator.or_, [c.isNotNull() & ~c.isin(*MISSING_TEXTS) for c in cells])
 
 
 def _head(path: Path) -> bytes:
