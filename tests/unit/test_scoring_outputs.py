@@ -1,6 +1,7 @@
-"""Where scoring may write: an output never replaces the customer file it scores, a folder, or
-(on Spark, whose overwrite deletes the output folder first) anything but an earlier scoring's
-own output. Each refusal is one line, exit 2, before the model loads or anything is written."""
+"""Where commands may write: a scoring output never replaces the customer file it scores or
+a folder, nor (on Spark, whose overwrite deletes the output folder first) anything but an
+earlier scoring's own output; a report goes to an HTML file. Each refusal is one line, exit
+2, before the model loads, the store opens or anything is written."""
 
 from __future__ import annotations
 
@@ -137,3 +138,27 @@ def test_spark_output_folder_checks(customers, tmp_path):
     rejected_table = _earlier_output(tmp_path / "plain.rejected", generate(3, seed=5))
     with pytest.raises(InputError, match="plain.rejected: folder holds Parquet parts without"):
         check_output_folder(elsewhere, rejected_table.with_name("plain"))
+
+
+def test_report_output_must_be_an_html_file(customers, tmp_path, monkeypatch, capsys):
+    """`make report ARGS=+output=...` onto a customer file or a folder: one line, exit 2,
+    before the store is opened; the file is as it was."""
+    from segmentation.cli import report_main
+    from tests.conftest import run_main
+
+    before = _digest(customers)
+    store = tmp_path / "mlruns"
+    for output in (customers, customers.parent, tmp_path / "report"):
+        code = run_main(
+            report_main,
+            monkeypatch,
+            f"+output={output}",
+            f"paths.mlruns_dir={store}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        )
+        assert code == 2
+        assert capsys.readouterr().err.splitlines() == [
+            f"error: {output}: a report is written to an HTML file (expected a file name "
+            "ending in .html)"
+        ]
+    assert _digest(customers) == before and not store.exists()

@@ -60,7 +60,9 @@ def write_report(
     output: str | Path | None = None,
 ) -> Path:
     """Render the report of ``run_id`` (default: the experiment's latest sweep, in the ``paths``
-    group's store) into ``paths.reports_dir``."""
+    group's store) into ``paths.reports_dir``, or into the HTML file ``output``."""
+    if output is not None:
+        check_report_path(Path(output))
     client = connect(str(paths.tracking_uri))
     run_id = run_id or latest_sweep_run(client, experiment_name)
     html = build_report(client, run_id)
@@ -68,3 +70,12 @@ def write_report(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(html, encoding="utf-8")
     return path
+
+
+def check_report_path(path: Path) -> None:
+    """Refuse, before anything is read or written, a report ``output`` that is a folder or not
+    an HTML file name: a customer file given by mistake would be written over."""
+    if path.is_dir() or path.suffix.lower() not in (".html", ".htm"):
+        raise InputError(
+            f"{path}: a report is written to an HTML file (expected a file name ending in .html)"
+        )
