@@ -5,6 +5,7 @@ bad input is one line with exit code 2."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -161,13 +162,23 @@ def test_spark_scoring_reads_a_latin1_csv_as_the_local_route(spark, champion, tm
     out = engines_agree(tmp_path / "local.csv", tmp_path / "spark-out", "CustomerID")
     assert result.scored == 40 and out["Name"].eq("Zoë Müller").all()
 
+    # A gzip file named .gz: Spark decompresses it, the local reader by its first bytes.
+    packed = tmp_path / "gz" / "customers.csv.gz"
+    packed.parent.mkdir()
+    packed.write_bytes(gzip.compress(path.read_bytes()))
+    score_file(latin1, model, packed, tmp_path / "local-gz.csv")
+    score_table(latin1, champion.engine, model, packed, tmp_path / "spark-gz")
+    engines_agree(tmp_path / "local-gz.csv", tmp_path / "spark-gz", "CustomerID")
+
     cp1252 = OmegaConf.merge(champion.dataset, {"encoding": "cp1252"})
-    for dataset, message in (
-        (champion.dataset, "line 2, column 'Name': not UTF-8 text"),
-        (cp1252, "Spark reads CSV text as UTF-8 or latin-1 only, not cp1252"),
+    (tmp_path / "gz" / "named.csv").write_bytes(packed.read_bytes())
+    for dataset, source, message in (
+        (champion.dataset, path, "line 2, column 'Name': not UTF-8 text"),
+        (cp1252, path, "Spark reads CSV text as UTF-8 or latin-1 only, not cp1252"),
+        (latin1, tmp_path / "gz" / "named.csv", "gzip-compressed; Spark reads compressed CSV"),
     ):
         with pytest.raises(InputError, match=message):
-            score_table(dataset, champion.engine, model, path, tmp_path / "never")
+            score_table(dataset, champion.engine, model, source, tmp_path / "never")
     assert not (tmp_path / "never").exists()
 
 

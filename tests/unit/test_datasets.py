@@ -327,6 +327,42 @@ def test_a_file_that_stops_being_utf8_is_refused_at_its_line(tmp_path):
         read_table(path)
 
 
+def test_compressed_files_read_as_their_text_and_workbooks_are_refused(mall_generated, tmp_path):
+    """gzip and bzip2 files (by their first bytes, whatever their name) read as the text they
+    hold, also where a byte that is not UTF-8 lies past the head; a workbook or an archive is
+    refused in one line saying what it is and what to do."""
+    import bz2
+    import gzip
+
+    path, canonical, _ = mall_generated
+    text = path.read_bytes()
+    for name, pack in (
+        ("m.csv.gz", gzip.compress),
+        ("m.csv.bz2", bz2.compress),
+        ("m.csv", gzip.compress),
+    ):
+        packed = tmp_path / name
+        packed.write_bytes(pack(text))
+        loaded = load_file(packed, _cfg("mall"))
+        pd.testing.assert_frame_equal(loaded.frame, canonical.frame)
+        assert loaded.detected["compression"] == ("bz2" if name.endswith("bz2") else "gzip")
+    rows = mall.generate(6000, SEED).assign(Name="Zoe").to_csv(index=False).encode()
+    lines = rows.split(b"\n")
+    lines[5000] = lines[5000].replace(b"Zoe", b"Zo\xeb")
+    (tmp_path / "late.csv.gz").write_bytes(gzip.compress(b"\n".join(lines)))
+    with pytest.raises(InputError, match=r"late.csv.gz: line 5001, column 'Name': not UTF-8"):
+        load_file(tmp_path / "late.csv.gz", _cfg("mall"))
+    for magic, said in (
+        (b"PK\x03\x04", "a ZIP archive or Excel workbook (.xlsx): save the sheet as CSV UTF-8"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel 97-2003 workbook (.xls)"),
+        (b"\xfd7zXZ\x00", "xz-compressed: decompress it first"),
+    ):
+        (tmp_path / "book.csv").write_bytes(magic + bytes(200))
+        with pytest.raises(InputError) as refused:
+            load_file(tmp_path / "book.csv", _cfg("mall"))
+        assert str(refused.value).startswith(f"{tmp_path / 'book.csv'}: {said}")
+
+
 # The real files (real_file: skipped locally when absent, failing in CI).
 
 

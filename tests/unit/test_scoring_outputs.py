@@ -64,6 +64,9 @@ def test_predict_onto_its_input_is_one_line_exit_2_input_unchanged(
 def test_predict_output_checks(customers, tmp_path):
     check_output_file(customers, tmp_path / "segments.csv")  # a new file is fine
     check_output_file(customers, tmp_path / "new" / "folder" / "segments.parquet")
+    for name in ("segments.csv.gz", "segments.xlsx", "segments.zip"):
+        with pytest.raises(InputError, match="scores are written as plain CSV or Parquet"):
+            check_output_file(customers, tmp_path / name)
     with pytest.raises(InputError, match=r"is a folder \(expected an output file"):
         check_output_file(customers, customers.parent)
     # The rejected list beside the output would replace the input, or is a folder.

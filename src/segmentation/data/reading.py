@@ -148,10 +148,11 @@ class Table:
 
         start, before = 0, 0
         with open(self.path, "rb") as fh:
-            self._fh = fh
+            self._fh = fh  # the progress is the compressed file's: read through it
+            compression = self.csv_options["compression"]
             try:
                 reader = pcsv.open_csv(
-                    fh,
+                    pa.CompressedInputStream(fh, compression) if compression else fh,
                     read_options=pcsv.ReadOptions(
                         use_threads=False,
                         block_size=self.csv_options["block_size"],
@@ -186,7 +187,7 @@ class Table:
                         self.empty_frame(), start, short, self.columns, None, breaks, before
                     )
                     yield _without_empty_rows(frame[0])
-            except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+            except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
                 if "invalid UTF8" in str(exc) and self.csv_options["encoding"] == "utf-8":
                     _refuse_first_not_utf8(self)
                 first = problem[0] if problem else str(exc).strip().splitlines()[0]
@@ -290,8 +291,7 @@ def open_table(
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
         return Table(path, {"format": "parquet"}, names, chunk_rows)
-    with open(path, "rb") as fh:
-        head = fh.read(HEAD_BYTES)
+    head, compression = read_head(path)
     encoding = file_encoding(head, encoding)
     bom = head.startswith(_BOMS)
     text = head.decode(encoding, errors="replace").lstrip("\ufeff")
@@ -312,9 +312,13 @@ def open_table(
         "crlf": "\r\n" in text[:10000],
         "encoding": encoding,
     }
+    if compression:
+        detected["compression"] = compression
     options = {
         "encoding": encoding,
-        "quoted": _holds_quote(path),
+        "compression": compression,
+        # A compressed file cannot be searched for quotes without reading it: counted.
+        "quoted": bool(compression) or _holds_quote(path),
         "delimiter": delimiter,
         "header": header,
         "block_size": int(min(max(per_row * chunk_rows, HEAD_BYTES), 1 << 30)),
@@ -380,11 +384,53 @@ def refuse_not_utf8(
 def _refuse_first_not_utf8(table: Table) -> None:
     """Refuse the first line of ``table``'s file that is not UTF-8 (the reader met one after
     the head): read line by line, as a character never spans a line end."""
+    compression = table.csv_options["compression"]
     with open(table.path, "rb") as fh:
-        for number, line in enumerate(fh, start=1):
+        source = pa.CompressedInputStream(fh, compression) if compression else fh
+        for number, line in enumerate(_lines(source), start=1):
             refuse_not_utf8(
                 table.path, line, table.csv_options["delimiter"], table.columns, True, number
             )
+
+
+def _lines(stream: Any) -> Iterator[bytes]:
+    """The lines of a binary stream, line ends kept, read in blocks."""
+    rest = b""
+    while block := stream.read(1 << 20):
+        *lines, rest = (rest + block).split(b"\n")
+        yield from (line + b"\n" for line in lines)
+    if rest:
+        yield rest
+
+
+# What a file's first bytes say it is when it is no text: compressed text (read through
+# Arrow's decompression), or something to refuse with what to do instead.
+COMPRESSED = {b"\x1f\x8b": "gzip", b"BZh": "bz2", b"\x28\xb5\x2f\xfd": "zstd"}
+NOT_CSV = {
+    b"PK\x03\x04": "a ZIP archive or Excel workbook (.xlsx): save the sheet as CSV UTF-8, or "
+    "unzip it",
+    b"\xd0\xcf\x11\xe0": "an Excel 97-2003 workbook (.xls): save the sheet as CSV UTF-8",
+    b"PAR1": "a Parquet file: give it a name ending in .parquet",
+    b"\xfd7zXZ\x00": "xz-compressed: decompress it first",
+}
+
+
+def read_head(path: Path) -> tuple[bytes, str | None]:
+    """The first bytes of a customer file's text (decompressed) and its compression; a file
+    that is no CSV text (a workbook, an archive) is refused in one line saying what it is."""
+    with open(path, "rb") as fh:
+        head = fh.read(HEAD_BYTES)
+        kind = next((what for magic, what in NOT_CSV.items() if head.startswith(magic)), None)
+        if kind:
+            raise InputError(f"{path}: {kind} (expected a CSV or Parquet customer file)")
+        compression = next((c for magic, c in COMPRESSED.items() if head.startswith(magic)), None)
+        if compression is None:
+            return head, None
+        fh.seek(0)
+        try:
+            return pa.CompressedInputStream(fh, compression).read(HEAD_BYTES), compression
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"{path}: not a readable {compression} file ({exc})") from None
 
 
 def _column_names(header: list[str]) -> list[str]:

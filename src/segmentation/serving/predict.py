@@ -277,6 +277,10 @@ def score_file(
     )
 
 
+# Output names that promise a format scoring does not write (compressed, a workbook).
+NOT_WRITTEN = {".gz", ".bz2", ".zip", ".xz", ".zst", ".xlsx", ".xls"}
+
+
 def rejected_list(output: Path) -> Path:
     """Where the rejected rows of ``output`` go: ``<output>.rejected.csv``."""
     return output.with_name(output.name + ".rejected.csv")
@@ -297,6 +301,11 @@ def check_output_file(input_path: Path, output_path: Path) -> None:
                 f"{path}: is a folder (expected an output file, e.g. segments.csv or "
                 "segments.parquet)"
             )
+    if output_path.suffix.lower() in NOT_WRITTEN:
+        raise InputError(
+            f"{output_path}: scores are written as plain CSV or Parquet, not as its name says "
+            "(expected a name ending in .csv, .parquet or .pq)"
+        )
     refuse_file_in_the_way(output_path)
 
 

@@ -13,10 +13,10 @@ from typing import Any
 import pandas as pd
 
 from segmentation.data.reading import (
-    HEAD_BYTES,
     PARQUET_SUFFIXES,
     file_encoding,
     map_columns,
+    read_head,
     refuse_not_utf8,
     sniff_delimiter,
 )
@@ -107,9 +107,20 @@ def _any_value(columns: list[str]) -> Any:
     return functools.reduce(operator.or_, [c.isNotNull() & ~c.isin(*MISSING_TEXTS) for c in cells])
 
 
+# Compressed CSV that Spark (Hadoop's codecs) reads, by the file name's suffix.
+SPARK_COMPRESSED = {"gzip": ".gz", "bz2": ".bz2"}
+
+
 def _head(path: Path) -> bytes:
-    with open(path, "rb") as fh:
-        return fh.read(HEAD_BYTES)
+    """The file's first text (decompressed), refused as the local reader refuses it; a
+    compressed file Spark would not decompress (by its name) is refused too."""
+    head, compression = read_head(path)
+    if compression and path.suffix.lower() != SPARK_COMPRESSED.get(compression):
+        raise InputError(
+            f"{path}: {compression}-compressed; Spark reads compressed CSV named .gz or .bz2 "
+            "only (rename or decompress it)"
+        )
+    return head
 
 
 def column_renames(
