@@ -202,7 +202,7 @@ def _place(
     short: dict[int, list[str]],
     columns: list[str],
     newlines: np.ndarray | None = None,
-    breaks: Mapping[int, int] | None = None,
+    breaks: dict[int, int] | None = None,
     before: int = 0,
 ) -> tuple[pd.DataFrame, int, int]:
     """Index a parsed batch (stripped text) by file line - 2, putting back the rows with
