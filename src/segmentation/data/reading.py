@@ -174,7 +174,11 @@ class Table:
                 )
                 for batch in reader:
                     # Line ends inside quoted values: a file without quotes has none.
-                    newlines = _line_ends(batch) if self.csv_options["quoted"] else None
+                    newlines = (
+                        _line_ends(batch)
+                        if self.csv_options["quoted"]
+                        else np.zeros(batch.num_rows, dtype="int64")
+                    )
                     # Every column is text: stripped in the batch, before pandas sees it.
                     frame = text_batch(batch)[0].to_pandas()
                     frame.columns = self.columns
@@ -183,10 +187,10 @@ class Table:
                     )
                     yield _without_empty_rows(frame)
                 if short:  # short rows after the last full one
-                    frame = _place(
-                        self.empty_frame(), start, short, self.columns, None, breaks, before
+                    frame, _, _ = _place(
+                        self.empty_frame(), start, short, self.columns, np.zeros(0), breaks, before
                     )
-                    yield _without_empty_rows(frame[0])
+                    yield _without_empty_rows(frame)
             except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
                 if "invalid UTF8" in str(exc) and self.csv_options["encoding"] == "utf-8":
                     _refuse_first_not_utf8(self)
@@ -201,9 +205,9 @@ def _place(
     start: int,
     short: dict[int, list[str]],
     columns: list[str],
-    newlines: np.ndarray | None = None,
-    breaks: dict[int, int] | None = None,
-    before: int = 0,
+    newlines: np.ndarray,
+    breaks: dict[int, int],
+    before: int,
 ) -> tuple[pd.DataFrame, int, int]:
     """Index a parsed batch (stripped text) by file line - 2, putting back the rows with
     fewer fields (by record number, padded, stripped) that the parser set aside, in their
@@ -214,7 +218,6 @@ def _place(
     the line ends inside quoted values of the records before it: ``before`` of earlier
     batches, ``newlines`` per row of this batch, ``breaks`` per short row. Returns the frame,
     the next record and the line ends so far."""
-    breaks = breaks or {}
     if short:
         positions, padded, position = [], [], start
         while len(positions) < len(frame) or position + 2 in short:
@@ -230,20 +233,19 @@ def _place(
         frame = pd.concat([frame, _text_frame(extra)]).sort_index()
         ends = pd.concat(
             [
-                pd.Series(0 if newlines is None else newlines, index=positions, dtype="int64"),
+                pd.Series(newlines, index=positions, dtype="int64"),
                 pd.Series([breaks.pop(p + 2, 0) for p in padded], index=padded, dtype="int64"),
             ]
         ).sort_index()
+        counts = ends.to_numpy()
         start = position
     else:
         frame.index = pd.RangeIndex(start, start + len(frame))
-        ends = None if newlines is None else pd.Series(newlines, index=frame.index)
+        counts = newlines
         start += len(frame)
-    if ends is not None and ends.any() or before:
-        counts = ends.to_numpy() if ends is not None else 0
-        shift = before + (np.cumsum(counts) - counts if ends is not None else 0)
-        frame.index = frame.index + shift
-        before += int(ends.sum()) if ends is not None else 0
+    if before or counts.any():
+        frame.index = frame.index + (before + np.cumsum(counts) - counts)
+        before += int(counts.sum())
     return frame, start, before
 
 
@@ -293,22 +295,14 @@ def open_table(
         return Table(path, {"format": "parquet"}, names, chunk_rows)
     head, compression = read_head(path)
     encoding = file_encoding(head, encoding)
-    bom = head.startswith(_BOMS)
-    text = head.decode(encoding, errors="replace").lstrip("\ufeff")
-    lines = [line for line in text.splitlines() if line.strip()]
-    if not lines:
-        raise InputError(f"{path}: file is empty (expected a header line and customer rows)")
-    delimiter = sniff_delimiter(lines[0])
-    header = next(csv.reader([lines[0]], delimiter=delimiter))
-    if encoding == "utf-8":
-        refuse_not_utf8(path, head, delimiter, _column_names(header), final=False)
+    text, lines, delimiter, header = csv_head(path, head, encoding)
     # Bytes per row, from the rows in the head (the last one may be cut): the block that
     # holds about chunk_rows rows.
     per_row = len(head) / max(len(lines) - 1, 1)
     detected = {
         "format": "csv",
         "delimiter": _DELIMITER_NAMES.get(delimiter, delimiter),
-        "bom": bom,
+        "bom": head.startswith(_BOMS),
         "crlf": "\r\n" in text[:10000],
         "encoding": encoding,
     }
@@ -324,6 +318,22 @@ def open_table(
         "block_size": int(min(max(per_row * chunk_rows, HEAD_BYTES), 1 << 30)),
     }
     return Table(path, detected, _column_names(header), chunk_rows, options)
+
+
+def csv_head(path: Path, head: bytes, encoding: str) -> tuple[str, list[str], str, list[str]]:
+    """A CSV's head read as ``encoding``: its text, its non-blank lines, the delimiter that
+    splits the first of them (the header) into most fields, and the header's fields. A head
+    without a line is refused as empty, a UTF-8 head with a byte that is not as
+    :func:`refuse_not_utf8` refuses it."""
+    text = head.decode(encoding, errors="replace").lstrip("\ufeff")
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise InputError(f"{path}: file is empty (expected a header line and customer rows)")
+    delimiter = sniff_delimiter(lines[0])
+    header = next(csv.reader([lines[0]], delimiter=delimiter))
+    if encoding == "utf-8":
+        refuse_not_utf8(path, head, delimiter, _column_names(header), final=False)
+    return text, lines, delimiter, header
 
 
 def _holds_quote(path: Path) -> bool:

@@ -3,7 +3,6 @@ header variants of the dataset config mapped as the local reader maps them."""
 
 from __future__ import annotations
 
-import csv
 import functools
 import operator
 from collections.abc import Mapping
@@ -14,11 +13,11 @@ import pandas as pd
 
 from segmentation.data.reading import (
     PARQUET_SUFFIXES,
+    csv_head,
     file_encoding,
     map_columns,
     read_head,
     refuse_not_utf8,
-    sniff_delimiter,
 )
 from segmentation.errors import InputError
 from segmentation.spark.session import spark_errors
@@ -73,12 +72,10 @@ def read_input(spark: Any, path: str | Path, encoding: str | None = None) -> Any
                     f"{path}: Spark reads CSV text as UTF-8 or latin-1 only, not {codec}; "
                     "save the file as CSV UTF-8, or use the local engine"
                 )
-            text = heads[0].decode(codec, errors="replace").lstrip("\ufeff")
-            first = text.splitlines()[0] if text.strip() else ""
-            delimiter = sniff_delimiter(first)
+            # The first file's header and delimiter stand for all (Spark takes one).
+            _, _, delimiter, header = csv_head(files[0], heads[0], codec)
             if codec == "utf-8":
-                header = next(csv.reader([first], delimiter=delimiter), [])
-                for file, head in zip(files, heads, strict=True):
+                for file, head in zip(files[1:], heads[1:], strict=True):
                     refuse_not_utf8(file, head, delimiter, header, final=False)
             frame = (
                 spark.read.option("header", True)
