@@ -108,10 +108,11 @@ def test_spark_scoring_equals_local_scoring(spark, champion, tmp_path):
     csv = tmp_path / "in" / "customers.csv"
     csv.parent.mkdir()
     frame.to_csv(csv, index=False)
-    # Blank, whitespace-only and bare-delimiter lines are no customers on either route.
+    # Blank, whitespace-only and bare-delimiter lines are no customers on either route, also
+    # before the header.
     lines = csv.read_text().split("\n")
     lines[5:5] = ["", "   ", "," * (len(frame.columns) - 1)]
-    csv.write_text("\n".join(lines) + "\n\n")
+    csv.write_text("\n \n" + "\n".join(lines) + "\n\n")
     local = score_file(
         champion.dataset,
         ModelRef.of(champion.tracking, champion.paths),
@@ -136,6 +137,7 @@ def test_spark_scoring_equals_local_scoring(spark, champion, tmp_path):
     rejected = pd.read_parquet(result.rejected_path).sort_values("CustomerID", ignore_index=True)
     assert rejected["source_file"].str.endswith("customers.csv").all()
     local_rejected = pd.read_csv(local.rejected_path).sort_values("CustomerID", ignore_index=True)
+    assert local_rejected["line"].tolist() == [7, 17, 27]  # rows 3, 10 and 20, as an editor shows
     pd.testing.assert_frame_equal(
         local_rejected.drop(columns=["line"]), rejected.drop(columns=["source_file"])
     )

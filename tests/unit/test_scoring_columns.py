@@ -19,6 +19,7 @@ from segmentation.data.reading import (
     text_column,
 )
 from segmentation.data.retail_marketing import generate, prepare
+from segmentation.errors import InputError
 from segmentation.serving.predict import _csv_bytes, float_text, reuse_arrow_memory
 
 # Spaces, a tab, a vertical tab, no-break and em spaces, Python's separator controls.
@@ -192,3 +193,40 @@ def test_rows_keep_their_file_lines_past_blank_lines_and_quoted_line_ends(tmp_pa
     # The physical line holds the row's id (the line a text editor shows).
     text = path.read_text(encoding="utf-8").split("\n")
     assert all(text[line - 1].startswith(f"{cid},") for line, cid in list(found.items())[::97])
+
+
+def test_blank_lines_before_the_header_and_a_long_row_name_their_file_lines(tmp_path):
+    """Blank lines before the header are skipped, not taken for the header, and rows keep
+    their file lines past them; a row with a field too many is refused at the line a text
+    editor shows, past values spanning lines in earlier batches (gzip-compressed too)."""
+    import gzip
+
+    from segmentation.data.mall import generate as generate_mall
+    from segmentation.data.reading import open_table
+
+    rows = generate_mall(900, seed=5).astype(str)
+    records = ["", " \t", ",".join([*rows.columns, "Note"])]
+    for i, row in enumerate(rows.itertuples(index=False)):
+        records.append(",".join([*row, '"12 Main St\r\nFlat 2"' if i % 3 == 0 else "x"]))
+    path = tmp_path / "lines.csv"
+    path.write_text("\n".join(records) + "\n", encoding="utf-8", newline="")
+    frame = pd.concat(open_table(path, chunk_rows=100).chunks())
+    assert list(frame.columns) == [*rows.columns, "Note"] and len(frame) == len(rows)
+    text = path.read_text(encoding="utf-8").split("\n")
+    assert all(
+        text[index + 1].startswith(f"{cid},")
+        for index, cid in zip(frame.index, frame["CustomerID"], strict=True)
+    )
+
+    long_line = len(text)  # the row appended below starts on the last (empty) line
+    path.write_text(
+        "\n".join(records) + "\n" + ",".join(["1"] * (len(rows.columns) + 2)) + "\n",
+        encoding="utf-8",
+        newline="",
+    )
+    packed = tmp_path / "lines.csv.gz"
+    packed.write_bytes(gzip.compress(path.read_bytes()))
+    for source in (path, packed):
+        message = f"expected {len(rows.columns) + 1} fields in line {long_line}, saw"
+        with pytest.raises(InputError, match=message):
+            list(open_table(source, chunk_rows=100).chunks())

@@ -6,6 +6,8 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
+import io
+import itertools
 import mmap
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -73,8 +75,8 @@ HEAD_BYTES = 1 << 16
 class Table:
     """A customer file opened for reading in chunks of rows, every value as stripped text
     (``str`` dtype, missing as NaN), each chunk indexed by its row's place in the file:
-    line = index + 2 (line 1 is the header; a Parquet row's line is its position + 2). CSV
-    rows with no value at all (blank lines, bare delimiters) are left out.
+    line = index + 2 (a Parquet row's line is its position + 2). CSV rows with no value at all
+    (blank lines, bare delimiters) are left out, and blank lines before the header skipped.
 
     Open it with :func:`open_table`, which refuses a missing, empty or unreadable file.
     """
@@ -113,6 +115,26 @@ class Table:
         else:
             yield from self._csv_chunks()
 
+    def file_line(self, record: int) -> int:
+        """The file line on which CSV record ``record`` (counted from the file's first line,
+        as the parser counts them) starts: later by the line ends inside the quoted values
+        before it. The file is read again, on the error path only."""
+        if not self.csv_options["quoted"] or record < 2:
+            return record
+        compression = self.csv_options["compression"]
+        with open(self.path, "rb") as fh:
+            source = pa.CompressedInputStream(fh, compression) if compression else fh
+            text = io.TextIOWrapper(
+                source, encoding=self.csv_options["encoding"], errors="replace", newline=""
+            )
+            rows = csv.reader(text, delimiter=self.csv_options["delimiter"])
+            try:
+                for _ in itertools.islice(rows, record - 1):
+                    pass
+            except csv.Error:  # a field past the csv module's size limit: the count as it is
+                return record
+            return rows.line_num + 1
+
     def _parquet_chunks(self) -> Iterator[pd.DataFrame]:
         start = 0
         with open(self.path, "rb") as fh:
@@ -132,7 +154,7 @@ class Table:
         delimiter, names = self.csv_options["delimiter"], self.csv_options["header"]
         short: dict[int, list[str]] = {}  # rows with fewer fields, by record number: padded
         breaks: dict[int, int] = {}  # line ends inside a short row's quoted values
-        problem: list[str] = []
+        problem: list[tuple[int, int, int]] = []  # a row with more fields: its record number
 
         def invalid(row: Any) -> str:
             if row.actual_columns < row.expected_columns and row.number is not None:
@@ -140,13 +162,13 @@ class Table:
                 short[int(row.number)] = fields + [""] * (row.expected_columns - len(fields))
                 breaks[int(row.number)] = row.text.count("\n")
                 return "skip"
-            problem.append(
-                f"expected {row.expected_columns} fields in line {row.number}, "
-                f"saw {row.actual_columns}"
-            )
+            problem.append((row.number or 0, row.expected_columns, row.actual_columns))
             return "error"
 
-        start, before = 0, 0
+        # Records are counted from the file's first line (blank lines before the header too):
+        # the first row after the header is record ``skip + 2``.
+        skip = self.csv_options["skip_rows"]
+        start, before = skip, 0
         with open(self.path, "rb") as fh:
             self._fh = fh  # the progress is the compressed file's: read through it
             compression = self.csv_options["compression"]
@@ -157,6 +179,7 @@ class Table:
                         use_threads=False,
                         block_size=self.csv_options["block_size"],
                         encoding=self.csv_options["encoding"],
+                        skip_rows=skip,
                     ),
                     # Blank lines are records too (dropped below as empty rows), so that
                     # every later record keeps its file line.
@@ -194,7 +217,11 @@ class Table:
             except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
                 if "invalid UTF8" in str(exc) and self.csv_options["encoding"] == "utf-8":
                     _refuse_first_not_utf8(self)
-                first = problem[0] if problem else str(exc).strip().splitlines()[0]
+                first = str(exc).strip().splitlines()[0]
+                if problem:
+                    record, expected, saw = problem[0]
+                    line = self.file_line(record)
+                    first = f"expected {expected} fields in line {line}, saw {saw}"
                 raise InputError(
                     f"{self.path}: cannot parse as a delimited file ({first})"
                 ) from None
@@ -315,6 +342,7 @@ def open_table(
         "quoted": bool(compression) or _holds_quote(path),
         "delimiter": delimiter,
         "header": header,
+        "skip_rows": _lines_before(text),
         "block_size": int(min(max(per_row * chunk_rows, HEAD_BYTES), 1 << 30)),
     }
     return Table(path, detected, _column_names(header), chunk_rows, options)
@@ -334,6 +362,11 @@ def csv_head(path: Path, head: bytes, encoding: str) -> tuple[str, list[str], st
     if encoding == "utf-8":
         refuse_not_utf8(path, head, delimiter, _column_names(header), final=False)
     return text, lines, delimiter, header
+
+
+def _lines_before(text: str) -> int:
+    """The blank lines before the header line (which the parser would take for the header)."""
+    return len(re.findall(r"\r\n|\r|\n", text[: len(text) - len(text.lstrip())]))
 
 
 def _holds_quote(path: Path) -> bool:
