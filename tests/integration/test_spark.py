@@ -171,6 +171,10 @@ def test_spark_scoring_reads_a_latin1_csv_as_the_local_route(spark, champion, tm
     score_file(latin1, model, packed, tmp_path / "local-gz.csv")
     score_table(latin1, champion.engine, model, packed, tmp_path / "spark-gz")
     engines_agree(tmp_path / "local-gz.csv", tmp_path / "spark-gz", "CustomerID")
+    # The same as a part of a folder (compressed parts are read as single files are).
+    folder = score_table(latin1, champion.engine, model, packed.parent, tmp_path / "spark-dir")
+    engines_agree(tmp_path / "local-gz.csv", tmp_path / "spark-dir", "CustomerID")
+    assert folder.scored == 40
 
     cp1252 = OmegaConf.merge(champion.dataset, {"encoding": "cp1252"})
     (tmp_path / "gz" / "named.csv").write_bytes(packed.read_bytes())

@@ -363,6 +363,26 @@ def test_compressed_files_read_as_their_text_and_workbooks_are_refused(mall_gene
         assert str(refused.value).startswith(f"{tmp_path / 'book.csv'}: {said}")
 
 
+def test_spark_folder_input_takes_csv_compressed_as_spark_reads_it(tmp_path):
+    """A folder's .csv.gz and .csv.bz2 parts are customer files on Spark, as a single such
+    file is; other compressed names, Spark's markers and hidden files are not."""
+    from segmentation.spark.reading import data_files
+
+    for name in (
+        "a.csv",
+        "b.CSV.GZ",
+        "c.tsv.bz2",
+        "d.parquet",
+        "e.parquet.gz",
+        "f.gz",
+        "g.csv.zst",
+    ):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "_SUCCESS").write_bytes(b"x")
+    (tmp_path / ".h.csv.gz").write_bytes(b"x")
+    assert [p.name for p in data_files(tmp_path)] == ["a.csv", "b.CSV.GZ", "c.tsv.bz2", "d.parquet"]
+
+
 # The real files (real_file: skipped locally when absent, failing in CI).
 
 

@@ -28,8 +28,9 @@ MISSING_TEXTS = ("", "nan", "NaN", "NA", "None")
 
 
 def data_files(path: Path) -> list[Path]:
-    """The readable files of ``path`` (itself, or the Parquet/CSV files under a folder,
-    Spark's ``_SUCCESS`` and hidden files left out); one line when there are none."""
+    """The readable files of ``path`` (itself, or the Parquet and CSV files under a folder,
+    ``.csv.gz`` and ``.csv.bz2`` too, Spark's ``_SUCCESS`` and hidden files left out); one
+    line when there are none."""
     if not path.exists():
         raise InputError(f"{path}: not found (expected a Parquet or CSV file, or a folder of them)")
     if path.is_file():
@@ -38,14 +39,21 @@ def data_files(path: Path) -> list[Path]:
         files = sorted(
             p
             for p in path.rglob("*")
-            if p.is_file()
-            and not p.name.startswith(("_", "."))
-            and p.suffix.lower() in PARQUET_SUFFIXES | CSV_SUFFIXES
+            if p.is_file() and not p.name.startswith(("_", ".")) and _data_name(p)
         )
     files = [p for p in files if p.stat().st_size > 0]
     if not files:
         raise InputError(f"{path}: no readable files (expected non-empty Parquet or CSV files)")
     return files
+
+
+def _data_name(path: Path) -> bool:
+    """Whether a file in a folder is named as customer data: Parquet, CSV, or CSV compressed
+    as Spark decompresses it (``.csv.gz``, ``.csv.bz2``)."""
+    *before, last = [s.lower() for s in path.suffixes[-2:]] or [""]
+    if last in SPARK_COMPRESSED.values():
+        return bool(before) and before[0] in CSV_SUFFIXES
+    return last in PARQUET_SUFFIXES | CSV_SUFFIXES
 
 
 # Python's codec name -> Spark's: Spark 4 reads CSV in these charsets only.
