@@ -125,6 +125,7 @@ def test_a_command_leaves_every_run_in_the_database_file(cache: Path, tmp_path: 
             f"hydra.run.dir={tmp_path / 'hydra'}",
             "sweep.n_trials=2",
             "sweep.stability.bootstraps=0",
+            "sweep.constraints.min_stability=null",
             "tracking.log_plots=false",
             "tracking.log_models=false",
             "tracking.register_model=false",

@@ -49,6 +49,26 @@ def build(name: str, spec: Mapping[str, Any], params: Mapping[str, Any], seed: i
         raise InputError(f"algorithm '{name}': cannot build its estimator ({first})") from None
 
 
+def check_search(name: str, spec: Mapping[str, Any]) -> None:
+    """Refuse a search space :func:`suggest` cannot sample (an unknown type, a range whose low
+    is above its high, a log range from 0 or below, no choices), naming its setting."""
+    for param, space in (spec.get("search") or {}).items():
+        key, kind = f"algorithm.{name}.search.{param}", space.get("type")
+        if kind == "categorical":
+            if not space.get("choices"):
+                raise InputError(f"{key}: no choices (expected a list of values to try)")
+            continue
+        if kind not in ("int", "float"):
+            raise InputError(f"{key}: type {kind!r} unknown (expected int, float or categorical)")
+        low, high = space.get("low"), space.get("high")
+        if not isinstance(low, int | float) or not isinstance(high, int | float) or low > high:
+            raise InputError(f"{key}: low={low}, high={high} (expected numbers, low <= high)")
+        if space.get("log") and low <= 0:
+            raise InputError(f"{key}: low={low} on a log scale (expected low > 0)")
+        if int(space.get("step", 1)) < 1:
+            raise InputError(f"{key}: step={space['step']} (expected a whole number >= 1)")
+
+
 def suggest(trial: optuna.Trial, algorithms: Mapping[str, Mapping[str, Any]]) -> tuple[str, dict]:
     """Sample an algorithm (categorical when several) and its conditional parameters."""
     names = sorted(algorithms)
@@ -72,8 +92,6 @@ def suggest(trial: optuna.Trial, algorithms: Mapping[str, Mapping[str, Any]]) ->
             )
         elif kind == "categorical":
             params[param] = trial.suggest_categorical(key, list(space["choices"]))
-        else:
-            raise InputError(f"algorithm '{name}': search type '{kind}' of '{param}' unknown")
     return name, params
 
 

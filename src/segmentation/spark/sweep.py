@@ -27,7 +27,7 @@ from segmentation.spark.convert import to_sklearn
 from segmentation.spark.session import get_session, spark_errors
 from segmentation.spark.space import ID, SparkTables, prepare_spark_space
 from segmentation.study.console import show
-from segmentation.study.definition import algorithm_specs
+from segmentation.study.definition import algorithm_specs, check_sweep
 from segmentation.study.objective import Fit, TrialRunner
 from segmentation.study.sweep import SweepResult, sweep_space
 
@@ -84,6 +84,7 @@ def run_spark_sweep(cfg: DictConfig) -> SweepResult:
     A composition root, as ``run_sweep``: it takes the whole config and gives each stage the
     groups it reads."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    check_sweep(cfg.sweep)
     specs = algorithm_specs(cfg.algorithm)
     check_spark_algorithms(specs)
     if int(cfg.sweep.workers) > 1:

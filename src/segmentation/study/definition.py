@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
+from segmentation.algorithms import check_search
 from segmentation.errors import InputError
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -27,11 +28,69 @@ def study_name(experiment_name: str, space_name: str, sweep: DictConfig, dataset
 
 
 def algorithm_specs(cfg_algorithm: DictConfig) -> dict[str, dict[str, Any]]:
-    """The selected algorithms' configs (``cfg.algorithm``), by name."""
+    """The selected algorithms' configs (``cfg.algorithm``), by name; a search space Optuna
+    cannot sample is refused."""
     specs = OmegaConf.to_container(cfg_algorithm, resolve=True)
     if not specs:
         raise InputError("algorithm: no algorithm selected (expected kmeans, dbscan, gmm or all)")
+    for name, spec in specs.items():
+        check_search(name, spec)
     return specs
+
+
+def check_sweep(sweep: DictConfig) -> None:
+    """Refuse, before anything is written, ``sweep`` settings no trial could meet or Optuna
+    would stop on mid-study (the schema has made each a number of its type)."""
+    constraints, k_max = sweep.constraints, int(sweep.constraints.k_max)
+    stability_needed = constraints.min_stability is not None or pareto(sweep)
+    rules = [
+        ("n_trials", sweep.n_trials, sweep.n_trials >= 1, "a whole number >= 1"),
+        ("seed", sweep.seed, 0 <= sweep.seed < 2**32, "a whole number from 0 to 2**32 - 1"),
+        ("constraints.k_min", constraints.k_min, constraints.k_min >= 2, "a whole number >= 2"),
+        (
+            "constraints.k_max",
+            k_max,
+            k_max >= constraints.k_min,
+            f"a whole number >= sweep.constraints.k_min ({constraints.k_min})",
+        ),
+        *(
+            (f"constraints.{key}", constraints[key], 0 <= constraints[key] <= 1, "from 0 to 1")
+            for key in ("max_noise_fraction", "min_segment_fraction")
+            if constraints[key] is not None
+        ),
+        (
+            "constraints.min_stability",
+            constraints.min_stability,
+            constraints.min_stability is None or 0 <= constraints.min_stability <= 1,
+            "from 0 to 1, or null",
+        ),
+        (
+            "stability.bootstraps",
+            sweep.stability.bootstraps,
+            sweep.stability.bootstraps >= int(stability_needed),
+            "a whole number >= 1 with sweep.constraints.min_stability set or "
+            "sweep.objective=pareto (0 turns stability off)"
+            if stability_needed
+            else "a whole number >= 0",
+        ),
+        *(
+            (
+                key,
+                value,
+                value is None or value > k_max,
+                f"more rows than sweep.constraints.k_max ({k_max})",
+            )
+            for key, value in (
+                ("stability.sample_rows", sweep.stability.sample_rows),
+                ("silhouette.sample_size", sweep.silhouette.sample_size),
+                ("silhouette.curve_fit_rows", sweep.silhouette.curve_fit_rows),
+                ("silhouette.curve_sample_size", sweep.silhouette.curve_sample_size),
+            )
+        ),
+    ]
+    for key, value, ok, expected in rules:
+        if not ok:
+            raise InputError(f"sweep.{key}={value}: expected {expected}")
 
 
 def make_sampler(

@@ -25,6 +25,7 @@ from segmentation.study.budget import run_budget
 from segmentation.study.console import Progress, announce, show, show_best, show_next
 from segmentation.study.definition import (
     algorithm_specs,
+    check_sweep,
     chosen_trial,
     count_states,
     directions,
@@ -82,6 +83,7 @@ def run_sweep(cfg: DictConfig) -> SweepResult:
 
     A composition root: it takes the whole config and gives each stage the groups it reads."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    check_sweep(cfg.sweep)
     space = prepare_space(SpaceConfig.of(cfg))  # bad input is refused here, before any write
     specs = algorithm_specs(cfg.algorithm)
     n_workers = workers.worker_count(cfg.sweep)
