@@ -120,3 +120,38 @@ def test_too_few_rows_and_unknown_thresholds_are_refused(
     assert "\n" not in str(info.value)
     with pytest.raises(InputError, match="psi_drfit"):
         drift_report(profile, frame, segments, None, {"psi_drfit": 0.3})
+
+
+@pytest.mark.parametrize(
+    ("setting", "line"),
+    [
+        ("psi_drift=-1", "monitoring.thresholds.psi_drift=-1: expected a PSI >= 0"),
+        ("psi_warn=0.5", "monitoring.thresholds.psi_warn=0.5: expected at most psi_drift (0.25)"),
+        ("min_rows=0", "monitoring.thresholds.min_rows=0: expected a whole number >= 1"),
+        ("low_confidence=5", "monitoring.thresholds.low_confidence=5: expected a confidence "),
+        ("max_low_confidence_increase=-0.2", "max_low_confidence_increase=-0.2: expected a share"),
+        ("max_low_confidence_share=1.5", "max_low_confidence_share=1.5: expected a share"),
+        ("p_value=1", "monitoring.thresholds.p_value=1: expected a significance level between"),
+        ("p_value=0", "monitoring.thresholds.p_value=0: expected a significance level between"),
+    ],
+)
+def test_thresholds_without_meaning_are_refused_before_scoring(setting, line, store, tmp_path):
+    """A verdict against them would be drift, or no drift, whatever the data (a p-value of 2
+    made every test significant): refused naming the setting, before the model or the file
+    is read (neither exists here)."""
+    from segmentation.monitoring.check import check_drift
+    from segmentation.promotion.aliases import ModelRef
+    from tests.conftest import make_cfg
+
+    cfg = make_cfg(store, f"monitoring.thresholds.{setting}")
+    with pytest.raises(InputError) as refused:
+        check_drift(
+            cfg.dataset,
+            cfg.monitoring,
+            cfg.paths,
+            "x",
+            ModelRef("models:/nothing@champion", str(cfg.paths.tracking_uri)),
+            tmp_path / "missing.csv",
+        )
+    assert line in str(refused.value) and "\n" not in str(refused.value)
+    assert list(store.iterdir()) == []

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from segmentation.data.reading import file_sha256
 from segmentation.errors import InputError
-from segmentation.monitoring.drift import drift_html, drift_report
+from segmentation.monitoring.drift import check_thresholds, drift_html, drift_report
 from segmentation.promotion.aliases import ModelRef
 from segmentation.serving.predict import LINE, REASON, SHOWN_REJECTIONS, score_rows
 from segmentation.tracking.descriptions import NOTE_TAG, describe_experiment
@@ -70,6 +70,7 @@ def check_drift(
     """Compare ``input_path`` (a file of the ``dataset`` group) with the model's training data
     against the ``monitoring`` group's thresholds; write the reports (``output_dir``, else
     under ``paths.reports_dir``) and log them to ``<experiment_name>-monitoring``."""
+    check_thresholds(OmegaConf.to_container(monitoring.thresholds, resolve=True))
     scored = score_rows(dataset, model_ref, input_path)
     model = scored.model.segmenter
     if not model.reference:

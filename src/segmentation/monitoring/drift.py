@@ -188,9 +188,37 @@ def _thresholds(thresholds: Mapping[str, Any]) -> dict[str, float]:
     if unknown:
         raise InputError(f"unknown drift thresholds {unknown}; known: {sorted(DEFAULT_THRESHOLDS)}")
     merged = {**DEFAULT_THRESHOLDS, **{k: float(v) for k, v in thresholds.items()}}
-    if not merged["psi_warn"] <= merged["psi_drift"]:
-        raise InputError("drift threshold psi_warn must not exceed psi_drift")
+    check_thresholds(merged)
     return merged
+
+
+# What each threshold means, as the range of values that mean something.
+_SHARE = (0.0, 1.0, "a share from 0 to 1")
+_RANGES = {
+    "psi_warn": (0.0, float("inf"), "a PSI >= 0"),
+    "psi_drift": (0.0, float("inf"), "a PSI >= 0"),
+    "segment_psi_drift": (0.0, float("inf"), "a PSI >= 0"),
+    "min_rows": (1.0, float("inf"), "a whole number >= 1"),
+    "low_confidence": (0.0, 1.0, "a confidence from 0 to 1"),
+    "max_low_confidence_increase": _SHARE,
+    "max_low_confidence_share": _SHARE,
+    "p_value": (0.0, 1.0, "a significance level between 0 and 1 (not 0 or 1)"),
+}
+
+
+def check_thresholds(thresholds: Mapping[str, Any]) -> None:
+    """Refuse a drift threshold outside the values that mean something (a verdict against it
+    would be drift, or no drift, whatever the data), naming the setting."""
+    for key, value in thresholds.items():
+        low, high, expected = _RANGES[key]
+        strict = key == "p_value"
+        if not (low < value < high if strict else low <= value <= high):
+            raise InputError(f"monitoring.thresholds.{key}={value:g}: expected {expected}")
+    warn, drift = thresholds.get("psi_warn"), thresholds.get("psi_drift")
+    if warn is not None and drift is not None and warn > drift:
+        raise InputError(
+            f"monitoring.thresholds.psi_warn={warn:g}: expected at most psi_drift ({drift:g})"
+        )
 
 
 def _status(value: float, warn: float, drift: float) -> str:
