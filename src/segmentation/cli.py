@@ -67,6 +67,7 @@ def run_cli(
         if not full_error:
             os.environ.pop("HYDRA_FULL_ERROR", None)
         try:
+            check_names(cfg)
             task(cfg)
         except (InputError, TrackingError) as exc:
             print(f"error: {exc}", file=sys.stderr, flush=True)
@@ -84,6 +85,29 @@ def run_cli(
     finally:
         if not full_error:
             os.environ.pop("HYDRA_FULL_ERROR", None)
+
+
+def check_names(cfg: DictConfig) -> None:
+    """Refuse, before any command writes, an experiment name that would leave its folders
+    (the study's journal, the artifacts and audiences are filed under it) and a registered
+    model name that MLflow refuses or that would break ``models:/<name>@<alias>``."""
+    for key, value, forbidden, why in (
+        ("experiment_name", cfg.experiment_name, "/\\", "it names folders"),
+        (
+            "tracking.registered_model_name",
+            cfg.tracking.registered_model_name,
+            "/:@",
+            "it is part of models:/<name>@<alias>",
+        ),
+    ):
+        name = str(value)
+        if not name.strip():
+            raise InputError(f"{key}={name!r}: expected a name ({why})")
+        if name.startswith(".") or any(c in name for c in forbidden):
+            raise InputError(
+                f"{key}={name!r}: expected a name without {' or '.join(forbidden)}, not "
+                f"starting with . ({why})"
+            )
 
 
 def sweep_main() -> None:

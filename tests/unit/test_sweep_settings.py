@@ -164,3 +164,58 @@ def test_the_spark_sweep_refuses_them_before_spark_starts(store, monkeypatch):
     with pytest.raises(InputError, match=r"^sweep.constraints.k_min=1: expected"):
         spark_sweep.run_spark_sweep(cfg)
     assert list(store.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("command", "override", "line"),
+    [
+        (
+            "sweep_main",
+            "experiment_name=../../escape",
+            "experiment_name='../../escape': expected a name without / or \\, not starting "
+            "with . (it names folders)",
+        ),
+        (
+            "audiences_main",
+            "experiment_name=q4/mall",
+            "experiment_name='q4/mall': expected a name without / or \\, not starting with . "
+            "(it names folders)",
+        ),
+        (
+            "sweep_main",
+            "tracking.registered_model_name=mall@q4",
+            "tracking.registered_model_name='mall@q4': expected a name without / or : or @, "
+            "not starting with . (it is part of models:/<name>@<alias>)",
+        ),
+        (
+            "predict_main",
+            "tracking.registered_model_name=''",
+            "tracking.registered_model_name='': expected a name (it is part of "
+            "models:/<name>@<alias>)",
+        ),
+        (
+            "sweep_main",
+            "dataset.synthetic_rows=0",
+            "dataset.synthetic_rows=0: expected a whole number >= 1",
+        ),
+    ],
+)
+def test_names_and_sizes_no_command_can_use_are_refused_before_writing(
+    command, override, line, store, tmp_path, monkeypatch, capsys
+):
+    """An experiment name with ../ put the study's journal outside the store (and a sweep
+    ran on); a model name MLflow refuses was a traceback after every trial was logged."""
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    code = run_main(
+        getattr(cli, command),
+        monkeypatch,
+        override,
+        f"+input={tmp_path / 'customers.csv'}",
+        f"+output={tmp_path / 'out.csv'}",
+        f"paths.mlruns_dir={store}",
+        f"paths.data_dir={tmp_path / 'no-data'}",
+        f"paths.reports_dir={tmp_path / 'reports'}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
+    assert (code, capsys.readouterr().err.splitlines()) == (2, [f"error: {line}"])
+    assert list(store.iterdir()) == [] and not (tmp_path / "escape.journal").exists()

@@ -61,11 +61,19 @@ def load_dataset(cfg_dataset: DictConfig) -> LoadedData:
     module = dataset_module(cfg_dataset)
     path = Path(str(cfg_dataset.path)).expanduser().resolve()
     if not path.exists() and cfg_dataset.synthetic_fallback:
-        frame = module.generate(int(cfg_dataset.synthetic_rows), int(cfg_dataset.synthetic_seed))
+        frame = synthetic_frame(cfg_dataset)
         loaded = module.prepare(frame, cfg_dataset, f"{path}")
         loaded.source = "synthetic"
         return loaded
     return load_file(path, cfg_dataset)
+
+
+def synthetic_frame(cfg_dataset: DictConfig) -> pd.DataFrame:
+    """The seeded synthetic customers that stand in for a missing file (raw columns)."""
+    rows = int(cfg_dataset.synthetic_rows)
+    if rows < 1:
+        raise InputError(f"dataset.synthetic_rows={rows}: expected a whole number >= 1")
+    return dataset_module(cfg_dataset).generate(rows, int(cfg_dataset.synthetic_seed))
 
 
 def load_file(path: str | Path, cfg_dataset: DictConfig) -> LoadedData:

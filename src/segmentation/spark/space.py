@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from segmentation.data import LoadedData, dataset_module, model_input_example
+from segmentation.data import LoadedData, dataset_module, model_input_example, synthetic_frame
 from segmentation.errors import InputError
 from segmentation.features.engineering import make_engineer
 from segmentation.features.scaling import make_scaler
@@ -192,9 +192,7 @@ def read_training_table(dataset: DictConfig, spark: Any) -> tuple[Any, str, str]
     specs = OmegaConf.to_container(dataset.columns, resolve=True)
     path = Path(str(dataset.path)).expanduser().resolve()
     if not path.exists() and dataset.get("synthetic_fallback", False):
-        module = dataset_module(dataset)
-        frame = module.generate(int(dataset.synthetic_rows), int(dataset.synthetic_seed))
-        table = spark.createDataFrame(frame.astype(str))
+        table = spark.createDataFrame(synthetic_frame(dataset).astype(str))
         source = "synthetic"
     else:
         table = read_input(spark, path, dataset.get("encoding"))
