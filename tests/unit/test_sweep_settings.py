@@ -63,6 +63,19 @@ def base(tmp_path_factory):
             "sweep.silhouette.sample_size=5: expected more rows than sweep.constraints.k_max (10)",
         ),
         (
+            ["sweep.heartbeat_interval=0"],
+            "sweep.heartbeat_interval=0: expected a whole number of seconds >= 1",
+        ),
+        (
+            ["tracking.input_example_rows=-1"],
+            "tracking.input_example_rows=-1: expected a whole number >= 1",
+        ),
+        (
+            ["tracking.artifact_workers=-1"],
+            "tracking.artifact_workers=-1: expected a whole number >= 0 (0: plots and models "
+            "drawn in the sweep's process)",
+        ),
+        (
             ["algorithm.kmeans.search.n_init.low=20"],
             "algorithm.kmeans.search.n_init: low=20, high=10 (expected numbers, low <= high)",
         ),
@@ -87,7 +100,7 @@ def test_sweep_settings_no_study_could_use_are_refused_naming_them(overrides, li
         key, value = override.split("=", 1)
         OmegaConf.update(cfg, key, yaml.safe_load(value))
     with pytest.raises(InputError) as refused:
-        check_sweep(cfg.sweep)
+        check_sweep(cfg.sweep, cfg.tracking)
         algorithm_specs(cfg.algorithm)
     assert str(refused.value) == line
 
@@ -141,7 +154,7 @@ def test_settings_that_only_look_odd_are_taken(store):
         "sweep.constraints.min_segment_fraction=1",
         "sweep.stability.sample_rows=null",
     )
-    check_sweep(cfg.sweep)
+    check_sweep(cfg.sweep, cfg.tracking)
     assert set(algorithm_specs(cfg.algorithm)) == {
         "bisecting_kmeans",
         "dbscan",
@@ -150,7 +163,8 @@ def test_settings_that_only_look_odd_are_taken(store):
         "kmeans",
     }
     with pytest.raises(InputError, match="sweep.stability.bootstraps=0"):
-        check_sweep(make_cfg(store, "sweep.stability.bootstraps=0", "sweep.objective=pareto").sweep)
+        pareto = make_cfg(store, "sweep.stability.bootstraps=0", "sweep.objective=pareto")
+        check_sweep(pareto.sweep, pareto.tracking)
 
 
 def test_the_spark_sweep_refuses_them_before_spark_starts(store, monkeypatch):

@@ -84,7 +84,7 @@ def run_spark_sweep(cfg: DictConfig) -> SweepResult:
     A composition root, as ``run_sweep``: it takes the whole config and gives each stage the
     groups it reads."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    check_sweep(cfg.sweep)
+    check_sweep(cfg.sweep, cfg.tracking)
     specs = algorithm_specs(cfg.algorithm)
     check_spark_algorithms(specs)
     if int(cfg.sweep.workers) > 1:

@@ -38,34 +38,44 @@ def algorithm_specs(cfg_algorithm: DictConfig) -> dict[str, dict[str, Any]]:
     return specs
 
 
-def check_sweep(sweep: DictConfig) -> None:
-    """Refuse, before anything is written, ``sweep`` settings no trial could meet or Optuna
-    would stop on mid-study (the schema has made each a number of its type)."""
+def check_sweep(sweep: DictConfig, tracking: DictConfig) -> None:
+    """Refuse, before anything is written, ``sweep`` and ``tracking`` settings no trial could
+    meet or Optuna would stop on mid-study (the schema has made each a number of its type)."""
     constraints, k_max = sweep.constraints, int(sweep.constraints.k_max)
     stability_needed = constraints.min_stability is not None or pareto(sweep)
     rules = [
-        ("n_trials", sweep.n_trials, sweep.n_trials >= 1, "a whole number >= 1"),
-        ("seed", sweep.seed, 0 <= sweep.seed < 2**32, "a whole number from 0 to 2**32 - 1"),
-        ("constraints.k_min", constraints.k_min, constraints.k_min >= 2, "a whole number >= 2"),
+        ("sweep.n_trials", sweep.n_trials, sweep.n_trials >= 1, "a whole number >= 1"),
+        ("sweep.seed", sweep.seed, 0 <= sweep.seed < 2**32, "a whole number from 0 to 2**32 - 1"),
         (
-            "constraints.k_max",
+            "sweep.constraints.k_min",
+            constraints.k_min,
+            constraints.k_min >= 2,
+            "a whole number >= 2",
+        ),
+        (
+            "sweep.constraints.k_max",
             k_max,
             k_max >= constraints.k_min,
             f"a whole number >= sweep.constraints.k_min ({constraints.k_min})",
         ),
         *(
-            (f"constraints.{key}", constraints[key], 0 <= constraints[key] <= 1, "from 0 to 1")
+            (
+                f"sweep.constraints.{key}",
+                constraints[key],
+                0 <= constraints[key] <= 1,
+                "from 0 to 1",
+            )
             for key in ("max_noise_fraction", "min_segment_fraction")
             if constraints[key] is not None
         ),
         (
-            "constraints.min_stability",
+            "sweep.constraints.min_stability",
             constraints.min_stability,
             constraints.min_stability is None or 0 <= constraints.min_stability <= 1,
             "from 0 to 1, or null",
         ),
         (
-            "stability.bootstraps",
+            "sweep.stability.bootstraps",
             sweep.stability.bootstraps,
             sweep.stability.bootstraps >= int(stability_needed),
             "a whole number >= 1 with sweep.constraints.min_stability set or "
@@ -81,16 +91,32 @@ def check_sweep(sweep: DictConfig) -> None:
                 f"more rows than sweep.constraints.k_max ({k_max})",
             )
             for key, value in (
-                ("stability.sample_rows", sweep.stability.sample_rows),
-                ("silhouette.sample_size", sweep.silhouette.sample_size),
-                ("silhouette.curve_fit_rows", sweep.silhouette.curve_fit_rows),
-                ("silhouette.curve_sample_size", sweep.silhouette.curve_sample_size),
+                ("sweep.stability.sample_rows", sweep.stability.sample_rows),
+                ("sweep.silhouette.sample_size", sweep.silhouette.sample_size),
+                ("sweep.silhouette.curve_fit_rows", sweep.silhouette.curve_fit_rows),
+                ("sweep.silhouette.curve_sample_size", sweep.silhouette.curve_sample_size),
             )
+        ),
+        *(
+            (f"sweep.{key}", sweep[key], sweep[key] >= 1, "a whole number of seconds >= 1")
+            for key in ("heartbeat_interval", "grace_period")
+        ),
+        (
+            "tracking.input_example_rows",
+            tracking.input_example_rows,
+            tracking.input_example_rows >= 1,
+            "a whole number >= 1",
+        ),
+        (
+            "tracking.artifact_workers",
+            tracking.artifact_workers,
+            tracking.artifact_workers >= 0,
+            "a whole number >= 0 (0: plots and models drawn in the sweep's process)",
         ),
     ]
     for key, value, ok, expected in rules:
         if not ok:
-            raise InputError(f"sweep.{key}={value}: expected {expected}")
+            raise InputError(f"{key}={value}: expected {expected}")
 
 
 def make_sampler(

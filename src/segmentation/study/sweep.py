@@ -83,7 +83,7 @@ def run_sweep(cfg: DictConfig) -> SweepResult:
 
     A composition root: it takes the whole config and gives each stage the groups it reads."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    check_sweep(cfg.sweep)
+    check_sweep(cfg.sweep, cfg.tracking)
     space = prepare_space(SpaceConfig.of(cfg))  # bad input is refused here, before any write
     specs = algorithm_specs(cfg.algorithm)
     n_workers = workers.worker_count(cfg.sweep)
