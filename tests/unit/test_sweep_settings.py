@@ -233,3 +233,38 @@ def test_names_and_sizes_no_command_can_use_are_refused_before_writing(
     )
     assert (code, capsys.readouterr().err.splitlines()) == (2, [f"error: {line}"])
     assert list(store.iterdir()) == [] and not (tmp_path / "escape.journal").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "line"),
+    [
+        # Spark's jobs waited forever (over 10 minutes before this check).
+        (
+            "engine.shuffle_partitions=0",
+            "engine.shuffle_partitions=0: expected a whole number >= 1",
+        ),
+        ("engine.sample_rows=0", "engine.sample_rows=0: expected a whole number >= 1"),
+        (
+            "engine.driver_memory=lots",
+            "engine.driver_memory=lots: expected a JVM memory size such as 4g or 512m",
+        ),
+    ],
+)
+def test_spark_settings_it_cannot_run_with_are_refused_before_it_starts(
+    override, line, store, monkeypatch
+):
+    from segmentation.spark import session
+
+    monkeypatch.setattr(session, "require_pyspark", lambda: None)
+    with pytest.raises(InputError) as refused:
+        session.get_session(make_cfg(store, "engine=spark", override).engine)
+    assert str(refused.value) == line
+
+
+def test_jvm_memory_sizes_are_taken(store):
+    from segmentation.spark.session import check_engine
+
+    engine = make_cfg(store, "engine=spark").engine
+    for memory in ("4g", "512m", "2048", "1T", "8gb"):
+        engine.driver_memory = memory
+        check_engine(engine)

@@ -78,6 +78,20 @@ def check_master(master: str, timeout: float = MASTER_TIMEOUT_SECONDS) -> None:
     raise InputError(f"Spark master {master} cannot be reached (no answer in {timeout:g} s)")
 
 
+def check_engine(engine: DictConfig) -> None:
+    """Refuse ``engine`` settings Spark cannot run with, before it starts: no shuffle
+    partitions (its jobs wait forever), a driver memory that is no JVM size (the JVM exits
+    before Spark can say why), an empty sample."""
+    for key in ("shuffle_partitions", "sample_rows"):
+        if int(engine[key]) < 1:
+            raise InputError(f"engine.{key}={engine[key]}: expected a whole number >= 1")
+    memory = str(engine.driver_memory)
+    if not re.fullmatch(r"[1-9]\d*[kmgt]?b?", memory, flags=re.IGNORECASE):
+        raise InputError(
+            f"engine.driver_memory={memory}: expected a JVM memory size such as 4g or 512m"
+        )
+
+
 def log_file(engine: DictConfig) -> Path:
     """Where Spark's own log lines go (``engine.log_file``, else a file in the temp folder)."""
     given = engine.log_file
@@ -109,6 +123,7 @@ def _stderr_to(path: Path) -> Iterator[None]:
 def get_session(engine: DictConfig) -> Any:
     """The process's SparkSession for the ``engine`` group (created once, then reused)."""
     require_pyspark()
+    check_engine(engine)
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
