@@ -212,13 +212,31 @@ def test_the_spark_sweep_refuses_them_before_spark_starts(store, monkeypatch):
             "dataset.synthetic_rows=0",
             "dataset.synthetic_rows=0: expected a whole number >= 1",
         ),
+        (
+            "sweep_main",
+            "dataset.synthetic_seed=-1",
+            "dataset.synthetic_seed=-1: expected a whole number from 0 to 2**32 - 1",
+        ),
+        (
+            "sweep_main",
+            "features.columns=[Age]",
+            "features.columns=['Age']: expected two or more different columns (segments are "
+            "plotted and explained in two dimensions or more)",
+        ),
+        (
+            "sweep_main",
+            "features.columns=[Age,Age]",
+            "features.columns=['Age', 'Age']: expected two or more different columns (segments "
+            "are plotted and explained in two dimensions or more)",
+        ),
     ],
 )
 def test_names_and_sizes_no_command_can_use_are_refused_before_writing(
     command, override, line, store, tmp_path, monkeypatch, capsys
 ):
     """An experiment name with ../ put the study's journal outside the store (and a sweep
-    ran on); a model name MLflow refuses was a traceback after every trial was logged."""
+    ran on); a model name MLflow refuses, and a feature set of one column, were tracebacks
+    after every trial was logged; a negative seed or no rows were numpy tracebacks."""
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     code = run_main(
         getattr(cli, command),

@@ -70,10 +70,14 @@ def load_dataset(cfg_dataset: DictConfig) -> LoadedData:
 
 def synthetic_frame(cfg_dataset: DictConfig) -> pd.DataFrame:
     """The seeded synthetic customers that stand in for a missing file (raw columns)."""
-    rows = int(cfg_dataset.synthetic_rows)
+    rows, seed = int(cfg_dataset.synthetic_rows), int(cfg_dataset.synthetic_seed)
     if rows < 1:
         raise InputError(f"dataset.synthetic_rows={rows}: expected a whole number >= 1")
-    return dataset_module(cfg_dataset).generate(rows, int(cfg_dataset.synthetic_seed))
+    if not 0 <= seed < 2**32:
+        raise InputError(
+            f"dataset.synthetic_seed={seed}: expected a whole number from 0 to 2**32 - 1"
+        )
+    return dataset_module(cfg_dataset).generate(rows, seed)
 
 
 def load_file(path: str | Path, cfg_dataset: DictConfig) -> LoadedData:

@@ -81,8 +81,15 @@ def feature_space_name(dataset: DictConfig, features: DictConfig, scaling: DictC
 def check_feature_set(
     dataset: DictConfig, features: DictConfig, experiment_name: str, engineered: pd.DataFrame
 ) -> None:
-    """Refuse a feature set whose columns the dataset does not have, naming those that fit (and
-    the preset ``experiment_name`` that chose it)."""
+    """Refuse a feature set of fewer than two different columns (the segment plots and
+    explanations are drawn in two dimensions) or whose columns the dataset does not have,
+    naming those that fit (and the preset ``experiment_name`` that chose it)."""
+    columns = [str(c) for c in features.columns]
+    if len(set(columns)) < 2 or len(set(columns)) < len(columns):
+        raise InputError(
+            f"features.columns={columns}: expected two or more different columns (segments are "
+            "plotted and explained in two dimensions or more)"
+        )
     missing = [c for c in features.columns if c not in engineered.columns]
     if not missing:
         return
