@@ -252,9 +252,15 @@ def dashboard_task(cfg: DictConfig) -> None:
 
     from segmentation.study.storage import study_storage
 
-    port = int(OmegaConf.select(cfg, "port", default=8080))
+    given = OmegaConf.select(cfg, "port", default=8080)
+    port = int(given) if str(given).isdigit() else 0
+    if not 1 <= port <= 65535:
+        raise InputError(f"port={given}: expected a TCP port number from 1 to 65535")
     storage = study_storage(cfg.storage, cfg.sweep, cfg.paths, str(cfg.experiment_name))
-    server = make_server("127.0.0.1", port, wsgi(storage))
+    try:
+        server = make_server("127.0.0.1", port, wsgi(storage))
+    except OSError as exc:  # the port taken, or reserved
+        raise InputError(f"port={port}: cannot serve on 127.0.0.1 ({exc.strerror})") from None
     # Served from a thread: wsgiref's handler catches a Ctrl-C that lands while it answers a
     # request and goes on serving; the main thread only waits, so the Ctrl-C reaches it.
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -44,7 +44,7 @@ from segmentation.tracking.model import SegmentModel, load_pyfunc, with_input_ex
 from segmentation.tracking.store import (
     connect,
     find_sweep_run,
-    redact,
+    given_run,
     register_model,
     register_run_model,
 )
@@ -86,10 +86,7 @@ def candidate_run(
     """The run to promote: ``run_id`` if given, else the best trial of the latest sweep of the
     feature ``space`` in ``experiment_name``."""
     if run_id:
-        try:
-            run = client.get_run(run_id)
-        except mlflow.exceptions.MlflowException:
-            raise InputError(f"run {run_id}: not found in {redact(client.tracking_uri)}") from None
+        run = given_run(client, run_id)
         if run.data.tags.get(runs.ROLE_TAG) != "sweep":
             return run
         # A sweep's parent run stands for its best trial.

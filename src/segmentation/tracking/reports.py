@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from segmentation.errors import InputError
 from segmentation.segments.report import render_report
 from segmentation.tracking.runs import ROLE_TAG
-from segmentation.tracking.store import connect
+from segmentation.tracking.store import connect, given_run
 
 
 def _download(client: MlflowClient, run_id: str, dest: Path) -> Path:
@@ -24,7 +24,7 @@ def _download(client: MlflowClient, run_id: str, dest: Path) -> Path:
 
 def build_report(client: MlflowClient, parent_id: str) -> str:
     """Download a sweep run's artifacts (and its best trial's) and render the report."""
-    parent = client.get_run(parent_id)
+    parent = given_run(client, parent_id)
     if parent.data.tags.get(ROLE_TAG) != "sweep":
         raise InputError(f"run {parent_id}: not a sweep run (tag {ROLE_TAG} != sweep)")
     best_id = parent.data.tags.get("best_run_id")

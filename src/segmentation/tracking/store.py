@@ -20,7 +20,7 @@ import sqlalchemy
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from segmentation.errors import TrackingError
+from segmentation.errors import InputError, TrackingError
 from segmentation.tracking.runs import ROLE_TAG, STUDY_TAG
 
 
@@ -182,6 +182,14 @@ def _probe_database(uri: str) -> None:
             pass
     finally:
         engine.dispose()
+
+
+def given_run(client: MlflowClient, run_id: str) -> Run:
+    """The run a user named (``RUN=<id>``); one that the store does not hold is refused."""
+    try:
+        return client.get_run(run_id)
+    except mlflow.exceptions.MlflowException:
+        raise InputError(f"run {run_id}: not found in {redact(client.tracking_uri)}") from None
 
 
 def redact(uri: str) -> str:

@@ -1,0 +1,51 @@
+"""A command's own arguments (`RUN=`, `DASHBOARD_PORT=`) that cannot be used: one line naming
+the argument, exit 2 (they were tracebacks with exit 1)."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from segmentation import cli
+from tests.conftest import run_main
+
+
+def _run(main, monkeypatch, store, tmp_path, *args: str) -> int:
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    return run_main(
+        main,
+        monkeypatch,
+        *args,
+        f"paths.mlruns_dir={store}",
+        f"paths.reports_dir={tmp_path / 'reports'}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
+
+
+@pytest.mark.parametrize("command", ["report_main", "promote_main"])
+def test_a_run_the_store_lacks_is_one_line(command, store, tmp_path, monkeypatch, capsys):
+    code = _run(getattr(cli, command), monkeypatch, store, tmp_path, "+run_id=nope")
+    assert (code, capsys.readouterr().err.splitlines()) == (
+        2,
+        [f"error: run nope: not found in sqlite:///{store / 'mlflow.db'}"],
+    )
+    assert not (tmp_path / "reports").exists()
+
+
+def test_a_dashboard_port_that_is_none_or_taken_is_one_line(store, tmp_path, monkeypatch, capsys):
+    for port in ("abc", "0", "99999"):
+        code = _run(cli.dashboard_main, monkeypatch, store, tmp_path, f"+port={port}")
+        assert (code, capsys.readouterr().err.splitlines()) == (
+            2,
+            [f"error: port={port}: expected a TCP port number from 1 to 65535"],
+        )
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = _run(cli.dashboard_main, monkeypatch, store, tmp_path, f"+port={port}")
+    assert (code, capsys.readouterr().err.splitlines()) == (
+        2,
+        [f"error: port={port}: cannot serve on 127.0.0.1 (Address already in use)"],
+    )
