@@ -115,15 +115,17 @@ class Table:
         else:
             yield from self._csv_chunks()
 
-    def file_line(self, record: int) -> int:
+    def _text(self) -> Any:
+        """The file's bytes from the start again, decompressed (read on error paths only)."""
+        return pa.input_stream(str(self.path), compression=self.csv_options["compression"])
+
+    def _file_line(self, record: int) -> int:
         """The file line on which CSV record ``record`` (counted from the file's first line,
         as the parser counts them) starts: later by the line ends inside the quoted values
         before it. The file is read again, on the error path only."""
         if not self.csv_options["quoted"] or record < 2:
             return record
-        compression = self.csv_options["compression"]
-        with open(self.path, "rb") as fh:
-            source = pa.CompressedInputStream(fh, compression) if compression else fh
+        with self._text() as source:
             text = io.TextIOWrapper(
                 source, encoding=self.csv_options["encoding"], errors="replace", newline=""
             )
@@ -220,7 +222,7 @@ class Table:
                 first = str(exc).strip().splitlines()[0]
                 if problem:
                     record, expected, saw = problem[0]
-                    line = self.file_line(record)
+                    line = self._file_line(record)
                     first = f"expected {expected} fields in line {line}, saw {saw}"
                 raise InputError(
                     f"{self.path}: cannot parse as a delimited file ({first})"
@@ -427,23 +429,11 @@ def refuse_not_utf8(
 def _refuse_first_not_utf8(table: Table) -> None:
     """Refuse the first line of ``table``'s file that is not UTF-8 (the reader met one after
     the head): read line by line, as a character never spans a line end."""
-    compression = table.csv_options["compression"]
-    with open(table.path, "rb") as fh:
-        source = pa.CompressedInputStream(fh, compression) if compression else fh
-        for number, line in enumerate(_lines(source), start=1):
+    with table._text() as source:
+        for number, line in enumerate(io.BufferedReader(source), start=1):
             refuse_not_utf8(
                 table.path, line, table.csv_options["delimiter"], table.columns, True, number
             )
-
-
-def _lines(stream: Any) -> Iterator[bytes]:
-    """The lines of a binary stream, line ends kept, read in blocks."""
-    rest = b""
-    while block := stream.read(1 << 20):
-        *lines, rest = (rest + block).split(b"\n")
-        yield from (line + b"\n" for line in lines)
-    if rest:
-        yield rest
 
 
 # What a file's first bytes say it is when it is no text: compressed text (read through

@@ -85,7 +85,7 @@ def check_feature_set(
     explanations are drawn in two dimensions) or whose columns the dataset does not have,
     naming those that fit (and the preset ``experiment_name`` that chose it)."""
     columns = [str(c) for c in features.columns]
-    if len(set(columns)) < 2 or len(set(columns)) < len(columns):
+    if len(columns) < 2 or len(set(columns)) < len(columns):
         raise InputError(
             f"features.columns={columns}: expected two or more different columns (segments are "
             "plotted and explained in two dimensions or more)"

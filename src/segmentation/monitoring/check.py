@@ -70,7 +70,8 @@ def check_drift(
     """Compare ``input_path`` (a file of the ``dataset`` group) with the model's training data
     against the ``monitoring`` group's thresholds; write the reports (``output_dir``, else
     under ``paths.reports_dir``) and log them to ``<experiment_name>-monitoring``."""
-    check_thresholds(OmegaConf.to_container(monitoring.thresholds, resolve=True))
+    thresholds = OmegaConf.to_container(monitoring.thresholds, resolve=True)
+    check_thresholds(thresholds)  # before the batch is read
     scored = score_rows(dataset, model_ref, input_path)
     model = scored.model.segmenter
     if not model.reference:
@@ -78,7 +79,6 @@ def check_drift(
             f"model {scored.model_uri} stores no training reference (logged before drift "
             "checks existed); promote a model of a newer sweep"
         )
-    thresholds = OmegaConf.to_container(monitoring.thresholds, resolve=True)
     # Low confidence is judged against training: customers between segments were there too.
     increase = thresholds.pop("max_low_confidence_increase")
     trained = np.asarray(model.reference.get("confidence") or [], dtype=float)

@@ -66,7 +66,6 @@ def check_sweep(sweep: DictConfig, tracking: DictConfig) -> None:
                 "from 0 to 1",
             )
             for key in ("max_noise_fraction", "min_segment_fraction")
-            if constraints[key] is not None
         ),
         (
             "sweep.constraints.min_stability",
