@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -325,6 +326,28 @@ def test_a_file_that_stops_being_utf8_is_refused_at_its_line(tmp_path):
     assert path.read_bytes().index(b"\xeb") > HEAD_BYTES
     with pytest.raises(InputError, match=r"late.csv: line 5001, column 'Name': not UTF-8 text"):
         read_table(path)
+
+
+@pytest.mark.parametrize(
+    ("row", "column"),
+    [(b"5000,Female,30,40,50,Zo\xeb,7", "Name"), (b"5000,Zo\xeb", "Gender")],
+    ids=["a field too many", "fields missing"],
+)
+def test_a_row_of_the_wrong_width_that_is_not_utf8_is_refused_for_its_bytes(tmp_path, row, column):
+    """Past the head, pyarrow cannot hand a row of the wrong width that is also not UTF-8 to
+    the reader's handler (it decodes the row first): the file is refused for its bytes, at
+    their line, and nothing is printed ("Exception ignored ...") around it."""
+    rows = mall.generate(6000, SEED).assign(Name="Zoe")
+    lines = rows.to_csv(index=False, lineterminator="\n").encode().split(b"\n")
+    lines[5000] = row  # line 5001
+    path = tmp_path / "late.csv"
+    path.write_bytes(b"\n".join(lines))
+    hook = sys.unraisablehook
+    with pytest.raises(
+        InputError, match=rf"late.csv: line 5001, column '{column}': not UTF-8 text"
+    ):
+        read_table(path)
+    assert sys.unraisablehook is hook
 
 
 def test_compressed_files_read_as_their_text_and_workbooks_are_refused(mall_generated, tmp_path):

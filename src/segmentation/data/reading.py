@@ -10,7 +10,9 @@ import io
 import itertools
 import mmap
 import re
+import sys
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -171,33 +173,35 @@ class Table:
         # the first row after the header is record ``skip + 2``.
         skip = self.csv_options["skip_rows"]
         start, before = skip, 0
+        undecodable: list[BaseException] = []  # a bad row pyarrow could not hand to ``invalid``
         with open(self.path, "rb") as fh:
             self._fh = fh  # the progress is the compressed file's: read through it
             compression = self.csv_options["compression"]
             try:
-                reader = pcsv.open_csv(
-                    pa.CompressedInputStream(fh, compression) if compression else fh,
-                    read_options=pcsv.ReadOptions(
-                        use_threads=False,
-                        block_size=self.csv_options["block_size"],
-                        encoding=self.csv_options["encoding"],
-                        skip_rows=skip,
-                    ),
-                    # Blank lines are records too (dropped below as empty rows), so that
-                    # every later record keeps its file line.
-                    parse_options=pcsv.ParseOptions(
-                        delimiter=delimiter,
-                        newlines_in_values=True,
-                        ignore_empty_lines=False,
-                        invalid_row_handler=invalid,
-                    ),
-                    convert_options=pcsv.ConvertOptions(
-                        column_types=dict.fromkeys(names, pa.large_string()),
-                        strings_can_be_null=False,
-                        quoted_strings_can_be_null=False,
-                    ),
-                )
-                for batch in reader:
+                with _handler_errors(invalid, undecodable):
+                    reader = pcsv.open_csv(
+                        pa.CompressedInputStream(fh, compression) if compression else fh,
+                        read_options=pcsv.ReadOptions(
+                            use_threads=False,
+                            block_size=self.csv_options["block_size"],
+                            encoding=self.csv_options["encoding"],
+                            skip_rows=skip,
+                        ),
+                        # Blank lines are records too (dropped below as empty rows), so that
+                        # every later record keeps its file line.
+                        parse_options=pcsv.ParseOptions(
+                            delimiter=delimiter,
+                            newlines_in_values=True,
+                            ignore_empty_lines=False,
+                            invalid_row_handler=invalid,
+                        ),
+                        convert_options=pcsv.ConvertOptions(
+                            column_types=dict.fromkeys(names, pa.large_string()),
+                            strings_can_be_null=False,
+                            quoted_strings_can_be_null=False,
+                        ),
+                    )
+                for batch in _batches(reader, invalid, undecodable):
                     # Line ends inside quoted values: a file without quotes has none.
                     newlines = (
                         _line_ends(batch)
@@ -217,7 +221,9 @@ class Table:
                     )
                     yield _without_empty_rows(frame)
             except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
-                if "invalid UTF8" in str(exc) and self.csv_options["encoding"] == "utf-8":
+                if ("invalid UTF8" in str(exc) or undecodable) and self.csv_options[
+                    "encoding"
+                ] == "utf-8":
                     _refuse_first_not_utf8(self)
                 first = str(exc).strip().splitlines()[0]
                 if problem:
@@ -227,6 +233,40 @@ class Table:
                 raise InputError(
                     f"{self.path}: cannot parse as a delimited file ({first})"
                 ) from None
+
+
+@contextmanager
+def _handler_errors(handler: Callable[..., Any], seen: list[BaseException]) -> Iterator[None]:
+    """Note, instead of printing, the errors raised around the CSV reader's invalid-row
+    ``handler``: pyarrow decodes a bad row's text before calling it, and a row that is also
+    not UTF-8 fails there ("Exception ignored ... UnicodeDecodeError"); the reader then stops
+    with a field-count error and the file is refused for its bytes instead."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if unraisable.object is handler:
+            seen.append(unraisable.exc_value)
+        else:
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
+
+
+def _batches(
+    reader: pcsv.CSVStreamingReader, handler: Callable[..., Any], seen: list[BaseException]
+) -> Iterator[pa.RecordBatch]:
+    """``reader``'s batches, each read under :func:`_handler_errors` (not across the yields)."""
+    while True:
+        with _handler_errors(handler, seen):
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                return
+        yield batch
 
 
 def _place(
