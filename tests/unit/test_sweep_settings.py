@@ -80,6 +80,10 @@ def base(tmp_path_factory):
             "algorithm.kmeans.search.n_init: low=20, high=10 (expected numbers, low <= high)",
         ),
         (
+            ["algorithm.kmeans.search.n_init.low=true"],
+            "algorithm.kmeans.search.n_init: low=True, high=10 (expected numbers, low <= high)",
+        ),
+        (
             ["algorithm.gmm.search.n_components.type=foo"],
             "algorithm.gmm.search.n_components: type 'foo' unknown (expected int, float or "
             "categorical)",

@@ -49,6 +49,10 @@ def build(name: str, spec: Mapping[str, Any], params: Mapping[str, Any], seed: i
         raise InputError(f"algorithm '{name}': cannot build its estimator ({first})") from None
 
 
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)  # YAML's true is no 1
+
+
 def check_search(name: str, spec: Mapping[str, Any]) -> None:
     """Refuse a search space :func:`suggest` cannot sample (an unknown type, a range whose low
     is above its high, a log range from 0 or below, no choices), naming its setting."""
@@ -61,7 +65,7 @@ def check_search(name: str, spec: Mapping[str, Any]) -> None:
         if kind not in ("int", "float"):
             raise InputError(f"{key}: type {kind!r} unknown (expected int, float or categorical)")
         low, high = space.get("low"), space.get("high")
-        if not isinstance(low, int | float) or not isinstance(high, int | float) or low > high:
+        if not _number(low) or not _number(high) or low > high:
             raise InputError(f"{key}: low={low}, high={high} (expected numbers, low <= high)")
         if space.get("log") and low <= 0:
             raise InputError(f"{key}: low={low} on a log scale (expected low > 0)")
