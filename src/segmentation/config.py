@@ -437,6 +437,16 @@ def presets_of_dataset(dataset: str) -> list[str]:
     return out
 
 
+def dataset_columns() -> dict[str, dict[str, Any]]:
+    """Each dataset's column specs (canonical name -> ``aliases``, ``required``), by name."""
+    return {
+        name: OmegaConf.to_container(
+            OmegaConf.load(conf_dir() / "dataset" / f"{name}.yaml").columns, resolve=False
+        )
+        for name in group_options("dataset")
+    }
+
+
 # Groups a user picks an option of on the command line (``experiments``: the presets).
 CHOSEN_GROUPS = (
     "dataset",

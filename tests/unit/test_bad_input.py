@@ -11,8 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 
-from segmentation.data import load_dataset
+from segmentation.config import compose
+from segmentation.data import load_dataset, mall
+from segmentation.data.reading import map_columns
 from segmentation.errors import InputError
 from segmentation.study.sweep import run_sweep
 from tests.conftest import make_cfg, real_file
@@ -72,6 +75,26 @@ def test_required_column_missing(store, tmp_path, canonical):
         r"required column 'MntWines' \(tried: MntWines, wines, amount_wines\) not found",
     )  # fmt: skip
     assert "columns found: 'ID', 'Year_Birth'" in message
+    assert "these are the columns of" not in message  # a retail file, one column short
+
+
+def test_another_datasets_file_is_refused_naming_its_presets(store, tmp_path, canonical):
+    """The Mall file where a retail preset reads, and the retail header under a Mall preset
+    (``make predict`` without EXPERIMENT=): the refusal says which presets read it."""
+    mall.generate(50, 1).to_csv(tmp_path / FILE, sep="\t", index=False)
+    message = _refused(store, tmp_path, r"required column 'Year_Birth' .* not found")
+    assert message.endswith(
+        "; these are the columns of dataset mall: choose one of its presets (mall_age_spending, "
+        "mall_all, mall_income_spending) with EXPERIMENT=<preset> (make) or experiments=<preset>"
+    )
+    mall_columns = OmegaConf.to_container(compose().dataset.columns)
+    with pytest.raises(InputError, match=r"required column 'Age'") as refused:
+        map_columns(canonical.head(0), mall_columns, "customers.csv")
+    assert str(refused.value).endswith(
+        "; these are the columns of dataset retail_marketing: choose one of its presets "
+        "(retail_demographic_spend, retail_rfm, retail_spend_mix) with EXPERIMENT=<preset> "
+        "(make) or experiments=<preset>"
+    )
 
 
 # Bad values, one refusal each: (column, rows to edit (None: all), new value) and the message.

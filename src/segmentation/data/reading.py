@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
+from segmentation.config import dataset_columns, presets_of_dataset
 from segmentation.errors import InputError
 
 PARQUET_SUFFIXES = {".parquet", ".pq"}
@@ -609,10 +610,28 @@ def map_columns(
         found_cols = ", ".join(f"'{c}'" for c in frame.columns)
         raise InputError(
             f"{path}: required column {'; '.join(missing)} not found; columns found: {found_cols}"
+            + _other_dataset(set(by_norm))
         )
     out = frame.rename(columns=renames)
     changed = {src: dst for src, dst in renames.items() if src != dst}
     return out, changed
+
+
+def _other_dataset(headers: set[str]) -> str:
+    """What to choose instead when the file holds another dataset's required columns (the
+    retail file given to a Mall preset), or nothing."""
+    for name, specs in dataset_columns().items():
+        if all(
+            any(normalise_header(n) in headers for n in [canonical, *(spec.get("aliases") or [])])
+            for canonical, spec in specs.items()
+            if spec.get("required", True)
+        ):
+            presets = ", ".join(presets_of_dataset(name))
+            return (
+                f"; these are the columns of dataset {name}: choose one of its presets "
+                f"({presets}) with EXPERIMENT=<preset> (make) or experiments=<preset>"
+            )
+    return ""
 
 
 def _rows(index: pd.Index) -> str:
