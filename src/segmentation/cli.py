@@ -288,8 +288,9 @@ def drift_task(cfg: DictConfig) -> None:
     given = _overrides(cfg, "input", "model_uri", "output")
     if not given["input"]:
         raise InputError("drift needs +input=<customers file> (make drift INPUT=file)")
-    if not Path(given["input"]).is_file():
-        raise InputError(f"{given['input']}: file not found (expected a CSV or Parquet file)")
+    from segmentation.data.reading import refuse_no_file
+
+    refuse_no_file(Path(given["input"]))
     # SciPy: drift's alone.
     from segmentation.monitoring.check import EXIT_OVER_THRESHOLD, check_drift, print_check
 

@@ -1,5 +1,5 @@
-"""A command's own arguments (`RUN=`, `DASHBOARD_PORT=`) that cannot be used: one line naming
-the argument, exit 2 (they were tracebacks with exit 1)."""
+"""A command's own arguments (`RUN=`, `DASHBOARD_PORT=`, `INPUT=`) that cannot be used: one
+line naming the argument, exit 2 (they were tracebacks with exit 1, or a wrong reason)."""
 
 from __future__ import annotations
 
@@ -49,3 +49,30 @@ def test_a_dashboard_port_that_is_none_or_taken_is_one_line(store, tmp_path, mon
         2,
         [f"error: port={port}: cannot serve on 127.0.0.1 (Address already in use)"],
     )
+
+
+@pytest.mark.parametrize(
+    ("command", "args"),
+    [
+        ("predict_main", ["+output={tmp}/out.csv"]),
+        ("audiences_main", ["+output={tmp}/audiences"]),
+        ("drift_main", []),
+    ],
+)
+def test_an_input_that_is_a_folder_is_one_line(command, args, store, tmp_path, monkeypatch, capsys):
+    """A folder given as INPUT= (the local engine reads one file) is named as a folder, not as
+    a file that is not found; nothing is written."""
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    given = [a.format(tmp=tmp_path) for a in args]
+    code = _run(getattr(cli, command), monkeypatch, store, tmp_path, f"+input={folder}", *given)
+    assert (code, capsys.readouterr().err.splitlines()) == (
+        2,
+        [f"error: {folder}: a folder, not a file (expected a CSV or Parquet customer file)"],
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "exports",
+        "mlruns",
+        "run",
+    ]  # run: Hydra's
+    assert list(store.iterdir()) == []

@@ -343,6 +343,14 @@ def _without_empty_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.drop(index=empty.index[empty]) if empty.any() else frame
 
 
+def refuse_no_file(path: Path) -> None:
+    """Refuse a customer file that is not there, or is a folder, in one line."""
+    if path.is_dir():
+        raise InputError(f"{path}: a folder, not a file (expected a CSV or Parquet customer file)")
+    if not path.is_file():
+        raise InputError(f"{path}: file not found (expected a CSV or Parquet customer file)")
+
+
 def open_table(
     path: str | Path, chunk_rows: int = CHUNK_ROWS, encoding: str | None = None
 ) -> Table:
@@ -353,8 +361,7 @@ def open_table(
     its byte-order mark says (UTF-8 or UTF-16), else as UTF-8: a file that is not UTF-8 is
     refused naming the first line and column that is not."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: file not found (expected a CSV or Parquet customer file)")
+    refuse_no_file(path)
     if path.stat().st_size == 0:
         raise InputError(f"{path}: file is empty (expected a header line and customer rows)")
     if path.suffix.lower() in PARQUET_SUFFIXES:
