@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from segmentation.data.mall import generate
+from segmentation.data.reading import HEAD_BYTES
 from segmentation.promotion.aliases import ModelRef
 from segmentation.tracking.model import load_pyfunc
 from segmentation.tracking.runs import ROLE_TAG
@@ -178,8 +179,19 @@ def test_spark_scoring_reads_a_latin1_csv_as_the_local_route(spark, champion, tm
 
     cp1252 = OmegaConf.merge(champion.dataset, {"encoding": "cp1252"})
     (tmp_path / "gz" / "named.csv").write_bytes(packed.read_bytes())
+    # A byte that is not UTF-8 far past the head, in a folder's second, compressed part:
+    # refused at its line, as locally (Spark alone would read it as U+FFFD and score the row).
+    late = tmp_path / "late"
+    late.mkdir()
+    rows = generate(5000, seed=8).assign(Name="Zoe").to_csv(index=False).encode()
+    (late / "a.csv").write_bytes(rows)
+    lines = rows.split(b"\n")
+    lines[4500] = lines[4500].replace(b"Zoe", b"Zo\xeb")  # line 4501
+    assert b"\n".join(lines).index(b"\xeb") > HEAD_BYTES
+    (late / "b.csv.gz").write_bytes(gzip.compress(b"\n".join(lines)))
     for dataset, source, message in (
         (champion.dataset, path, "line 2, column 'Name': not UTF-8 text"),
+        (champion.dataset, late, r"b.csv.gz: line 4501, column 'Name': not UTF-8 text"),
         (cp1252, path, "Spark reads CSV text as UTF-8 or latin-1 only, not cp1252"),
         (latin1, tmp_path / "gz" / "named.csv", "gzip-compressed; Spark reads compressed CSV"),
     ):

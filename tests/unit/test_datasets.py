@@ -328,6 +328,30 @@ def test_a_file_that_stops_being_utf8_is_refused_at_its_line(tmp_path):
         read_table(path)
 
 
+def test_a_whole_file_is_searched_for_bytes_that_are_not_utf8(tmp_path):
+    """What Spark's reading checks before Spark reads (it would read such a byte as U+FFFD):
+    every byte, decompressed; refused at the line and column the local reader names."""
+    import gzip
+
+    from segmentation.data.reading import refuse_file_not_utf8
+
+    rows = mall.generate(6000, SEED).assign(Name="Zoë").to_csv(index=False).encode()
+    columns = [*mall.generate(1, SEED).columns, "Name"]
+    (tmp_path / "good.csv").write_bytes(rows)
+    refuse_file_not_utf8(tmp_path / "good.csv", None, ",", columns)
+    lines = rows.split(b"\n")
+    lines[5000] = lines[5000].replace("Zoë".encode(), b"Zo\xeb")
+    for name, data, compression in (
+        ("late.csv", b"\n".join(lines), None),
+        ("late.csv.gz", gzip.compress(b"\n".join(lines)), "gzip"),
+        ("cut.csv", rows + "ë".encode()[:1], None),  # a character cut at the file's end
+    ):
+        (tmp_path / name).write_bytes(data)
+        line = 6002 if name == "cut.csv" else 5001
+        with pytest.raises(InputError, match=rf"{name}: line {line}, column '.*': not UTF-8"):
+            refuse_file_not_utf8(tmp_path / name, compression, ",", columns)
+
+
 @pytest.mark.parametrize(
     ("row", "column"),
     [(b"5000,Female,30,40,50,Zo\xeb,7", "Name"), (b"5000,Zo\xeb", "Gender")],

@@ -118,17 +118,13 @@ class Table:
         else:
             yield from self._csv_chunks()
 
-    def _text(self) -> Any:
-        """The file's bytes from the start again, decompressed (read on error paths only)."""
-        return pa.input_stream(str(self.path), compression=self.csv_options["compression"])
-
     def _file_line(self, record: int) -> int:
         """The file line on which CSV record ``record`` (counted from the file's first line,
         as the parser counts them) starts: later by the line ends inside the quoted values
         before it. The file is read again, on the error path only."""
         if not self.csv_options["quoted"] or record < 2:
             return record
-        with self._text() as source:
+        with pa.input_stream(str(self.path), compression=self.csv_options["compression"]) as source:
             text = io.TextIOWrapper(
                 source, encoding=self.csv_options["encoding"], errors="replace", newline=""
             )
@@ -395,7 +391,7 @@ def open_table(
         "skip_rows": _lines_before(text),
         "block_size": int(min(max(per_row * chunk_rows, HEAD_BYTES), 1 << 30)),
     }
-    return Table(path, detected, _column_names(header), chunk_rows, options)
+    return Table(path, detected, column_names(header), chunk_rows, options)
 
 
 def csv_head(path: Path, head: bytes, encoding: str) -> tuple[str, list[str], str, list[str]]:
@@ -410,7 +406,7 @@ def csv_head(path: Path, head: bytes, encoding: str) -> tuple[str, list[str], st
     delimiter = sniff_delimiter(lines[0])
     header = next(csv.reader([lines[0]], delimiter=delimiter))
     if encoding == "utf-8":
-        refuse_not_utf8(path, head, delimiter, _column_names(header), final=False)
+        refuse_not_utf8(path, head, delimiter, column_names(header), final=False)
     return text, lines, delimiter, header
 
 
@@ -476,12 +472,36 @@ def refuse_not_utf8(
 
 def _refuse_first_not_utf8(table: Table) -> None:
     """Refuse the first line of ``table``'s file that is not UTF-8 (the reader met one after
-    the head): read line by line, as a character never spans a line end."""
-    with table._text() as source:
+    the head)."""
+    options = table.csv_options
+    refuse_first_not_utf8(table.path, options["compression"], options["delimiter"], table.columns)
+
+
+def refuse_first_not_utf8(
+    path: Path, compression: str | None, delimiter: str, columns: list[str]
+) -> None:
+    """Refuse the first line of the file (decompressed) that is not UTF-8, as
+    :func:`refuse_not_utf8` does: read line by line, as a character never spans a line end."""
+    with pa.input_stream(str(path), compression=compression) as source:
         for number, line in enumerate(io.BufferedReader(source), start=1):
-            refuse_not_utf8(
-                table.path, line, table.csv_options["delimiter"], table.columns, True, number
-            )
+            refuse_not_utf8(path, line, delimiter, columns, True, number)
+
+
+def refuse_file_not_utf8(
+    path: Path, compression: str | None, delimiter: str, columns: list[str]
+) -> None:
+    """Read the whole file (decompressed) and refuse it, as :func:`refuse_first_not_utf8`,
+    where it is not UTF-8: for Spark, which reads such bytes as U+FFFD without a word."""
+    with pa.input_stream(str(path), compression=compression) as source:
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        try:
+            while block := source.read(1 << 24):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+            return
+        except UnicodeDecodeError:
+            pass
+    refuse_first_not_utf8(path, compression, delimiter, columns)
 
 
 # What a file's first bytes say it is when it is no text: compressed text (read through
@@ -514,7 +534,7 @@ def read_head(path: Path) -> tuple[bytes, str | None]:
             raise InputError(f"{path}: not a readable {compression} file ({exc})") from None
 
 
-def _column_names(header: list[str]) -> list[str]:
+def column_names(header: list[str]) -> list[str]:
     """Header names as pandas names them (an empty one ``Unnamed: i``, a repeated one
     ``name.1``), stripped of spaces and a byte-order mark."""
     out: list[str] = []

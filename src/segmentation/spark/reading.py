@@ -13,11 +13,12 @@ import pandas as pd
 
 from segmentation.data.reading import (
     PARQUET_SUFFIXES,
+    column_names,
     csv_head,
     file_encoding,
     map_columns,
     read_head,
-    refuse_not_utf8,
+    refuse_file_not_utf8,
 )
 from segmentation.errors import InputError
 from segmentation.spark.session import spark_errors
@@ -64,8 +65,9 @@ def read_input(spark: Any, path: str | Path, encoding: str | None = None) -> Any
     """A Spark DataFrame of the file or folder: Parquet keeps its types; CSV is read as text,
     its delimiter sniffed from the first file's header (tab, comma, semicolon, pipe), in
     ``encoding`` (the dataset's setting) or as the local reader decides it (UTF-16 after its
-    byte-order mark, else UTF-8: a file whose head is not UTF-8 is refused, as locally).
-    Spark reads UTF-8 and latin-1 only: another encoding is refused in one line."""
+    byte-order mark, else UTF-8). A UTF-8 file with a byte that is not is refused as locally,
+    before Spark, which would read the byte as U+FFFD without a word. Spark reads UTF-8 and
+    latin-1 only: another encoding is refused in one line."""
     path = Path(path).expanduser().resolve()
     files = data_files(path)
     parquet = [p for p in files if p.suffix.lower() in PARQUET_SUFFIXES]
@@ -74,17 +76,17 @@ def read_input(spark: Any, path: str | Path, encoding: str | None = None) -> Any
             frame = spark.read.parquet(*map(str, parquet))
         else:
             heads = [_head(p) for p in files]
-            codec = file_encoding(heads[0], encoding)
+            codec = file_encoding(heads[0][0], encoding)
             if codec not in SPARK_CHARSETS:
                 raise InputError(
                     f"{path}: Spark reads CSV text as UTF-8 or latin-1 only, not {codec}; "
                     "save the file as CSV UTF-8, or use the local engine"
                 )
             # The first file's header and delimiter stand for all (Spark takes one).
-            _, _, delimiter, header = csv_head(files[0], heads[0], codec)
-            if codec == "utf-8":
-                for file, head in zip(files[1:], heads[1:], strict=True):
-                    refuse_not_utf8(file, head, delimiter, header, final=False)
+            _, _, delimiter, header = csv_head(files[0], heads[0][0], codec)
+            if codec == "utf-8":  # every byte: Spark would read the others as U+FFFD
+                for file, (_, compression) in zip(files, heads, strict=True):
+                    refuse_file_not_utf8(file, compression, delimiter, column_names(header))
             frame = (
                 spark.read.option("header", True)
                 .option("encoding", SPARK_CHARSETS[codec])
@@ -116,16 +118,16 @@ def _any_value(columns: list[str]) -> Any:
 SPARK_COMPRESSED = {"gzip": ".gz", "bz2": ".bz2"}
 
 
-def _head(path: Path) -> bytes:
-    """The file's first text (decompressed), refused as the local reader refuses it; a
-    compressed file Spark would not decompress (by its name) is refused too."""
+def _head(path: Path) -> tuple[bytes, str | None]:
+    """The file's first text (decompressed) and its compression, refused as the local reader
+    refuses it; a compressed file Spark would not decompress (by its name) is refused too."""
     head, compression = read_head(path)
     if compression and path.suffix.lower() != SPARK_COMPRESSED.get(compression):
         raise InputError(
             f"{path}: {compression}-compressed; Spark reads compressed CSV named .gz or .bz2 "
             "only (rename or decompress it)"
         )
-    return head
+    return head, compression
 
 
 def column_renames(
