@@ -75,7 +75,7 @@ def test_required_column_missing(store, tmp_path, canonical):
         r"required column 'MntWines' \(tried: MntWines, wines, amount_wines\) not found",
     )  # fmt: skip
     assert "columns found: 'ID', 'Year_Birth'" in message
-    assert "these are the columns of" not in message  # a retail file, one column short
+    assert "columns; presets for it" not in message  # a retail file, one column short
 
 
 def test_another_datasets_file_is_refused_naming_its_presets(store, tmp_path, canonical):
@@ -84,16 +84,15 @@ def test_another_datasets_file_is_refused_naming_its_presets(store, tmp_path, ca
     mall.generate(50, 1).to_csv(tmp_path / FILE, sep="\t", index=False)
     message = _refused(store, tmp_path, r"required column 'Year_Birth' .* not found")
     assert message.endswith(
-        "; these are the columns of dataset mall: choose one of its presets (mall_age_spending, "
-        "mall_all, mall_income_spending) with EXPERIMENT=<preset> (make) or experiments=<preset>"
+        "; these are dataset mall's columns; presets for it: mall_age_spending, mall_all, "
+        "mall_income_spending (EXPERIMENT=<preset>)"
     )
     mall_columns = OmegaConf.to_container(compose().dataset.columns)
     with pytest.raises(InputError, match=r"required column 'Age'") as refused:
         map_columns(canonical.head(0), mall_columns, "customers.csv")
     assert str(refused.value).endswith(
-        "; these are the columns of dataset retail_marketing: choose one of its presets "
-        "(retail_demographic_spend, retail_rfm, retail_spend_mix) with EXPERIMENT=<preset> "
-        "(make) or experiments=<preset>"
+        "; these are dataset retail_marketing's columns; presets for it: "
+        "retail_demographic_spend, retail_rfm, retail_spend_mix (EXPERIMENT=<preset>)"
     )
 
 

@@ -654,9 +654,8 @@ def _other_dataset(headers: set[str]) -> str:
             if spec.get("required", True)
         ):
             presets = ", ".join(presets_of_dataset(name))
-            return (
-                f"; these are the columns of dataset {name}: choose one of its presets "
-                f"({presets}) with EXPERIMENT=<preset> (make) or experiments=<preset>"
+            return f"; these are dataset {name}'s columns; presets for it: {presets} " + (
+                "(EXPERIMENT=<preset>)"
             )
     return ""
 
