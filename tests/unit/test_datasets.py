@@ -111,6 +111,26 @@ def _parquet(rows: list[list[str]], d: Path) -> Path:
     return d / "v.parquet"
 
 
+FLAGS = ["AcceptedCmp1", "AcceptedCmp2", "AcceptedCmp3", "AcceptedCmp4", "AcceptedCmp5"]
+FLAGS += ["Complain", "Response"]
+
+
+def _typed_parquet(rows: list[list[str]], d: Path) -> Path:
+    """A Parquet file as a typed export writes it: the dates a timestamp, the 0/1 flags
+    booleans."""
+    frame = pd.read_csv(io.StringIO(_tab(rows).decode()), sep="\t")
+    frame["Dt_Customer"] = pd.to_datetime(frame["Dt_Customer"], format="%d-%m-%Y")
+    frame[FLAGS] = frame[FLAGS].astype(bool)
+    frame.to_parquet(d / "v.parquet")
+    return d / "v.parquet"
+
+
+def _flags_as_words(rows: list[list[str]]) -> list[list[str]]:
+    flags = [rows[0].index(c) for c in FLAGS]
+    words = {"0": "False", "1": "TRUE"}
+    return [rows[0], *[[words[v] if i in flags else v for i, v in enumerate(r)] for r in rows[1:]]]
+
+
 def _snake(header: str) -> str:
     """MntWines -> mnt_wines, Year_Birth -> YEAR BIRTH: case, spacing, underscores vary."""
     if "_" in header:
@@ -148,6 +168,14 @@ RETAIL_VARIANTS = {
         {"delimiter": "tab", "bom": False, "crlf": True},
     ),
     "parquet": (lambda rows, d: _parquet(rows, d), {"format": "parquet", **DAY_FIRST}),
+    "parquet_typed": (
+        lambda rows, d: _typed_parquet(rows, d),
+        {"format": "parquet", **_dates(["yyyy-mm-dd"], None)},
+    ),
+    "flags_as_words": (  # pandas writes a boolean column as True/False
+        lambda rows, d: _write(d / "v.csv", _flags_as_words(rows), delimiter="\t"),
+        {"delimiter": "tab"},
+    ),
     "headers": (
         lambda rows, d: _write(
             d / "v.csv", [[_snake(h) for h in rows[0]], *rows[1:]], delimiter="\t"
@@ -169,6 +197,28 @@ RETAIL_VARIANTS = {
     "date_month_first": (
         lambda rows, d: _write(
             d / "v.csv", _redate(rows, lambda t: f"{t.month}/{t.day}/{t.year}"), delimiter=","
+        ),
+        {"delimiter": "comma", **_dates(["mm-dd-yyyy"], "monthfirst")},
+    ),
+    "date_time": (
+        lambda rows, d: _write(
+            d / "v.csv", _redate(rows, lambda t: t.strftime("%Y-%m-%d 00:00:00")), delimiter="\t"
+        ),
+        _dates(["yyyy-mm-dd"], None),
+    ),
+    "date_iso_t": (
+        lambda rows, d: _write(
+            d / "v.csv",
+            _redate(rows, lambda t: t.strftime("%Y-%m-%dT13:45:10.5+02:00")),
+            delimiter="\t",
+        ),
+        _dates(["yyyy-mm-dd"], None),
+    ),
+    "date_excel_time": (
+        lambda rows, d: _write(
+            d / "v.csv",
+            _redate(rows, lambda t: f"{t.month}/{t.day}/{t.year} 12:00:00 AM"),
+            delimiter=",",
         ),
         {"delimiter": "comma", **_dates(["mm-dd-yyyy"], "monthfirst")},
     ),

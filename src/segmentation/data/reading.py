@@ -597,6 +597,9 @@ def text_column(values: pd.Series) -> pd.Series:
     return text.where(~text.isin(MISSING_TEXT))
 
 
+_FLAGS = {"true": 1.0, "false": 0.0}
+
+
 def as_numbers(values: pd.Series) -> pd.Series:
     """``pd.to_numeric(values, errors="coerce")`` as floats: text that is not a number gives
     NaN. Text columns are parsed by pyarrow's cast (C++); a column holding anything pyarrow
@@ -609,7 +612,13 @@ def as_numbers(values: pd.Series) -> pd.Series:
                 return pd.Series(numbers, index=values.index, name=values.name)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
             pass
-    return pd.to_numeric(values, errors="coerce").astype(float)
+    numbers = pd.to_numeric(values, errors="coerce").astype(float)
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return numbers
+    # A flag written as true/false (a Parquet or Spark boolean read as text, pandas' True and
+    # False in a CSV) is the 1/0 it stands for.
+    flags = values.astype("str").str.lower().map(_FLAGS)
+    return numbers.fillna(flags.astype(float))
 
 
 def map_columns(
@@ -777,12 +786,19 @@ def content_hash(frame: pd.DataFrame) -> str:
 
 
 # Date forms seen in exports of the same file: 2012-09-04, 04-09-2012, 04/09/2012, 9/4/2012
-# (month first), 4-Sep-12. Each value is parsed by the explicit rule of its form: never a
-# guessing parser, which silently swaps day and month.
+# (month first), 4-Sep-12, each with or without a time of day. Each value is parsed by the
+# explicit rule of its form: never a guessing parser, which silently swaps day and month.
 DATE_ORDERS = ("dayfirst", "monthfirst")
 _ISO = r"(?P<y>\d{4})[-/.](?P<m>\d{1,2})[-/.](?P<d>\d{1,2})"
 _NUMERIC = r"(?P<a>\d{1,2})[-/.](?P<b>\d{1,2})[-/.](?P<y>\d{4}|\d{2})"
 _NAMED = r"(?P<d>\d{1,2})[- ](?P<mon>[A-Za-z]{3,9})[- ](?P<y>\d{4}|\d{2})"
+# A time of day after any of them, as timestamps are written (a database's or a Parquet
+# timestamp's 2012-09-04 00:00:00, ISO's T13:45:10Z, Excel's 9/4/2012 12:00:00 AM): the day
+# is the date written; the time is not used.
+_TIME = (
+    r"(?:[ T](?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:[.,]\d+)?)?(?: ?[AaPp][Mm])?"
+    r"(?: ?Z|[+-]\d{2}:?\d{2})?)?"
+)
 _MONTHS = {
     name: i + 1
     for i, name in enumerate(
@@ -857,20 +873,20 @@ def _parse_unique(
     forms: list[str] = []
     order: str | None = None
     decided_by: str | None = None
-    iso = text.str.extract(f"^{_ISO}$")
+    iso = text.str.extract(f"^{_ISO}{_TIME}$")
     is_iso = iso["y"].notna()
     if is_iso.any():
         forms.append("yyyy-mm-dd")
         rows = iso[is_iso]
         out[is_iso] = _assemble(rows["y"].astype(int), rows["m"].astype(int), rows["d"].astype(int))
-    named = text.str.extract(f"^{_NAMED}$")
+    named = text.str.extract(f"^{_NAMED}{_TIME}$")
     is_named = ~is_iso & named["d"].notna()
     if is_named.any():
         forms.append("d-Mon-yy")
         rows = named[is_named]
         month = rows["mon"].str[:3].str.lower().map(_MONTHS)
         out[is_named] = _assemble(_year(rows["y"]), month, rows["d"].astype(int))
-    numeric = text.str.extract(f"^{_NUMERIC}$")
+    numeric = text.str.extract(f"^{_NUMERIC}{_TIME}$")
     is_numeric = ~is_iso & ~is_named & numeric["a"].notna()
     if is_numeric.any():
         rows = numeric[is_numeric]
