@@ -230,3 +230,19 @@ def test_blank_lines_before_the_header_and_a_long_row_name_their_file_lines(tmp_
         message = f"expected {len(rows.columns) + 1} fields in line {long_line}, saw"
         with pytest.raises(InputError, match=message):
             list(open_table(source, chunk_rows=100).chunks())
+
+
+@pytest.mark.parametrize("end", ["\n", "\r\n", "", "\n\n  \n"])
+def test_a_header_alone_holds_no_rows_whatever_its_line_end(tmp_path, end):
+    """A file of its header only (an export of no customers) has no rows, with a line end or
+    without one (Arrow cannot read the latter: it was 'cannot parse as a delimited file'); a
+    training run refuses it in one line."""
+    from segmentation.data import load_file
+
+    header = "CustomerID,Gender,Age,Annual Income (k$),Spending Score (1-100)"
+    path = tmp_path / "header.csv"
+    path.write_bytes((header + end).encode())
+    frame, _ = read_table(path)
+    assert list(frame.columns) == header.split(",") and frame.empty
+    with pytest.raises(InputError, match=r"^\S+header.csv: no customer rows after the header"):
+        load_file(path, compose().dataset)

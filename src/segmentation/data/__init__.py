@@ -84,6 +84,10 @@ def load_file(path: str | Path, cfg_dataset: DictConfig) -> LoadedData:
     """Read, validate and clean a customer file of the configured dataset (CSV or Parquet,
     delimiter, encoding and header variants detected)."""
     raw, detected = read_table(path, cfg_dataset.get("encoding"))
+    if raw.empty:
+        raise InputError(
+            f"{path}: no customer rows after the header (expected a header line and customer rows)"
+        )
     loaded = dataset_module(cfg_dataset).prepare(raw, cfg_dataset, str(path))
     loaded.detected = {**detected, **loaded.detected}
     return loaded

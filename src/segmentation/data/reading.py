@@ -152,6 +152,8 @@ class Table:
                 raise InputError(f"{self.path}: not a readable Parquet file ({exc})") from None
 
     def _csv_chunks(self) -> Iterator[pd.DataFrame]:
+        if self.csv_options["header_only"]:
+            return
         delimiter, names = self.csv_options["delimiter"], self.csv_options["header"]
         short: dict[int, list[str]] = {}  # rows with fewer fields, by record number: padded
         breaks: dict[int, int] = {}  # line ends inside a short row's quoted values
@@ -389,6 +391,8 @@ def open_table(
         "delimiter": delimiter,
         "header": header,
         "skip_rows": _lines_before(text),
+        # The header alone without a line end: no rows (Arrow cannot read such a file).
+        "header_only": len(head) < HEAD_BYTES and not re.search(r"[\r\n]", text.strip()),
         "block_size": int(min(max(per_row * chunk_rows, HEAD_BYTES), 1 << 30)),
     }
     return Table(path, detected, column_names(header), chunk_rows, options)
