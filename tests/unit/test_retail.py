@@ -112,6 +112,30 @@ def test_synthetic_generator_is_seeded_fast_and_cleanable():
     assert _rule(data, "marital_groups")["folded"] == expected
 
 
+def test_categories_are_read_whatever_the_exports_case():
+    """An export that writes "MASTER" or " married " means Master and Married: the cleaning
+    writes the config's spelling (oddities folded, levels checked) and the model's engineering
+    reads raw rows (a REST request) alike; it read "married" as no partner, without a word."""
+    cfg = _cfg(data_dir="/nonexistent").dataset
+    rows = retail.generate(400, 3)
+    shouted = rows.assign(
+        Education=rows["Education"].str.upper(),
+        Marital_Status=" " + rows["Marital_Status"].str.lower() + " ",
+    )
+    plain, odd = retail.prepare(rows, cfg, "plain"), retail.prepare(shouted, cfg, "odd")
+    for column in ("Education", "Marital_Status"):
+        known = plain.frame[column].isin(["Married", "Together", "Single", "Other", "Master"])
+        pd.testing.assert_series_equal(odd.frame[column][known], plain.frame[column][known])
+    assert _rule(odd, "marital_groups")["folded"] == _rule(plain, "marital_groups")["folded"]
+    engineer = make_engineer(cfg, plain).fit(plain.frame)
+    features = ["Education_Level", "HasPartner"]
+    expected = engineer.transform(plain.frame)[features]
+    assert expected["HasPartner"].sum() > 0
+    pd.testing.assert_frame_equal(engineer.transform(odd.frame)[features], expected)
+    raw = shouted.loc[plain.frame.index]  # the rows the cleaning kept, as sent
+    pd.testing.assert_frame_equal(engineer.transform(raw)[features], expected)
+
+
 def test_missing_file_falls_back_to_synthetic(tmp_path):
     data = load_dataset(_cfg(data_dir=tmp_path).dataset)
     assert data.source == "synthetic" and data.rows_raw == 2240

@@ -11,7 +11,7 @@ import itertools
 import mmap
 import re
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -780,6 +780,20 @@ def as_text(values: pd.Series) -> pd.Series:
     if isinstance(values.dtype, pd.StringDtype) or values.dtype == object:
         return values.astype("str")
     return values.astype(object).astype("str")
+
+
+def spelled_as(values: pd.Series, spellings: Iterable[str]) -> pd.Series:
+    """``values`` with each one that is one of ``spellings`` but for case and surrounding
+    spaces written as that spelling (an export's " MASTER" is "Master"), as text; ``values``
+    themselves when none needs it."""
+    by_key = {str(s).strip().lower(): str(s) for s in spellings}
+    # Each distinct value once: a category column holds a handful among a million rows.
+    codes, uniques = pd.factorize(values)
+    spelled = [by_key.get(str(u).strip().lower(), u) for u in uniques]
+    if spelled == list(uniques):
+        return values
+    known = pd.array([str(u) for u in spelled], dtype="str")
+    return pd.Series(known.take(codes, allow_fill=True), index=values.index, name=values.name)
 
 
 def content_hash(frame: pd.DataFrame) -> str:
