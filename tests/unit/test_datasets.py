@@ -125,6 +125,20 @@ def _typed_parquet(rows: list[list[str]], d: Path) -> Path:
     return d / "v.parquet"
 
 
+def _income_as_money(rows: list[list[str]]) -> list[list[str]]:
+    """Income as a currency-formatted cell is saved: $58,138.00 and 58.138,00 € alternately."""
+    at = rows[0].index("Income")
+    european = str.maketrans(",.", ".,")
+    out = [rows[0]]
+    for i, row in enumerate(rows[1:]):
+        row = list(row)
+        if row[at]:
+            money = f"{float(row[at]):,.2f}"
+            row[at] = f" ${money} " if i % 2 else money.translate(european) + " €"
+        out.append(row)
+    return out
+
+
 def _flags_as_words(rows: list[list[str]]) -> list[list[str]]:
     flags = [rows[0].index(c) for c in FLAGS]
     words = {"0": "False", "1": "TRUE"}
@@ -171,6 +185,10 @@ RETAIL_VARIANTS = {
     "parquet_typed": (
         lambda rows, d: _typed_parquet(rows, d),
         {"format": "parquet", **_dates(["yyyy-mm-dd"], None)},
+    ),
+    "money": (  # an Excel sheet with Income in its currency format, saved as CSV
+        lambda rows, d: _write(d / "v.csv", _income_as_money(rows), delimiter=","),
+        {"delimiter": "comma"},
     ),
     "flags_as_words": (  # pandas writes a boolean column as True/False
         lambda rows, d: _write(d / "v.csv", _flags_as_words(rows), delimiter="\t"),

@@ -246,3 +246,39 @@ def test_a_header_alone_holds_no_rows_whatever_its_line_end(tmp_path, end):
     assert list(frame.columns) == header.split(",") and frame.empty
     with pytest.raises(InputError, match=r"^\S+header.csv: no customer rows after the header"):
         load_file(path, compose().dataset)
+
+
+# Text in a number column -> the number it is read as (None: refused as not a number).
+WRITTEN = {
+    "58138": 58138.0,
+    " $84,835.00 ": 84835.0,
+    "$58,138": 58138.0,
+    "-$1,234.00": -1234.0,
+    "$1,234,567.89": 1234567.89,
+    "58,138.50": 58138.5,
+    "1,234,567": 1234567.0,
+    "58.138,00 €": 58138.0,
+    "€ 1.234,50": 1234.5,
+    "15,50 €": 15.5,
+    "1.234.567": 1234567.0,
+    "1.234": 1.234,  # a plain decimal point, as always
+    "TRUE": 1.0,
+    "false": 0.0,
+    "58,138": None,  # 58138 or 58.138: the form does not say
+    "15,5": None,
+    "55,000 EUR": None,
+    "n/a?": None,
+    "$": None,
+    "1,2,3": None,
+}
+
+
+def test_numbers_as_spreadsheets_write_them_are_read_where_the_form_is_certain():
+    """A currency-formatted cell saved as CSV ($84,835.00, 58.138,00 €), grouped figures and
+    true/false flags are numbers; a form that could mean two numbers is still refused."""
+    values = pd.Series(list(WRITTEN), dtype="str")
+    read = as_numbers(values)
+    got = [None if pd.isna(v) else float(v) for v in read]
+    assert dict(zip(WRITTEN, got, strict=True)) == WRITTEN
+    # Plain numbers never reach these forms: pyarrow's cast reads the column.
+    assert as_numbers(pd.Series(["1", "2.5"], dtype="str")).tolist() == [1.0, 2.5]

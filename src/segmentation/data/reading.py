@@ -601,13 +601,24 @@ def text_column(values: pd.Series) -> pd.Series:
     return text.where(~text.isin(MISSING_TEXT))
 
 
-_FLAGS = {"true": 1.0, "false": 0.0}
+_SYMBOL = r"[$£€]"
+_US_GROUPS = r"[+-]?\d{1,3}(?:,\d{3})+"
+_EU_GROUPS = r"[+-]?\d{1,3}(?:\.\d{3})+"
+# Forms of :func:`written_numbers`, after a currency symbol is taken off: (regular expression,
+# needs the symbol, comma is the decimal mark).
+_WRITTEN = (
+    (rf"{_US_GROUPS}\.\d+|[+-]?\d{{1,3}}(?:,\d{{3}}){{2,}}", False, False),
+    (rf"{_US_GROUPS}|[+-]?\d+(?:\.\d+)?", True, False),
+    (rf"{_EU_GROUPS},\d+|[+-]?\d{{1,3}}(?:\.\d{{3}}){{2,}}", False, True),
+    (r"[+-]?\d+,\d{1,2}", True, True),
+)
 
 
 def as_numbers(values: pd.Series) -> pd.Series:
     """``pd.to_numeric(values, errors="coerce")`` as floats: text that is not a number gives
     NaN. Text columns are parsed by pyarrow's cast (C++); a column holding anything pyarrow
-    does not parse falls back to pandas, so both give the same numbers."""
+    does not parse falls back to pandas, so both give the same numbers, and then to the
+    forms of :func:`written_numbers`."""
     if not pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         try:
             array = pa.array(values, from_pandas=True)
@@ -619,10 +630,38 @@ def as_numbers(values: pd.Series) -> pd.Series:
     numbers = pd.to_numeric(values, errors="coerce").astype(float)
     if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
         return numbers
-    # A flag written as true/false (a Parquet or Spark boolean read as text, pandas' True and
-    # False in a CSV) is the 1/0 it stands for.
-    flags = values.astype("str").str.lower().map(_FLAGS)
-    return numbers.fillna(flags.astype(float))
+    rest = values.notna() & numbers.isna()
+    if not rest.any():
+        return numbers
+    return numbers.fillna(written_numbers(as_text(values[rest])))
+
+
+def written_numbers(text: pd.Series) -> pd.Series:
+    """Numbers as spreadsheets write them where a number is no plain number (NaN for other
+    text): a flag's true/false as 1/0 (a Parquet or Spark boolean, pandas' True/False), and
+    money or grouped figures where the form leaves no doubt: $58,138.00, $58,138, 58.138,00 €,
+    15,50 €, 58,138.50, 1,234,567 (without a symbol, 58,138 may be either and stays refused;
+    with one, a comma before three digits groups, before one or two it is the decimal mark)."""
+    trimmed = pc.utf8_trim_whitespace(pa.array(text, type=pa.large_string(), from_pandas=True))
+    lower = pc.utf8_lower(trimmed)
+    flags = pc.if_else(
+        pc.equal(lower, "true"), 1.0, pc.if_else(pc.equal(lower, "false"), 0.0, None)
+    )
+    bare = pc.replace_substring_regex(
+        trimmed, pattern=rf"^([+-]?)\s*{_SYMBOL}\s*|\s*{_SYMBOL}$", replacement=r"\1"
+    )
+    symbol = pc.not_equal(bare, trimmed)
+    numbers = pa.nulls(len(text), pa.float64())
+    for pattern, needs_symbol, decimal_comma in _WRITTEN:
+        form = pc.match_substring_regex(bare, pattern=f"^(?:{pattern})$")
+        if needs_symbol:
+            form = pc.and_(form, symbol)
+        digits = pc.replace_substring(bare, ".", "") if decimal_comma else bare
+        digits = pc.replace_substring(digits, ",", "." if decimal_comma else "")
+        parsed = pc.cast(pc.if_else(form, digits, None), pa.float64())
+        numbers = pc.coalesce(numbers, parsed)
+    out = pc.coalesce(flags, numbers).to_numpy(zero_copy_only=False)
+    return pd.Series(out, index=text.index, name=text.name, dtype=float)
 
 
 def map_columns(
