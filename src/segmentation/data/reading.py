@@ -223,7 +223,7 @@ class Table:
                 if ("invalid UTF8" in str(exc) or undecodable) and self.csv_options[
                     "encoding"
                 ] == "utf-8":
-                    _refuse_first_not_utf8(self)
+                    refuse_first_not_utf8(self.path, compression, delimiter, self.columns)
                 first = str(exc).strip().splitlines()[0]
                 if problem:
                     record, expected, saw = problem[0]
@@ -472,13 +472,6 @@ def refuse_not_utf8(
         f"UTF-8 text ({data[start : start + 4]!r}); give the file's encoding as "
         "dataset.encoding (cp1252 for a Windows Excel CSV) or save it as CSV UTF-8"
     )
-
-
-def _refuse_first_not_utf8(table: Table) -> None:
-    """Refuse the first line of ``table``'s file that is not UTF-8 (the reader met one after
-    the head)."""
-    options = table.csv_options
-    refuse_first_not_utf8(table.path, options["compression"], options["delimiter"], table.columns)
 
 
 def refuse_first_not_utf8(
