@@ -76,3 +76,38 @@ def test_an_input_that_is_a_folder_is_one_line(command, args, store, tmp_path, m
         "run",
     ]  # run: Hydra's
     assert list(store.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "uri"),
+    [
+        ("predict_main", ["+input=hdfs:///customers/c.csv", "+output={tmp}/out.csv"], "hdfs"),
+        ("predict_main", ["+input={tmp}/c.csv", "+output=s3a://bucket/out.csv"], "s3a"),
+        ("audiences_main", ["+input=gs://bucket/c.csv"], "gs"),
+        ("sweep_main", ["paths.data_dir=hdfs:///customers"], "hdfs"),
+    ],
+)
+def test_a_cluster_uri_is_one_line_not_a_folder_named_after_it(
+    command, args, uri, store, tmp_path, monkeypatch, capsys
+):
+    """A cluster file system's URI (the README's Spark example used one) was taken for a relative
+    folder named `hdfs:`: the sweep found no file there and trained on the synthetic stand-in.
+    Every command now refuses it in one line, before anything is written."""
+    given = [a.format(tmp=tmp_path) for a in args]
+    code = _run(getattr(cli, command), monkeypatch, store, tmp_path, *given)
+    lines = capsys.readouterr().err.splitlines()
+    assert code == 2 and len(lines) == 1, lines
+    assert (
+        f": a URI ({uri}://); files are read and written on this machine's file system" in lines[0]
+    )
+    assert list(store.iterdir()) == [] and not any(
+        p.name.endswith(":") for p in tmp_path.rglob("*")
+    )
+
+
+def test_a_file_uri_is_its_path():
+    from segmentation.data.reading import local_path
+
+    assert str(local_path("file:///tmp/my%20customers.csv")) == "/tmp/my customers.csv"
+    assert str(local_path("FILE:///data/c.csv")) == "/data/c.csv"
+    assert str(local_path("relative/c.csv")) == "relative/c.csv"

@@ -12,7 +12,7 @@ import pandas as pd
 from hydra.utils import get_object
 from omegaconf import DictConfig
 
-from segmentation.data.reading import read_table
+from segmentation.data.reading import local_path, read_table
 from segmentation.errors import InputError
 
 
@@ -59,7 +59,7 @@ def dataset_module(cfg_dataset: DictConfig | dict) -> ModuleType:
 def load_dataset(cfg_dataset: DictConfig) -> LoadedData:
     """Load (or generate) the dataset a config names, validated and cleaned."""
     module = dataset_module(cfg_dataset)
-    path = Path(str(cfg_dataset.path)).expanduser().resolve()
+    path = local_path(cfg_dataset.path).expanduser().resolve()
     if not path.exists() and cfg_dataset.synthetic_fallback:
         frame = synthetic_frame(cfg_dataset)
         loaded = module.prepare(frame, cfg_dataset, f"{path}")

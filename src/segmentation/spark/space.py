@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,6 +15,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from segmentation.data import LoadedData, dataset_module, model_input_example, synthetic_frame
+from segmentation.data.reading import local_path
 from segmentation.errors import InputError
 from segmentation.features.engineering import make_engineer
 from segmentation.features.scaling import make_scaler
@@ -190,7 +190,7 @@ def read_training_table(dataset: DictConfig, spark: Any) -> tuple[Any, str, str]
     """The ``dataset`` group's file as Spark text columns (canonical names), its source and
     path."""
     specs = OmegaConf.to_container(dataset.columns, resolve=True)
-    path = Path(str(dataset.path)).expanduser().resolve()
+    path = local_path(dataset.path).expanduser().resolve()
     if not path.exists() and dataset.get("synthetic_fallback", False):
         table = spark.createDataFrame(synthetic_frame(dataset).astype(str))
         source = "synthetic"
