@@ -171,11 +171,11 @@ def _overrides(cfg: DictConfig, *keys: str) -> dict[str, str | None]:
     """Values given on the command line with ``+key=value`` (absent: ``None``); an ``input``
     or ``output`` as a path of this machine (a ``file://`` URI's path, another URI refused)."""
     given = {key: (str(cfg[key]) if cfg.get(key) not in (None, "") else None) for key in keys}
-    for key in ("input", "output"):
-        if given.get(key):
-            from segmentation.data.reading import local_path
+    paths = [key for key in ("input", "output") if given.get(key)]
+    if paths:
+        from segmentation.data.reading import local_path  # pandas: only the commands of files
 
-            given[key] = str(local_path(given[key]))
+        given.update({key: str(local_path(given[key])) for key in paths})
     return given
 
 

@@ -59,13 +59,20 @@ def dataset_module(cfg_dataset: DictConfig | dict) -> ModuleType:
 def load_dataset(cfg_dataset: DictConfig) -> LoadedData:
     """Load (or generate) the dataset a config names, validated and cleaned."""
     module = dataset_module(cfg_dataset)
-    path = local_path(cfg_dataset.path).expanduser().resolve()
-    if not path.exists() and cfg_dataset.synthetic_fallback:
+    path, synthetic = dataset_file(cfg_dataset)
+    if synthetic:
         frame = synthetic_frame(cfg_dataset)
         loaded = module.prepare(frame, cfg_dataset, f"{path}")
         loaded.source = "synthetic"
         return loaded
     return load_file(path, cfg_dataset)
+
+
+def dataset_file(cfg_dataset: DictConfig) -> tuple[Path, bool]:
+    """The dataset's file on this machine, and whether the synthetic stand-in replaces it (it
+    is missing and ``synthetic_fallback`` is on)."""
+    path = local_path(cfg_dataset.path).expanduser().resolve()
+    return path, not path.exists() and bool(cfg_dataset.synthetic_fallback)
 
 
 def synthetic_frame(cfg_dataset: DictConfig) -> pd.DataFrame:

@@ -7,7 +7,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from segmentation.data import LoadedData
-from segmentation.data.reading import as_text, map_columns, typed_frame
+from segmentation.data.reading import category_text, map_columns, typed_frame
 
 INCOME = "Annual Income (k$)"
 SPENDING = "Spending Score (1-100)"
@@ -75,13 +75,13 @@ def prepare(raw: pd.DataFrame, cfg: DictConfig, path: str) -> LoadedData:
     return loaded
 
 
-_MALE, _FEMALE = ("m", "male", "man"), ("f", "female", "woman")
+GENDERS = {
+    **dict.fromkeys(("m", "male", "man"), "Male"),
+    **dict.fromkeys(("f", "female", "woman"), "Female"),
+}
 
 
 def genders(values: pd.Series) -> pd.Series:
-    """``Male`` or ``Female`` for the usual spellings (m, man, F, ...), other values as their
-    text, missing as None."""
-    text = as_text(values)
-    folded = text.str.strip().str.lower()
-    out = text.mask(folded.isin(_MALE), "Male").mask(folded.isin(_FEMALE), "Female")
-    return out.astype(object).where(out.notna(), None)
+    """``Male`` or ``Female`` for the usual spellings (m, man, F, ...) of a Gender column
+    (text and None), other values as they are."""
+    return category_text(values, GENDERS)

@@ -617,16 +617,12 @@ def text_column(values: pd.Series) -> pd.Series:
 
 
 _SYMBOL = r"[$£€]"
-_US_GROUPS = r"[+-]?\d{1,3}(?:,\d{3})+"
-_EU_GROUPS = r"[+-]?\d{1,3}(?:\.\d{3})+"
-# Forms of :func:`written_numbers`, after a currency symbol is taken off: (regular expression,
-# needs the symbol, comma is the decimal mark).
-_WRITTEN = (
-    (rf"{_US_GROUPS}\.\d+|[+-]?\d{{1,3}}(?:,\d{{3}}){{2,}}", False, False),
-    (rf"{_US_GROUPS}|[+-]?\d+(?:\.\d+)?", True, False),
-    (rf"{_EU_GROUPS},\d+|[+-]?\d{{1,3}}(?:\.\d{{3}}){{2,}}", False, True),
-    (r"[+-]?\d+,\d{1,2}", True, True),
-)
+# The forms of :func:`written_numbers`, after a currency symbol is taken off: those that are
+# certain alone, and those that are certain after a symbol.
+_US = r"[+-]?\d{1,3}(?:,\d{3})+\.\d+|[+-]?\d{1,3}(?:,\d{3}){2,}"
+_US_AFTER_SYMBOL = r"[+-]?\d{1,3}(?:,\d{3})+|[+-]?\d+(?:\.\d+)?"
+_EU = r"[+-]?\d{1,3}(?:\.\d{3})+,\d+|[+-]?\d{1,3}(?:\.\d{3}){2,}"
+_EU_AFTER_SYMBOL = r"[+-]?\d+,\d{1,2}"
 
 
 def as_numbers(values: pd.Series) -> pd.Series:
@@ -666,15 +662,21 @@ def written_numbers(text: pd.Series) -> pd.Series:
         trimmed, pattern=rf"^([+-]?)\s*{_SYMBOL}\s*|\s*{_SYMBOL}$", replacement=r"\1"
     )
     symbol = pc.not_equal(bare, trimmed)
-    numbers = pa.nulls(len(text), pa.float64())
-    for pattern, needs_symbol, decimal_comma in _WRITTEN:
-        form = pc.match_substring_regex(bare, pattern=f"^(?:{pattern})$")
-        if needs_symbol:
-            form = pc.and_(form, symbol)
-        digits = pc.replace_substring(bare, ".", "") if decimal_comma else bare
-        digits = pc.replace_substring(digits, ",", "." if decimal_comma else "")
-        parsed = pc.cast(pc.if_else(form, digits, None), pa.float64())
-        numbers = pc.coalesce(numbers, parsed)
+
+    def matches(pattern: str) -> Any:
+        return pc.match_substring_regex(bare, pattern=f"^(?:{pattern})$")
+
+    us = pc.or_(matches(_US), pc.and_(matches(_US_AFTER_SYMBOL), symbol))
+    eu = pc.or_(matches(_EU), pc.and_(matches(_EU_AFTER_SYMBOL), symbol))
+    numbers = pc.coalesce(
+        pc.cast(pc.if_else(us, pc.replace_substring(bare, ",", ""), None), pa.float64()),
+        pc.cast(
+            pc.if_else(
+                eu, pc.replace_substring(pc.replace_substring(bare, ".", ""), ",", "."), None
+            ),
+            pa.float64(),
+        ),
+    )
     out = pc.coalesce(flags, numbers).to_numpy(zero_copy_only=False)
     return pd.Series(out, index=text.index, name=text.name, dtype=float)
 
@@ -836,11 +838,13 @@ def as_text(values: pd.Series) -> pd.Series:
     return values.astype(object).astype("str")
 
 
-def spelled_as(values: pd.Series, spellings: Iterable[str]) -> pd.Series:
-    """``values`` with each one that is one of ``spellings`` but for case and surrounding
-    spaces written as that spelling (an export's " MASTER" is "Master"), as text; ``values``
-    themselves when none needs it."""
-    by_key = {str(s).strip().lower(): str(s) for s in spellings}
+def spelled_as(values: pd.Series, spellings: Mapping[str, str]) -> pd.Series:
+    """``values`` with each one that is a key of ``spellings`` (variant -> spelling: ``{"m":
+    "Male", "master": "Master"}``) but for case and surrounding spaces written as that spelling
+    (an export's " MASTER" is "Master"), as text; ``values`` themselves when none needs it."""
+    by_key = {
+        str(variant).strip().lower(): str(spelling) for variant, spelling in spellings.items()
+    }
     # Each distinct value once: a category column holds a handful among a million rows.
     codes, uniques = pd.factorize(values)
     spelled = [by_key.get(str(u).strip().lower(), u) for u in uniques]
@@ -848,6 +852,18 @@ def spelled_as(values: pd.Series, spellings: Iterable[str]) -> pd.Series:
         return values
     known = pd.array([str(u) for u in spelled], dtype="str")
     return pd.Series(known.take(codes, allow_fill=True), index=values.index, name=values.name)
+
+
+def as_spellings(spellings: Iterable[str]) -> dict[str, str]:
+    """Each spelling as its own variant, for :func:`spelled_as`."""
+    return {str(s): str(s) for s in spellings}
+
+
+def category_text(values: pd.Series, spellings: Mapping[str, str]) -> pd.Series:
+    """A category column (text and None, as :func:`typed_frame` gives it) with the config's
+    spellings (:func:`spelled_as`); as it is when none needs one."""
+    text = spelled_as(values, spellings)
+    return values if text is values else text.astype(object).where(text.notna(), None)
 
 
 def content_hash(frame: pd.DataFrame) -> str:

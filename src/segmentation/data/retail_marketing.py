@@ -7,7 +7,6 @@ campaign responses (AcceptedCmp1-5, Response), Complain and two constant columns
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -17,9 +16,10 @@ from omegaconf import DictConfig, OmegaConf
 from segmentation.data import LoadedData
 from segmentation.data.reading import (
     _rows,
+    as_spellings,
+    category_text,
     map_columns,
     parse_dates,
-    spelled_as,
     typed_frame,
 )
 from segmentation.errors import InputError
@@ -138,11 +138,11 @@ def prepare(raw: pd.DataFrame, cfg: DictConfig, path: str) -> LoadedData:
     _refuse_negative_ages(frame, dates, date_column, path)
     frame[date_column] = _iso_text(dates)
     levels = dict(cfg.education_levels)
-    frame["Education"] = _category(frame["Education"], levels)
+    frame["Education"] = category_text(frame["Education"], as_spellings(levels))
     _check_categories(frame, "Education", levels, path)
     groups = dict(rules["marital_groups"])
     statuses = [*rules["partner_statuses"], *groups, *groups.values()]
-    frame["Marital_Status"] = _category(frame["Marital_Status"], statuses)
+    frame["Marital_Status"] = category_text(frame["Marital_Status"], as_spellings(statuses))
     cleaning: list[dict[str, Any]] = []
 
     def record(rule: str, rows_in: int, why: str, **extra: Any) -> None:
@@ -314,13 +314,6 @@ def _refuse_negative_ages(frame: pd.DataFrame, dates: pd.Series, date_column: st
             f"{path}: column 'Year_Birth' has birth years after the latest {date_column} year "
             f"{latest} (negative ages): {shown} at line(s) {_rows(frame.index[future])}"
         )
-
-
-def _category(values: pd.Series, spellings: Iterable[str]) -> pd.Series:
-    """A category column with the config's spelling of each value it knows, whatever the
-    export's case ("married", "MASTER"); missing kept missing, as ``typed_frame`` gives it."""
-    text = spelled_as(values, spellings)
-    return values if text is values else text.astype(object).where(text.notna(), None)
 
 
 def _check_categories(frame: pd.DataFrame, column: str, levels: dict, path) -> None:

@@ -11,7 +11,13 @@ from omegaconf import DictConfig
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from segmentation.data import LoadedData
-from segmentation.data.reading import DATE_ORDERS, as_numbers, parse_dates, spelled_as
+from segmentation.data.reading import (
+    DATE_ORDERS,
+    as_numbers,
+    as_spellings,
+    parse_dates,
+    spelled_as,
+)
 from segmentation.data.retail_marketing import (
     CAMPAIGNS,
     CHANNELS,
@@ -96,13 +102,15 @@ class RetailFeatures(TransformerMixin, BaseEstimator):
         out["Age"] = self.reference_year_ - as_numbers(X["Year_Birth"])
         out["Income"] = as_numbers(X["Income"]).fillna(self.income_median_)
         # Whatever the case of the export's spelling ("MASTER", "married"), as at cleaning.
-        education = spelled_as(X["Education"], levels)
+        education = spelled_as(X["Education"], as_spellings(levels))
         # A lookup by index: Series.map of a text column calls Python for every value.
         out["Education_Level"] = pd.Series(levels, dtype=float).reindex(education).to_numpy()
         out["Kidhome"], out["Teenhome"] = num["Kidhome"], num["Teenhome"]
         out["Children"] = num["Kidhome"] + num["Teenhome"]
         out["IsParent"] = (out["Children"] > 0).astype(float)
-        out["HasPartner"] = spelled_as(X["Marital_Status"], partner).isin(partner).astype(float)
+        out["HasPartner"] = (
+            spelled_as(X["Marital_Status"], as_spellings(partner)).isin(partner).astype(float)
+        )
         out["Customer_Days"] = (self.reference_date_ - dates).dt.days.astype(float)
         out["Recency"] = num["Recency"]
         for column in SPEND:

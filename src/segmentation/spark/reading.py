@@ -75,17 +75,17 @@ def read_input(spark: Any, path: str | Path, encoding: str | None = None) -> Any
         if parquet:
             frame = spark.read.parquet(*map(str, parquet))
         else:
-            heads = [_head(p) for p in files]
-            codec = file_encoding(heads[0][0], encoding)
+            heads, compressions = zip(*map(_head, files), strict=True)
+            codec = file_encoding(heads[0], encoding)
             if codec not in SPARK_CHARSETS:
                 raise InputError(
                     f"{path}: Spark reads CSV text as UTF-8 or latin-1 only, not {codec}; "
                     "save the file as CSV UTF-8, or use the local engine"
                 )
             # The first file's header and delimiter stand for all (Spark takes one).
-            _, _, delimiter, header = csv_head(files[0], heads[0][0], codec)
+            _, _, delimiter, header = csv_head(files[0], heads[0], codec)
             if codec == "utf-8":  # every byte: Spark would read the others as U+FFFD
-                for file, (_, compression) in zip(files, heads, strict=True):
+                for file, compression in zip(files, compressions, strict=True):
                     refuse_file_not_utf8(file, compression, delimiter, column_names(header))
             frame = (
                 spark.read.option("header", True)

@@ -14,8 +14,13 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from segmentation.data import LoadedData, dataset_module, model_input_example, synthetic_frame
-from segmentation.data.reading import local_path
+from segmentation.data import (
+    LoadedData,
+    dataset_file,
+    dataset_module,
+    model_input_example,
+    synthetic_frame,
+)
 from segmentation.errors import InputError
 from segmentation.features.engineering import make_engineer
 from segmentation.features.scaling import make_scaler
@@ -190,8 +195,8 @@ def read_training_table(dataset: DictConfig, spark: Any) -> tuple[Any, str, str]
     """The ``dataset`` group's file as Spark text columns (canonical names), its source and
     path."""
     specs = OmegaConf.to_container(dataset.columns, resolve=True)
-    path = local_path(dataset.path).expanduser().resolve()
-    if not path.exists() and dataset.get("synthetic_fallback", False):
+    path, synthetic = dataset_file(dataset)
+    if synthetic:
         table = spark.createDataFrame(synthetic_frame(dataset).astype(str))
         source = "synthetic"
     else:
