@@ -143,8 +143,10 @@ class RetailCleaningConfig:
     # OmegaConf cannot type as one, so data/retail_marketing.py checks it.
     missing_income: Any = "median"
     marital_groups: dict[str, str] = field(default_factory=dict)
-    # Marital_Status values meaning the customer lives with a partner.
+    # Marital_Status values meaning the customer lives with a partner, and those meaning not;
+    # any other value (not folded by marital_groups) is refused.
     partner_statuses: list[str] = MISSING
+    no_partner_statuses: list[str] = MISSING
     duplicates: DuplicateAction = DuplicateAction.keep
 
 

@@ -136,6 +136,41 @@ def test_categories_are_read_whatever_the_exports_case():
     pd.testing.assert_frame_equal(engineer.transform(raw)[features], expected)
 
 
+def test_unknown_categories_are_refused_with_where_to_add_them():
+    """An Education or Marital_Status the config does not know is refused, with its lines and
+    the setting that takes it; an export's "Cohabiting" counted as no partner without a word.
+    Folded through marital_groups, it is the status it is folded into."""
+    rows = retail.generate(50, 4)
+    odd = rows.assign(Education=rows["Education"].astype(object))
+    odd.loc[3, "Education"] = "Doctorate"
+    with pytest.raises(InputError) as refused:
+        retail.prepare(odd, _cfg(data_dir="/nonexistent").dataset, "f.csv")
+    assert str(refused.value) == (
+        "f.csv: column 'Education' has unknown values 'Doctorate' at line(s) 5; expected one of "
+        "['Basic', '2n Cycle', 'Graduation', 'Master', 'PhD'] (add them to "
+        "dataset.education_levels)"
+    )
+    odd = rows.assign(Marital_Status=rows["Marital_Status"].astype(object))
+    odd.loc[[1, 6], "Marital_Status"] = ["Cohabiting", "Widowed"]
+    with pytest.raises(InputError) as refused:
+        retail.prepare(odd, _cfg(data_dir="/nonexistent").dataset, "f.csv")
+    assert str(refused.value) == (
+        "f.csv: column 'Marital_Status' has unknown values 'Cohabiting', 'Widowed' at line(s) "
+        "3, 8; expected one of ['Married', 'Together', 'Single', 'Divorced', 'Widow', 'Alone', "
+        "'Absurd', 'YOLO', 'Other'] (fold them into a status with "
+        "dataset.cleaning.marital_groups, e.g. '+dataset.cleaning.marital_groups.Cohabiting="
+        "Together')"
+    )
+    cfg = _cfg(
+        "+dataset.cleaning.marital_groups.Cohabiting=Together",
+        "+dataset.cleaning.marital_groups.Widowed=Widow",
+        data_dir="/nonexistent",
+    ).dataset
+    data = retail.prepare(odd, cfg, "f.csv")
+    assert _rule(data, "marital_groups")["folded"]["Cohabiting"] == 1
+    assert data.frame.loc[[1, 6], "Marital_Status"].tolist() == ["Together", "Widow"]
+
+
 def test_missing_file_falls_back_to_synthetic(tmp_path):
     data = load_dataset(_cfg(data_dir=tmp_path).dataset)
     assert data.source == "synthetic" and data.rows_raw == 2240

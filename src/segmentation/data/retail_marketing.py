@@ -139,10 +139,18 @@ def prepare(raw: pd.DataFrame, cfg: DictConfig, path: str) -> LoadedData:
     frame[date_column] = _iso_text(dates)
     levels = dict(cfg.education_levels)
     frame["Education"] = category_text(frame["Education"], as_spellings(levels))
-    _check_categories(frame, "Education", levels, path)
+    _check_categories(frame, "Education", levels, path, "add them to dataset.education_levels")
     groups = dict(rules["marital_groups"])
-    statuses = [*rules["partner_statuses"], *groups, *groups.values()]
+    statuses = dict.fromkeys(
+        [*rules["partner_statuses"], *rules["no_partner_statuses"], *groups, *groups.values()]
+    )
     frame["Marital_Status"] = category_text(frame["Marital_Status"], as_spellings(statuses))
+    # An unknown status would silently count as no partner (HasPartner, the personas).
+    _check_categories(
+        frame, "Marital_Status", statuses, path,
+        "fold them into a status with dataset.cleaning.marital_groups, e.g. "
+        "'+dataset.cleaning.marital_groups.Cohabiting=Together'",
+    )  # fmt: skip
     cleaning: list[dict[str, Any]] = []
 
     def record(rule: str, rows_in: int, why: str, **extra: Any) -> None:
@@ -316,12 +324,11 @@ def _refuse_negative_ages(frame: pd.DataFrame, dates: pd.Series, date_column: st
         )
 
 
-def _check_categories(frame: pd.DataFrame, column: str, levels: dict, path) -> None:
-    unknown = frame[column].notna() & ~frame[column].isin(list(levels))
+def _check_categories(frame: pd.DataFrame, column: str, known: dict, path, hint: str) -> None:
+    unknown = frame[column].notna() & ~frame[column].isin(list(known))
     if unknown.any():
         shown = ", ".join(repr(v) for v in frame.loc[unknown, column].unique()[:3])
         raise InputError(
             f"{path}: column '{column}' has unknown values {shown} at line(s) "
-            f"{_rows(frame.index[unknown])}; expected one of {list(levels)} "
-            f"(add them to dataset.education_levels)"
+            f"{_rows(frame.index[unknown])}; expected one of {list(known)} ({hint})"
         )
