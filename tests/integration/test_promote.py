@@ -82,7 +82,8 @@ def test_gate_refusal_names_the_gate_and_exits_non_zero(swept, monkeypatch, caps
     err = capsys.readouterr().err
     assert code == 2, err
     assert err.startswith("error: promotion of run "), err
-    assert "below min_silhouette 0.99" in err
+    assert "below min_silhouette 0.99 (gates: promotion.* in conf/promotion/default.yaml" in err
+    assert err.rstrip().endswith('for one promotion: ARGS="promotion.<gate>=<value>")'), err
     assert len(err.strip().splitlines()) == 1
     assert aliases(cfg) == before
 

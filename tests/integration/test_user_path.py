@@ -2,9 +2,10 @@
 promote, then score the raw files a user has (pyfunc on ``pd.read_csv`` and ``make predict``
 agree); wrong options lead somewhere.
 
-One module-scoped store holds a small Mall sweep (the default preset, promoted to champion)
-and a small retail sweep (``retail_demographic_spend``: Income is one of its features, so
-the imputation of a missing Income shows in the segments), both trained on DATA_DIR.
+One module-scoped store holds a small Mall sweep (the default preset) and a small retail
+sweep (``retail_demographic_spend``: Income is one of its features, so the imputation of a
+missing Income shows in the segments), both trained on DATA_DIR and promoted to champion, as
+the sweep's last line says.
 """
 
 from __future__ import annotations
@@ -145,9 +146,9 @@ class UserPath:
 
 @pytest.fixture(scope="module")
 def user_path(tmp_path_factory) -> Iterator[UserPath]:
-    """Both presets swept through the CLI (`make sweep`) into one fresh store; the Mall best
-    promoted to champion (the retail best stays a registered version: its silhouette is below
-    the promotion gate, so it is scored as `make predict MODEL=models:/...`). Then two
+    """Both presets swept through the CLI (`make sweep`) into one fresh store, and each best
+    promoted to champion as the sweep's last line says (the retail preset's silhouettes are
+    below the default gate: its own gate lets its best pass). Then two
     `make dashboard` processes start (each dashboard test stops one): they boot while the
     other tests run, and any still running at the end is killed."""
     with module_store(tmp_path_factory, "user_path") as store:
@@ -176,11 +177,8 @@ def user_path(tmp_path_factory) -> Iterator[UserPath]:
             )[0]
             version = parent.data.tags["registered_version"]
             swept = client.get_model_version(name, version).description
-            if dataset == "mall":
-                promote(cfg)
-                uri = champion_uri(cfg.tracking)
-            else:
-                uri = f"models:/{name}/{version}"
+            assert promote(cfg).version == version
+            uri = champion_uri(cfg.tracking)
             done[dataset] = Trained(
                 preset,
                 cfg,
@@ -396,8 +394,6 @@ def make_predict(t: Trained, path: Path, folder: Path, monkeypatch, capsys):
         f"+output={out}",
         f"hydra.run.dir={folder / 'hydra'}",
     ]
-    if t.model_uri != champion_uri(t.cfg.tracking):
-        args.append(f"+model_uri={t.model_uri}")
     capsys.readouterr()
     code = run_main(predict_main, monkeypatch, *args)
     captured = capsys.readouterr()

@@ -110,6 +110,13 @@ def candidate_run(
     return client.get_run(best)
 
 
+# Where a refused promotion's gates are set, so the user knows which knob the figures name.
+GATES = (
+    " (gates: promotion.* in conf/promotion/default.yaml or the preset; "
+    'for one promotion: ARGS="promotion.<gate>=<value>")'
+)
+
+
 def gate_failures(run: Run, gate: DictConfig) -> list[str]:
     """Each failed promotion gate, with its figures (empty: the run may be champion)."""
     failures = []
@@ -167,7 +174,9 @@ def promote(cfg: DictConfig, run_id: str | None = None, input_path: str | None =
     failures = gate_failures(run, cfg.promotion)
     if failures:
         raise InputError(
-            f"promotion of run {rid} ({tags.get('algorithm', '?')}) refused: " + "; ".join(failures)
+            f"promotion of run {rid} ({tags.get('algorithm', '?')}) refused: "
+            + "; ".join(failures)
+            + GATES
         )
     model_id = tags.get(runs.MODEL_ID_TAG)
     if not model_id:
@@ -183,7 +192,7 @@ def promote(cfg: DictConfig, run_id: str | None = None, input_path: str | None =
         if refused:
             print(migration_table(migration.report), flush=True)
             raise InputError(
-                f"promotion of run {rid} ({tags.get('algorithm', '?')}) refused: {refused}"
+                f"promotion of run {rid} ({tags.get('algorithm', '?')}) refused: {refused}{GATES}"
             )
         version = aligned_version(client, name, rid, migration, challenger)
         if version is None:
