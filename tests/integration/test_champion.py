@@ -411,10 +411,16 @@ def test_bad_drift_input_exits_2_in_one_line_and_logs_nothing(
     frame.drop(columns=["Spending Score (1-100)"]).to_csv(no_spending, index=False)
     few = tmp_path / "few.csv"
     frame.head(min_rows - 1).to_csv(few, index=False)
+    gappy = tmp_path / "gappy.csv"  # one row rejected: too few left, and the user is told why
+    frame.head(min_rows).assign(Age=[None, *frame["Age"].head(min_rows - 1)]).to_csv(
+        gappy, index=False
+    )
     absent = tmp_path / "absent.csv"
     cases = {
+        gappy: f"got {min_rows - 1} (1 row(s) rejected)",
         no_spending: "required column 'Spending Score (1-100)'",
-        few: f"drift needs at least {min_rows} rows, got {min_rows - 1}",
+        few: f"{few}: drift needs at least {min_rows} scored rows "
+        f"(monitoring.thresholds.min_rows), got {min_rows - 1}",
         absent: "file not found",
     }
     before = len(monitoring_runs(champion))

@@ -115,7 +115,9 @@ def test_too_few_rows_and_unknown_thresholds_are_refused(
     training: tuple[pd.DataFrame, np.ndarray], profile: dict
 ) -> None:
     frame, segments = training
-    with pytest.raises(InputError, match="at least 50 rows, got 10") as info:
+    with pytest.raises(
+        InputError, match="at least 50 scored rows .monitoring.thresholds.min_rows., got 10"
+    ) as info:
         drift_report(profile, frame.head(10), segments[:10], None, THRESHOLDS)
     assert "\n" not in str(info.value)
     with pytest.raises(InputError, match="psi_drfit"):

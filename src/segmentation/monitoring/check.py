@@ -85,14 +85,18 @@ def check_drift(
     if len(trained):
         baseline = float(np.mean(trained < thresholds["low_confidence"]))
         thresholds["max_low_confidence_share"] = min(1.0, baseline + increase)
-    report = drift_report(
-        model.reference,
-        model_features(model, scored.model_rows),
-        scored.scored["segment"].to_numpy(),
-        scored.scored["confidence"].to_numpy(),
-        thresholds,
-        personas=model.personas,
-    )
+    try:
+        report = drift_report(
+            model.reference,
+            model_features(model, scored.model_rows),
+            scored.scored["segment"].to_numpy(),
+            scored.scored["confidence"].to_numpy(),
+            thresholds,
+            personas=model.personas,
+        )
+    except InputError as exc:  # what is wrong with this batch: named with it
+        rejected = f" ({len(scored.rejected)} row(s) rejected)" if len(scored.rejected) else ""
+        raise InputError(f"{input_path}: {exc}{rejected}") from None
     report.update(
         {
             "model_uri": scored.model_uri,

@@ -333,7 +333,10 @@ def drift_report(
     """
     limits = _thresholds(thresholds)
     if len(frame) < limits["min_rows"]:
-        raise InputError(f"drift needs at least {int(limits['min_rows'])} rows, got {len(frame)}")
+        raise InputError(
+            f"drift needs at least {int(limits['min_rows'])} scored rows "
+            f"(monitoring.thresholds.min_rows), got {len(frame)}"
+        )
     missing = [c for c in profile["features"] if c not in frame.columns]
     if missing:
         raise InputError(f"columns {missing} of the training profile are not in the data")
