@@ -189,7 +189,13 @@ def test_spark_scoring_reads_a_latin1_csv_as_the_local_route(spark, champion, tm
     lines[4500] = lines[4500].replace(b"Zoe", b"Zo\xeb")  # line 4501
     assert b"\n".join(lines).index(b"\xeb") > HEAD_BYTES
     (late / "b.csv.gz").write_bytes(gzip.compress(b"\n".join(lines)))
+    # A folder's second part written for Excel: Spark would take its sep= line for the header.
+    excel = tmp_path / "excel"
+    excel.mkdir()
+    (excel / "a.csv").write_bytes(rows)
+    (excel / "b.csv").write_bytes(b"sep=,\r\n" + rows)
     for dataset, source, message in (
+        (champion.dataset, excel, "b.csv: its first line is Excel's sep= line, which Spark"),
         (champion.dataset, path, "line 2, column 'Name': not UTF-8 text"),
         (champion.dataset, late, r"b.csv.gz: line 4501, column 'Name': not UTF-8 text"),
         (cp1252, path, "Spark reads CSV text as UTF-8 or latin-1 only, not cp1252"),

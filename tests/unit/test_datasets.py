@@ -177,6 +177,12 @@ RETAIL_VARIANTS = {
         lambda rows, d: _bytes(d, b"\xef\xbb\xbf" + _tab(rows)),
         {"delimiter": "tab", "bom": True, "crlf": False},
     ),
+    "excel_sep": (  # written for Excel: its first line names the delimiter
+        lambda rows, d: _bytes(
+            d, b"\xef\xbb\xbfsep=;\r\n" + _tab(rows).replace(b"\t", b";").replace(b"\n", b"\r\n")
+        ),
+        {"delimiter": "semicolon", "bom": True, "crlf": True, "excel_sep_line": True},
+    ),
     "crlf": (
         lambda rows, d: _bytes(d, _tab(rows).replace(b"\n", b"\r\n")),
         {"delimiter": "tab", "bom": False, "crlf": True},
@@ -335,6 +341,22 @@ def test_mall_header_variants(variant, delimiter, mall_generated, tmp_path):
     loaded = _mall_round_trip(variant, delimiter, path, canonical, tmp_path)
     assert loaded.frame["CustomerID"].tolist() == source["CustomerID"].tolist()
     assert loaded.frame["Gender"].tolist() == source["Gender"].tolist()
+
+
+def test_an_excel_sep_line_names_the_delimiter_and_lines_keep_their_numbers(tmp_path):
+    """A file written for Excel starts with sep=<delimiter>: the header is the next line, and
+    a bad value is reported at its own file line (the sep= line and a blank line before)."""
+    path = tmp_path / "m.csv"
+    path.write_text(
+        "sep=,\n\nCustomerID,Gender,Age,Annual Income (k$),Spending Score (1-100)\n"
+        "1,Male,19,15,39\n2,Male,21,15,81\n3,Female,-20,16,6\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(InputError, match=r"'Age' has values below 0 .*: -20 at line\(s\) 6$"):
+        load_file(path, _cfg("mall"))
+    frame, detected = read_table(path)
+    assert frame.index.tolist() == [2, 3, 4]  # lines 4 to 6: index + 2
+    assert frame["Age"].tolist() == ["19", "21", "-20"] and detected["excel_sep_line"]
 
 
 def test_mall_parquet_and_crlf(mall_generated, tmp_path):

@@ -15,7 +15,7 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -392,53 +392,75 @@ def open_table(
         return Table(path, {"format": "parquet"}, names, chunk_rows)
     head, compression = read_head(path)
     encoding = file_encoding(head, encoding)
-    text, lines, delimiter, header = csv_head(path, head, encoding)
+    found = csv_head(path, head, encoding)
     # Bytes per row, from the rows in the head (the last one may be cut): the block that
     # holds about chunk_rows rows.
-    per_row = len(head) / max(len(lines) - 1, 1)
+    per_row = len(head) / max(len(found.lines) - 1, 1)
     detected = {
         "format": "csv",
-        "delimiter": _DELIMITER_NAMES.get(delimiter, delimiter),
+        "delimiter": _DELIMITER_NAMES.get(found.delimiter, found.delimiter),
         "bom": head.startswith(_BOMS),
-        "crlf": "\r\n" in text[:10000],
+        "crlf": "\r\n" in found.text[:10000],
         "encoding": encoding,
     }
     if compression:
         detected["compression"] = compression
+    if found.excel_sep:
+        detected["excel_sep_line"] = True
     options = {
         "encoding": encoding,
         "compression": compression,
         # A compressed file cannot be searched for quotes without reading it: counted.
         "quoted": bool(compression) or _holds_quote(path),
-        "delimiter": delimiter,
-        "header": header,
-        "skip_rows": _lines_before(text),
+        "delimiter": found.delimiter,
+        "header": found.header,
+        "skip_rows": found.skip_rows,
         # The header alone without a line end: no rows (Arrow cannot read such a file).
-        "header_only": len(head) < HEAD_BYTES and not re.search(r"[\r\n]", text.strip()),
+        "header_only": len(head) < HEAD_BYTES and len(found.lines) == 1,
         "block_size": int(min(max(per_row * chunk_rows, HEAD_BYTES), 1 << 30)),
     }
-    return Table(path, detected, column_names(header), chunk_rows, options)
+    return Table(path, detected, column_names(found.header), chunk_rows, options)
 
 
-def csv_head(path: Path, head: bytes, encoding: str) -> tuple[str, list[str], str, list[str]]:
-    """A CSV's head read as ``encoding``: its text, its non-blank lines, the delimiter that
-    splits the first of them (the header) into most fields, and the header's fields. A head
-    without a line is refused as empty, a UTF-8 head with a byte that is not as
-    :func:`refuse_not_utf8` refuses it."""
+class CsvHead(NamedTuple):
+    """What a CSV's head says of the file."""
+
+    text: str  # the head's text
+    lines: list[str]  # its non-blank lines from the header on
+    delimiter: str
+    header: list[str]  # the header's fields
+    skip_rows: int  # the lines before the header: blank ones, Excel's sep= line
+    excel_sep: bool  # whether an Excel sep= line named the delimiter
+
+
+# The first line of a file written for Excel, naming its delimiter: sep=; (or "sep=;").
+_EXCEL_SEP = re.compile(r'"?sep=([^"\r\n])"?', re.IGNORECASE)
+
+
+def csv_head(path: Path, head: bytes, encoding: str) -> CsvHead:
+    """A CSV's head read as ``encoding``. The header is the first non-blank line after an
+    Excel ``sep=`` line, if any; the delimiter is the one that line names, else the one that
+    splits the header into most fields. A head without a header is refused as empty, a UTF-8
+    head with a byte that is not as :func:`refuse_not_utf8` refuses it."""
     text = head.decode(encoding, errors="replace").lstrip("\ufeff")
-    lines = [line for line in text.splitlines() if line.strip()]
+    rows = re.split(r"\r\n|\r|\n", text)
+    skip = _blank(rows, 0)
+    sep = _EXCEL_SEP.fullmatch(rows[skip]) if skip < len(rows) else None
+    if sep:
+        skip = _blank(rows, skip + 1)
+    lines = [line for line in rows[skip:] if line.strip()]
     if not lines:
         raise InputError(f"{path}: file is empty (expected a header line and customer rows)")
-    delimiter = sniff_delimiter(lines[0])
+    delimiter = sep[1] if sep else sniff_delimiter(lines[0])
     header = next(csv.reader([lines[0]], delimiter=delimiter))
     if encoding == "utf-8":
         refuse_not_utf8(path, head, delimiter, column_names(header), final=False)
-    return text, lines, delimiter, header
+    return CsvHead(text, lines, delimiter, header, skip, bool(sep))
 
 
-def _lines_before(text: str) -> int:
-    """The blank lines before the header line (which the parser would take for the header)."""
-    return len(re.findall(r"\r\n|\r|\n", text[: len(text) - len(text.lstrip())]))
+def _blank(rows: list[str], start: int) -> int:
+    """The first of ``rows`` from ``start`` on with a value (``len(rows)``: none has)."""
+    return next((i for i in range(start, len(rows)) if rows[i].strip()), len(rows))
 
 
 def _holds_quote(path: Path) -> bool:
