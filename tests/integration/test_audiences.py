@@ -290,6 +290,37 @@ def test_audiences_files_manifest_and_holdouts(champion, customers, tmp_path, mo
     assert [s.holdout for s in again.segments] == [s["holdout"] for s in manifest["segments"]]
 
 
+def test_a_customer_listed_twice_is_exported_once(champion, tmp_path):
+    """A customer id on several rows (an export joined twice, a CRM's duplicate) is exported
+    from its first row only; the later rows are rejected naming that line. Before, such a
+    customer could be both uploaded and held out, or in two segments."""
+    _, cfg = champion
+    frame = generate(120, seed=9)
+    twice = frame.iloc[[5, 40]].copy()
+    twice.iloc[1, twice.columns.get_loc("MntWines")] = 1400  # the same id, other figures
+    twice.iloc[1, twice.columns.get_loc("ID")] = frame["ID"].iloc[6]
+    path = tmp_path / "twice.csv"
+    pd.concat([frame, twice]).to_csv(path, index=False)
+    cfg = make_cfg(Path(cfg.paths.mlruns_dir), *QUICK_RETAIL, "audiences.holdout.share=0.5")
+    export = export_audiences(
+        cfg.dataset, cfg.audiences, str(cfg.experiment_name),
+        ModelRef.of(cfg.tracking, cfg.paths), path, tmp_path / "out",
+    )  # fmt: skip
+    files = [f for s in export.manifest["segments"] for f in (s["file"], s["holdout_file"])]
+    ids = pd.concat([pd.read_csv(tmp_path / "out" / f)["ID"] for f in files])
+    assert sorted(ids) == sorted(frame["ID"])  # each customer once, in one file
+    assert export.manifest["input"]["rejected"] == 2
+    rejected = pd.read_csv(tmp_path / "out" / "rejected.csv")
+    assert rejected.to_dict("list") == {
+        "line": [122, 123],
+        "reason": [
+            f"customer ID {frame['ID'][5]} again (first on line 7): each customer is listed once",
+            f"customer ID {frame['ID'][6]} again (first on line 8): each customer is listed once",
+        ],
+        "ID": [frame["ID"][5], frame["ID"][6]],
+    }
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [

@@ -26,7 +26,7 @@ import re
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -325,6 +325,36 @@ def _column(frame: pd.DataFrame, name: str | None) -> str | None:
     return find_identifiers(list(frame.columns), {str(name): []}).get(str(name))
 
 
+def once_each(scored: Scored, id_column: str | None) -> Scored:
+    """The scored rows with each customer id once, its first row: a later row of the same id
+    is rejected (a customer listed twice would be uploaded twice, in two segments, or both
+    uploaded and held out, which spoils the holdout's comparison)."""
+    if id_column is None:
+        return scored
+    frame = scored.scored
+    ids = frame[id_column].astype(str).str.strip()
+    again = ids.duplicated().to_numpy()
+    if not again.any():
+        return scored
+    first = pd.Series(scored.lines, index=frame.index).groupby(ids).transform("first")
+    extra = frame.loc[again, list(scored.rejected.columns.drop([LINE, REASON]))]
+    extra.insert(0, LINE, scored.lines[again])
+    reasons = [
+        f"customer {id_column} {v} again (first on line {line}): each customer is listed once"
+        for v, line in zip(ids[again], first[again], strict=True)
+    ]
+    extra.insert(1, REASON, pd.Series(reasons, index=extra.index, dtype=object))
+    rejected = pd.concat([scored.rejected, extra]).sort_values(LINE, kind="stable")
+    keep = ~again
+    return replace(
+        scored,
+        scored=frame.loc[keep].reset_index(drop=True),
+        rejected=rejected.reset_index(drop=True),
+        model_rows=scored.model_rows.loc[keep].reset_index(drop=True),
+        lines=scored.lines[keep],
+    )
+
+
 def baselines(
     scored: Scored, response_column: str | None, default: float
 ) -> dict[int, tuple[float, str]]:
@@ -373,11 +403,12 @@ def export_audiences(
     _check_output(output)
     input_path = Path(input_path)
     scored = score_rows(dataset, model_ref, input_path)
-    frame = scored.scored
-    if frame.empty:
+    if scored.scored.empty:
         first = scored.rejected[REASON].iloc[0] if len(scored.rejected) else "no rows"
         raise InputError(f"{input_path}: no row could be scored (line 2 on: {first})")
-    id_column = _column(frame, dataset.get("id_column"))
+    id_column = _column(scored.scored, dataset.get("id_column"))
+    scored = once_each(scored, id_column)
+    frame = scored.scored
     aliases = OmegaConf.to_container(audiences.identifiers, resolve=True) or {}
     found = find_identifiers([c for c in frame.columns if c != id_column], aliases)
     if id_column is None and not found:

@@ -120,13 +120,15 @@ def load_pyfunc_model(model: ModelRef) -> Any:
 @dataclass
 class Scored:
     """A file scored: its rows with ``segment``, ``persona`` and ``confidence``, the rows
-    rejected (file line and reason), and the rows as the model took them."""
+    rejected (file line and reason), the rows as the model took them and the file line of
+    each scored row."""
 
     model_uri: str
     model: ScoringModel
     scored: pd.DataFrame
     rejected: pd.DataFrame
     model_rows: pd.DataFrame
+    lines: np.ndarray
 
 
 def _open(
@@ -155,9 +157,10 @@ def _score(
     columns: dict[str, Any],
     needed: list[str],
     input_path: Path,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, np.ndarray]:
     """Score rows of the file (indexed by their position in it): the scored rows, the rows
-    rejected (file line and reason first) and the rows as the model took them."""
+    rejected (file line and reason first), the rows as the model took them and the scored
+    rows' file lines."""
     mapped, _ = map_columns(raw, columns, input_path)
     lines = pd.Series(raw.index + 2, index=raw.index)  # line 1 is the header
     # A value the training data's cleaning filled (a missing Income) gets the figure training
@@ -192,13 +195,15 @@ def _score(
     )
     if kept.is_monotonic_increasing:  # the cleaning keeps the rows' order: a mask takes them
         out = raw.loc[ok & ~dropped] if len(kept) < len(raw) else raw
+        out_lines = out.index.to_numpy() + 2
         out = out.reset_index(drop=True)
     else:
         out = raw.set_index(lines).loc[kept].reset_index(drop=True)
+        out_lines = kept.to_numpy()
     out["segment"] = scored["segment"].to_numpy().astype("int64")
     out["persona"] = pd.array(scored["persona"].to_numpy(), dtype="str")
     out["confidence"] = scored["confidence"].to_numpy().astype("float64")
-    return out, rejected, model_rows
+    return out, rejected, model_rows, out_lines
 
 
 def score_rows(dataset: DictConfig, model_ref: ModelRef, input_path: str | Path) -> Scored:
@@ -208,8 +213,8 @@ def score_rows(dataset: DictConfig, model_ref: ModelRef, input_path: str | Path)
     table, columns, uri, model, needed = _open(dataset, input_path, model_ref, CHUNK_ROWS)
     chunks = list(table.chunks())
     raw = pd.concat(chunks) if chunks else table.empty_frame()
-    out, rejected, model_rows = _score(dataset, model, raw, columns, needed, input_path)
-    return Scored(uri, model, out, rejected, model_rows)
+    out, rejected, model_rows, lines = _score(dataset, model, raw, columns, needed, input_path)
+    return Scored(uri, model, out, rejected, model_rows, lines)
 
 
 def score_file(
@@ -240,7 +245,7 @@ def score_file(
         _progress(table) as progress,
     ):
         for raw in table.chunks():
-            out, rejected, _ = _score(dataset, model, raw, columns, needed, input_path)
+            out, rejected, _, _ = _score(dataset, model, raw, columns, needed, input_path)
             out_writer.write(out)
             scored_rows += len(out)
             for segment, n in out["segment"].value_counts().items():
