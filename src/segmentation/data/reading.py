@@ -444,10 +444,7 @@ def csv_head(path: Path, head: bytes, encoding: str) -> CsvHead:
     head with a byte that is not as :func:`refuse_not_utf8` refuses it."""
     text = head.decode(encoding, errors="replace").lstrip("\ufeff")
     rows = re.split(r"\r\n|\r|\n", text)
-    skip = _blank(rows, 0)
-    sep = _EXCEL_SEP.fullmatch(rows[skip]) if skip < len(rows) else None
-    if sep:
-        skip = _blank(rows, skip + 1)
+    skip, sep = _preamble(rows)
     lines = [line for line in rows[skip:] if line.strip()]
     if not lines:
         raise InputError(f"{path}: file is empty (expected a header line and customer rows)")
@@ -456,6 +453,19 @@ def csv_head(path: Path, head: bytes, encoding: str) -> CsvHead:
     if encoding == "utf-8":
         refuse_not_utf8(path, head, delimiter, column_names(header), final=False)
     return CsvHead(text, lines, delimiter, header, skip, bool(sep))
+
+
+def has_excel_sep_line(head: bytes, encoding: str) -> bool:
+    """Whether a CSV's head (decoded as ``encoding``) starts with Excel's sep= line."""
+    text = head.decode(encoding, errors="replace").lstrip("\ufeff")
+    return _preamble(re.split(r"\r\n|\r|\n", text))[1] is not None
+
+
+def _preamble(rows: list[str]) -> tuple[int, re.Match[str] | None]:
+    """The lines before the header (blank ones, Excel's sep= line) and that line's match."""
+    skip = _blank(rows, 0)
+    sep = _EXCEL_SEP.fullmatch(rows[skip]) if skip < len(rows) else None
+    return (_blank(rows, skip + 1) if sep else skip), sep
 
 
 def _blank(rows: list[str], start: int) -> int:

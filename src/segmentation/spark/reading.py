@@ -16,6 +16,7 @@ from segmentation.data.reading import (
     column_names,
     csv_head,
     file_encoding,
+    has_excel_sep_line,
     map_columns,
     read_head,
     refuse_file_not_utf8,
@@ -83,14 +84,14 @@ def read_input(spark: Any, path: str | Path, encoding: str | None = None) -> Any
                     "save the file as CSV UTF-8, or use the local engine"
                 )
             # The first file's header and delimiter stand for all (Spark takes one).
-            found = [csv_head(file, head, codec) for file, head in zip(files, heads, strict=True)]
-            excel = next((file for file, f in zip(files, found, strict=True) if f.excel_sep), None)
-            if excel is not None:  # Spark takes a file's first line for its header
-                raise InputError(
-                    f"{excel}: its first line is Excel's sep= line, which Spark cannot skip; "
-                    "delete that line, or use the local engine"
-                )
-            delimiter, header = found[0].delimiter, found[0].header
+            first = csv_head(files[0], heads[0], codec)
+            delimiter, header = first.delimiter, first.header
+            for file, head in zip(files, heads, strict=True):
+                if has_excel_sep_line(head, codec):  # Spark takes it for the file's header
+                    raise InputError(
+                        f"{file}: its first line is Excel's sep= line, which Spark cannot "
+                        "skip; delete that line, or use the local engine"
+                    )
             if codec == "utf-8":  # every byte: Spark would read the others as U+FFFD
                 for file, compression in zip(files, compressions, strict=True):
                     refuse_file_not_utf8(file, compression, delimiter, column_names(header))
