@@ -16,7 +16,7 @@ is given, alternating repeats so a drift of the machine's load hits both alike:
   floor of scoring through MLflow: a fresh process importing MLflow and scikit-learn, opening
   the store and loading the champion with ``mlflow.pyfunc`` (``STARTUP``), which a local
   store's champion no longer needs (``tracking/local_registry.py``);
-- a wrong option (``segmentation-sweep algorithm=foo``) refused.
+- a wrong option (``segmentation-sweep algorithm=foo``) refused, and a missing ``INPUT`` file.
 """
 
 from __future__ import annotations
@@ -255,16 +255,26 @@ def section_scoring(
     )
     wrong: dict[str, list[dict]] = {"after": [], "before": []}
     bad = [*_command("sweep_main"), "algorithm=foo"]
+    # A mistyped INPUT: refused before the config is composed.
+    absent: dict[str, list[dict]] = {"after": [], "before": []}
+    no_file = [
+        *_command("predict_main"), "experiments=retail_rfm", f"paths.mlruns_dir={store}",
+        hydra_dir, f"+input={tmp / 'scoring' / 'no-such.csv'}",
+        f"+output={tmp / 'scoring' / 'never.csv'}",
+    ]  # fmt: skip
     for i in range(repeats):
         quick["mlflow"].append(run_command([sys.executable, "-c", "import mlflow"], env))
         quick["startup"].append(run_command([sys.executable, "-c", startup], env))
         quick["after"].append(predict(store, None, root, ten, tmp / "scoring" / "ten-out.csv"))
         wrong["after"].append(run_command(bad, env, expect=2))
+        absent["after"].append(run_command(no_file, env, expect=2))
         if before_src:
             quick["before"].append(
                 predict(store, before_src, before_root, ten, tmp / "scoring" / "ten-b.csv")
             )
-            wrong["before"].append(run_command(bad, child_env(before_root, before_src), expect=2))
+            before_env = child_env(before_root, before_src)
+            wrong["before"].append(run_command(bad, before_env, expect=2))
+            absent["before"].append(run_command(no_file, before_env, expect=2))
         print(f"  quick commands repeat {i + 1}/{repeats}", flush=True)
     mlflow_s = _median(quick["mlflow"], "wall")
     startup_s = _median(quick["startup"], "wall")
@@ -275,7 +285,11 @@ def section_scoring(
         f"{startup_s:.2f} s; a local store's champion is scored without it):",
         "",
         *quick_table(
-            {"`make predict` of 10 rows": quick, "a wrong option refused": wrong},
+            {
+                "`make predict` of 10 rows": quick,
+                "a wrong option refused": wrong,
+                "a missing INPUT file refused": absent,
+            },
             mlflow_s,
             startup_s,
         ),

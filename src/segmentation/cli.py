@@ -14,7 +14,6 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import hydra
 from hydra.errors import HydraException
@@ -30,6 +29,7 @@ from segmentation.config import (
 )
 from segmentation.engines import engine
 from segmentation.errors import InputError, TrackingError
+from segmentation.locations import local_path, refuse_no_file
 from segmentation.promotion.aliases import ModelRef, champion_uri
 
 
@@ -42,6 +42,11 @@ def run_cli(
     wrong = unknown_option(sys.argv[1:])
     if wrong:  # before Hydra, whose own message is a block of text
         print(f"error: {wrong}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    try:
+        check_files(sys.argv[1:])
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)
     if before_compose is not None:
         before_compose()
@@ -85,6 +90,19 @@ def run_cli(
     finally:
         if not full_error:
             os.environ.pop("HYDRA_FULL_ERROR", None)
+
+
+def check_files(overrides: Sequence[str]) -> None:
+    """Refuse an ``+input=`` that is no file of this machine, and an ``+input=`` or
+    ``+output=`` that is a cluster URI, from the command line: in the second before the config
+    is composed rather than after it (a mistyped file name is the likeliest mistake). A value
+    with an interpolation, or a multirun's, is left to the command."""
+    if "--multirun" in overrides or "-m" in overrides:
+        return
+    given = {key: given_value(key, overrides) for key in ("input", "output")}
+    paths = {key: local_path(v) for key, v in given.items() if v and "${" not in v}
+    if "input" in paths:
+        refuse_no_file(paths["input"])
 
 
 def check_names(cfg: DictConfig) -> None:
@@ -172,10 +190,7 @@ def _overrides(cfg: DictConfig, *keys: str) -> dict[str, str | None]:
     or ``output`` as a path of this machine (a ``file://`` URI's path, another URI refused)."""
     given = {key: (str(cfg[key]) if cfg.get(key) not in (None, "") else None) for key in keys}
     paths = [key for key in ("input", "output") if given.get(key)]
-    if paths:
-        from segmentation.data.reading import local_path  # pandas: only the commands of files
-
-        given.update({key: str(local_path(given[key])) for key in paths})
+    given.update({key: str(local_path(given[key])) for key in paths})
     return given
 
 
@@ -295,9 +310,6 @@ def drift_task(cfg: DictConfig) -> None:
     given = _overrides(cfg, "input", "model_uri", "output")
     if not given["input"]:
         raise InputError("drift needs +input=<customers file> (make drift INPUT=file)")
-    from segmentation.data.reading import refuse_no_file
-
-    refuse_no_file(Path(given["input"]))
     # SciPy: drift's alone.
     from segmentation.monitoring.check import EXIT_OVER_THRESHOLD, check_drift, print_check
 

@@ -4,6 +4,7 @@ line naming the argument, exit 2 (they were tracebacks with exit 1, or a wrong r
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -51,30 +52,32 @@ def test_a_dashboard_port_that_is_none_or_taken_is_one_line(store, tmp_path, mon
     )
 
 
-@pytest.mark.parametrize(
-    ("command", "args"),
-    [
-        ("predict_main", ["+output={tmp}/out.csv"]),
-        ("audiences_main", ["+output={tmp}/audiences"]),
-        ("drift_main", []),
-    ],
-)
-def test_an_input_that_is_a_folder_is_one_line(command, args, store, tmp_path, monkeypatch, capsys):
+INPUT_COMMANDS = [
+    ("predict_main", ["+output={tmp}/out.csv"]),
+    ("audiences_main", ["+output={tmp}/audiences"]),
+    ("drift_main", []),
+    ("promote_main", []),
+]
+
+
+@pytest.mark.parametrize(("command", "args"), INPUT_COMMANDS)
+def test_an_input_that_is_a_folder_or_missing_is_one_line_before_the_config(
+    command, args, store, tmp_path, monkeypatch, capsys
+):
     """A folder given as INPUT= (the local engine reads one file) is named as a folder, not as
-    a file that is not found; nothing is written."""
+    a file that is not found; a mistyped INPUT= is refused before the config is composed (it
+    took five seconds): Hydra's run folder is not even made, and nothing is written."""
     folder = tmp_path / "exports"
     folder.mkdir()
     given = [a.format(tmp=tmp_path) for a in args]
-    code = _run(getattr(cli, command), monkeypatch, store, tmp_path, f"+input={folder}", *given)
-    assert (code, capsys.readouterr().err.splitlines()) == (
-        2,
-        [f"error: {folder}: a folder, not a file (expected a CSV or Parquet customer file)"],
-    )
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "exports",
-        "mlruns",
-        "run",
-    ]  # run: Hydra's
+    main = getattr(cli, command)
+    for path, what in ((folder, "a folder, not a file"), (folder / "c.csv", "file not found")):
+        code = _run(main, monkeypatch, store, tmp_path, f"+input={path}", *given)
+        assert (code, capsys.readouterr().err.splitlines()) == (
+            2,
+            [f"error: {path}: {what} (expected a CSV or Parquet customer file)"],
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exports", "mlruns"]
     assert list(store.iterdir()) == []
 
 
@@ -106,8 +109,9 @@ def test_a_cluster_uri_is_one_line_not_a_folder_named_after_it(
 
 
 def test_a_file_uri_is_its_path():
-    from segmentation.data.reading import local_path
+    from segmentation.locations import local_path
 
     assert str(local_path("file:///tmp/my%20customers.csv")) == "/tmp/my customers.csv"
     assert str(local_path("FILE:///data/c.csv")) == "/data/c.csv"
     assert str(local_path("relative/c.csv")) == "relative/c.csv"
+    assert local_path("~/c.csv") == Path.home() / "c.csv"

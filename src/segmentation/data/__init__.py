@@ -12,8 +12,9 @@ import pandas as pd
 from hydra.utils import get_object
 from omegaconf import DictConfig
 
-from segmentation.data.reading import local_path, read_table
+from segmentation.data.reading import read_table
 from segmentation.errors import InputError
+from segmentation.locations import local_path
 
 
 @dataclass

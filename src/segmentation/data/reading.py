@@ -11,7 +11,6 @@ import itertools
 import mmap
 import re
 import sys
-import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +25,7 @@ import pyarrow.parquet as pq
 
 from segmentation.config import dataset_columns, presets_of_dataset
 from segmentation.errors import InputError
+from segmentation.locations import refuse_no_file
 
 PARQUET_SUFFIXES = {".parquet", ".pq"}
 DELIMITERS = ("\t", ",", ";", "|")
@@ -340,35 +340,6 @@ def _without_empty_rows(frame: pd.DataFrame) -> pd.DataFrame:
         return frame
     empty = frame.loc[candidates].isna().all(axis=1)
     return frame.drop(index=empty.index[empty]) if empty.any() else frame
-
-
-_URI = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
-
-
-def local_path(location: str | Path) -> Path:
-    """A data location as a path of this machine's file system: a ``file://`` URI's path;
-    another URI (``hdfs://``, ``s3a://``) is refused in one line (it was taken for a relative
-    folder named ``hdfs:``, which the sweep then found missing and replaced with synthetic
-    data)."""
-    text = str(location)
-    match = _URI.match(text)
-    if match is None:
-        return Path(text)
-    if match.group(1).lower() != "file":
-        raise InputError(
-            f"{text}: a URI ({match.group(1)}://); files are read and written on this machine's "
-            "file system (a local folder, or a shared one mounted at the same path on every "
-            "Spark executor): copy or mount the data there"
-        )
-    return Path(urllib.parse.unquote(urllib.parse.urlparse(text).path))
-
-
-def refuse_no_file(path: Path) -> None:
-    """Refuse a customer file that is not there, or is a folder, in one line."""
-    if path.is_dir():
-        raise InputError(f"{path}: a folder, not a file (expected a CSV or Parquet customer file)")
-    if not path.is_file():
-        raise InputError(f"{path}: file not found (expected a CSV or Parquet customer file)")
 
 
 def open_table(
