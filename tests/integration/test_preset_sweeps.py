@@ -42,22 +42,18 @@ def test_preset_runs_a_small_sweep_to_a_registered_model(name, presets_store):
 FILES = {"mall": "Mall_Customers.csv", "retail_marketing": "marketing_campaign.csv"}
 
 
-@pytest.fixture(scope="module")
-def real_store(tmp_path_factory):
-    with module_store(tmp_path_factory, "presets-real") as store:
-        yield store
-
-
 @pytest.mark.parametrize("name", PRESETS)
-def test_preset_best_on_the_real_file_passes_its_gate(name, real_store):
+def test_preset_best_on_the_real_file_passes_its_gate(name, presets_store):
     """What the sweep's last line says next, `make promote`, works for every preset on the real
     file (two retail presets' 4 to 6 segments scored under the default gate, which refused
-    them): its best has as many segments as the preset asks for and passes its gate."""
-    path = real_file(FILES[str(make_cfg(real_store, f"experiments={name}").dataset.name)])
+    them): its best has as many segments as the preset asks for and passes its gate. Its own
+    experiment and model in the store, beside the synthetic sweeps'."""
+    path = real_file(FILES[str(make_cfg(presets_store, f"experiments={name}").dataset.name)])
     cfg = make_cfg(
-        real_store, f"experiments={name}", "algorithm=kmeans", "sweep.n_trials=4",
+        presets_store, f"experiments={name}", "algorithm=kmeans", "sweep.n_trials=4",
         "tracking.log_plots=false", "tracking.artifact_workers=0",
-        f"paths.reports_dir={real_store.parent / 'reports'}", data_dir=path.parent,
+        f"experiment_name={name}-real", f"tracking.registered_model_name={name}-real",
+        f"paths.reports_dir={presets_store.parent / 'reports'}", data_dir=path.parent,
     )  # fmt: skip
     result = run_sweep(cfg)
     wanted = cfg.sweep.constraints

@@ -141,32 +141,32 @@ def test_unknown_categories_are_refused_with_where_to_add_them():
     the setting that takes it; an export's "Cohabiting" counted as no partner without a word.
     Folded through marital_groups, it is the status it is folded into."""
     rows = retail.generate(50, 4)
-    odd = rows.assign(Education=rows["Education"].astype(object))
-    odd.loc[3, "Education"] = "Doctorate"
-    with pytest.raises(InputError) as refused:
-        retail.prepare(odd, _cfg(data_dir="/nonexistent").dataset, "f.csv")
-    assert str(refused.value) == (
-        "f.csv: column 'Education' has unknown values 'Doctorate' at line(s) 5; expected one of "
-        "['Basic', '2n Cycle', 'Graduation', 'Master', 'PhD'] (add them to "
-        "dataset.education_levels)"
-    )
-    odd = rows.assign(Marital_Status=rows["Marital_Status"].astype(object))
-    odd.loc[[1, 6], "Marital_Status"] = ["Cohabiting", "Widowed"]
-    with pytest.raises(InputError) as refused:
-        retail.prepare(odd, _cfg(data_dir="/nonexistent").dataset, "f.csv")
-    assert str(refused.value) == (
-        "f.csv: column 'Marital_Status' has unknown values 'Cohabiting', 'Widowed' at line(s) "
-        "3, 8; expected one of ['Married', 'Together', 'Single', 'Divorced', 'Widow', 'Alone', "
-        "'Absurd', 'YOLO', 'Other'] (fold them into a status with "
-        "dataset.cleaning.marital_groups, e.g. '+dataset.cleaning.marital_groups.Cohabiting="
-        "Together')"
-    )
+    cfg = _cfg(data_dir="/nonexistent").dataset
+    for column, planted, message in (
+        (
+            "Education", {3: "Doctorate"},
+            "'Doctorate' at line(s) 5; expected one of ['Basic', '2n Cycle', 'Graduation', "
+            "'Master', 'PhD'] (add them to dataset.education_levels)",
+        ),
+        (
+            "Marital_Status", {1: "Cohabiting", 6: "Widowed"},
+            "'Cohabiting', 'Widowed' at line(s) 3, 8; expected one of ['Married', 'Together', "
+            "'Single', 'Divorced', 'Widow', 'Alone', 'Absurd', 'YOLO', 'Other'] (fold them into "
+            "a status with dataset.cleaning.marital_groups, e.g. "
+            "'+dataset.cleaning.marital_groups.Cohabiting=Together')",
+        ),
+    ):  # fmt: skip
+        odd = rows.assign(**{column: rows[column].astype(object)})
+        odd.loc[list(planted), column] = list(planted.values())
+        with pytest.raises(InputError) as refused:
+            retail.prepare(odd, cfg, "f.csv")
+        assert str(refused.value) == f"f.csv: column '{column}' has unknown values {message}"
     cfg = _cfg(
         "+dataset.cleaning.marital_groups.Cohabiting=Together",
         "+dataset.cleaning.marital_groups.Widowed=Widow",
         data_dir="/nonexistent",
     ).dataset
-    data = retail.prepare(odd, cfg, "f.csv")
+    data = retail.prepare(odd, cfg, "f.csv")  # the Marital_Status file of the last case
     assert _rule(data, "marital_groups")["folded"]["Cohabiting"] == 1
     assert data.frame.loc[[1, 6], "Marital_Status"].tolist() == ["Together", "Widow"]
 
