@@ -37,19 +37,19 @@ def run_cli(
     task: Callable[[DictConfig], object], before_compose: Callable[[], None] | None = None
 ) -> None:
     """Run ``task`` under Hydra; user errors become one line on stderr and exit code 2.
-    ``before_compose`` runs once the options are checked, before Hydra composes the config."""
+    ``before_compose`` runs once the options are checked, before Hydra composes the config
+    (its InputError is such a line too)."""
     ensure_root_env()
     wrong = unknown_option(sys.argv[1:])
     if wrong:  # before Hydra, whose own message is a block of text
         print(f"error: {wrong}", file=sys.stderr, flush=True)
         sys.exit(2)
-    try:
-        check_files(sys.argv[1:])
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        sys.exit(2)
     if before_compose is not None:
-        before_compose()
+        try:
+            before_compose()
+        except InputError as exc:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            sys.exit(2)
     from segmentation.tracking.console import quiet_console  # every command but an error
 
     quiet_console()
@@ -92,11 +92,13 @@ def run_cli(
             os.environ.pop("HYDRA_FULL_ERROR", None)
 
 
-def check_files(overrides: Sequence[str]) -> None:
+def check_files(overrides: Sequence[str] | None = None) -> None:
     """Refuse an ``+input=`` that is no file of this machine, and an ``+input=`` or
-    ``+output=`` that is a cluster URI, from the command line: in the second before the config
-    is composed rather than after it (a mistyped file name is the likeliest mistake). A value
-    with an interpolation, or a multirun's, is left to the command."""
+    ``+output=`` that is a cluster URI, from the command line (default: this process's): in the
+    second before the config is composed rather than after it (a mistyped file name is the
+    likeliest mistake of the commands that read a file). A value with an interpolation, or a
+    multirun's, is left to the command."""
+    overrides = sys.argv[1:] if overrides is None else overrides
     if "--multirun" in overrides or "-m" in overrides:
         return
     given = {key: given_value(key, overrides) for key in ("input", "output")}
@@ -203,7 +205,7 @@ def promote_main() -> None:
         given = _overrides(cfg, "run_id", "input")
         print(describe(promote(cfg, given["run_id"], given["input"])), flush=True)
 
-    run_cli(task)
+    run_cli(task, check_files)
 
 
 def rollback_main() -> None:
@@ -230,7 +232,7 @@ def predict_main() -> None:
         model = ModelRef.of(cfg.tracking, cfg.paths, given["model_uri"])
         runner.report(runner.score(cfg.dataset, model, given["input"], given["output"]))
 
-    run_cli(task)
+    run_cli(task, check_files)
 
 
 def audiences_task(cfg: DictConfig) -> object:
@@ -256,7 +258,7 @@ def audiences_task(cfg: DictConfig) -> object:
 
 def audiences_main() -> None:
     """``segmentation-audiences``: upload files per segment (``make audiences INPUT=file``)."""
-    run_cli(audiences_task)
+    run_cli(audiences_task, check_files)
 
 
 def model_uri_main() -> None:
@@ -329,4 +331,4 @@ def drift_task(cfg: DictConfig) -> None:
 
 def drift_main() -> None:
     """``segmentation-drift``: drift of a new batch (``make drift INPUT=file``)."""
-    run_cli(drift_task)
+    run_cli(drift_task, check_files)

@@ -242,6 +242,7 @@ def test_names_and_sizes_no_command_can_use_are_refused_before_writing(
     ran on); a model name MLflow refuses, and a feature set of one column, were tracebacks
     after every trial was logged; a negative seed or no rows were numpy tracebacks."""
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    (tmp_path / "customers.csv").write_text("CustomerID\n1\n")  # a file: the name is at fault
     code = run_main(
         getattr(cli, command),
         monkeypatch,
