@@ -108,6 +108,7 @@ def test_config_the_schema_refuses_is_one_line_exit_2_nothing_written(
     from tests.conftest import run_main
 
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    (tmp_path / "customers.csv").write_text("ID\n1\n")  # a file: the setting is at fault
     code = run_main(
         getattr(cli, command),
         monkeypatch,
