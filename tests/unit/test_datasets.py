@@ -183,6 +183,10 @@ RETAIL_VARIANTS = {
         ),
         {"delimiter": "semicolon", "bom": True, "crlf": True, "excel_sep_line": True},
     ),
+    "excel_sep_resaved": (  # the sep= line as a spreadsheet saves it again: a row of cells
+        lambda rows, d: _bytes(d, b"sep=,,,,,,\n" + _tab(rows).replace(b"\t", b",")),
+        {"delimiter": "comma", "excel_sep_line": True},
+    ),
     "crlf": (
         lambda rows, d: _bytes(d, _tab(rows).replace(b"\n", b"\r\n")),
         {"delimiter": "tab", "bom": False, "crlf": True},

@@ -404,8 +404,9 @@ class CsvHead(NamedTuple):
     excel_sep: bool  # whether an Excel sep= line named the delimiter
 
 
-# The first line of a file written for Excel, naming its delimiter: sep=; (or "sep=;").
-_EXCEL_SEP = re.compile(r'"?sep=([^"\r\n])"?', re.IGNORECASE)
+# The first line of a file written for Excel, naming its delimiter: sep=; (or "sep=;"; after a
+# spreadsheet took it for a row and saved it again, sep=;;;; with the row's empty cells).
+_EXCEL_SEP = re.compile(r'"?sep=([^"\r\n])"?\1*', re.IGNORECASE)
 
 
 def csv_head(path: Path, head: bytes, encoding: str) -> CsvHead:
