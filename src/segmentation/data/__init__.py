@@ -72,7 +72,7 @@ def load_dataset(cfg_dataset: DictConfig) -> LoadedData:
 def dataset_file(cfg_dataset: DictConfig) -> tuple[Path, bool]:
     """The dataset's file on this machine, and whether the synthetic stand-in replaces it (it
     is missing and ``synthetic_fallback`` is on)."""
-    path = local_path(cfg_dataset.path).expanduser().resolve()
+    path = local_path(cfg_dataset.path).resolve()
     return path, not path.exists() and bool(cfg_dataset.synthetic_fallback)
 
 

@@ -414,8 +414,7 @@ def csv_head(path: Path, head: bytes, encoding: str) -> CsvHead:
     Excel ``sep=`` line, if any; the delimiter is the one that line names, else the one that
     splits the header into most fields. A head without a header is refused as empty, a UTF-8
     head with a byte that is not as :func:`refuse_not_utf8` refuses it."""
-    text = head.decode(encoding, errors="replace").lstrip("\ufeff")
-    rows = re.split(r"\r\n|\r|\n", text)
+    text, rows = _head_rows(head, encoding)
     skip, sep = _preamble(rows)
     lines = [line for line in rows[skip:] if line.strip()]
     if not lines:
@@ -429,8 +428,13 @@ def csv_head(path: Path, head: bytes, encoding: str) -> CsvHead:
 
 def has_excel_sep_line(head: bytes, encoding: str) -> bool:
     """Whether a CSV's head (decoded as ``encoding``) starts with Excel's sep= line."""
+    return _preamble(_head_rows(head, encoding)[1])[1] is not None
+
+
+def _head_rows(head: bytes, encoding: str) -> tuple[str, list[str]]:
+    """A CSV's head as text (without a byte-order mark) and its lines."""
     text = head.decode(encoding, errors="replace").lstrip("\ufeff")
-    return _preamble(re.split(r"\r\n|\r|\n", text))[1] is not None
+    return text, re.split(r"\r\n|\r|\n", text)
 
 
 def _preamble(rows: list[str]) -> tuple[int, re.Match[str] | None]:

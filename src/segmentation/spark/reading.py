@@ -86,8 +86,9 @@ def read_input(spark: Any, path: str | Path, encoding: str | None = None) -> Any
             # The first file's header and delimiter stand for all (Spark takes one).
             first = csv_head(files[0], heads[0], codec)
             delimiter, header = first.delimiter, first.header
-            for file, head in zip(files, heads, strict=True):
-                if has_excel_sep_line(head, codec):  # Spark takes it for the file's header
+            excel = [first.excel_sep] + [has_excel_sep_line(h, codec) for h in heads[1:]]
+            for file, sep_line in zip(files, excel, strict=True):
+                if sep_line:  # Spark takes it for the file's header
                     raise InputError(
                         f"{file}: its first line is Excel's sep= line, which Spark cannot "
                         "skip; delete that line, or use the local engine"
