@@ -17,6 +17,10 @@ PORT ?= 5001
 UI_PORT ?= 5000
 DASHBOARD_PORT ?= 8080
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist); each test file runs whole on one of them, so its module
+# fixtures (a Spark session, a finished sweep) are built once. 0: in this process.
+PYTEST_WORKERS ?= 2
+XDIST = -n $(PYTEST_WORKERS) --dist loadfile
 ENGINE ?= local
 
 export SEGMENTATION_ROOT := $(CURDIR)
@@ -52,13 +56,13 @@ sweep: $(STAMP) ## Run the sweep of EXPERIMENT (ARGS="overrides", WORKERS=n)
 	$(BIN)/segmentation-sweep experiments=$(EXPERIMENT) sweep.workers=$(WORKERS) engine=$(ENGINE) $(ARGS)
 
 test: $(STAMP) ## Unit tests: every package, no full sweep (a few minutes)
-	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/unit $(XDIST) $(PYTEST_ARGS)
 
 test-integration: $(STAMP) ## Integration tests: real sweeps, servers, make; Spark and PostgreSQL when installed
-	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/integration $(XDIST) $(PYTEST_ARGS)
 
 test-all: $(STAMP) ## Unit and integration tests (what .ci/run runs)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
 lint: $(STAMP) ## Lint and format check (ruff), layers and import cycles (import-linter)
 	$(BIN)/ruff check src tests benchmarks

@@ -278,11 +278,33 @@ def swept_stores(
         yield stores
 
 
+SHARED_SWEEPS = pytest.StashKey[int]()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A test process of pytest-xdist hands its count of shared sweeps to the controller."""
+    stores = session.config.stash.get(SWEPT_STORES, None)
+    if stores is not None and hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["shared_sweeps"] = stores.sweeps
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """The controller adds up its test processes' shared sweeps."""
+    sweeps = getattr(node, "workeroutput", {}).get("shared_sweeps")
+    if sweeps is not None:
+        config = node.config
+        config.stash[SHARED_SWEEPS] = config.stash.get(SHARED_SWEEPS, 0) + sweeps
+
+
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
-    """How many shared sweeps the session ran (one per distinct config)."""
+    """How many shared sweeps the session ran: one per distinct config in each test process."""
     stores = config.stash.get(SWEPT_STORES, None)
-    if stores is not None:
-        terminalreporter.write_line(f"shared sweeps (one per distinct config): {stores.sweeps}")
+    sweeps = stores.sweeps if stores is not None else config.stash.get(SHARED_SWEEPS, None)
+    if sweeps is not None:
+        terminalreporter.write_line(
+            f"shared sweeps (one per distinct config and process): {sweeps}"
+        )
 
 
 @pytest.fixture(scope="session")
