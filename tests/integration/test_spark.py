@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import socket
 from pathlib import Path
 
@@ -63,6 +64,16 @@ def engine_override(name: str) -> str:
 
 
 SPARK = [engine_override("spark"), "engine.master='local[2]'", "engine.shuffle_partitions=2"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def sigint_handler_kept():
+    """The SIGINT handler as before this file: a SparkContext installs its own (cancel the jobs,
+    then KeyboardInterrupt) and leaves it after it stops, and the tests of Ctrl-C that run after
+    this file in the same test process check the handler a sweep restores."""
+    before = signal.getsignal(signal.SIGINT)
+    yield
+    signal.signal(signal.SIGINT, before)
 
 
 @pytest.fixture(scope="module")
