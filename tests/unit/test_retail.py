@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from sklearn.cluster import KMeans
+from sklearn.preprocessing import StandardScaler
 
 from segmentation.config import compose
 from segmentation.data import data_profile, load_dataset
@@ -12,6 +14,8 @@ from segmentation.data import retail_marketing as retail
 from segmentation.errors import InputError
 from segmentation.features import retail_marketing as retail_features
 from segmentation.features.engineering import make_engineer
+from segmentation.tracking.model import build_pipeline
+from segmentation.tracking.segmenter import RowsRefused, Segmenter
 from tests.conftest import real_file
 
 FILE = "marketing_campaign.csv"
@@ -169,6 +173,35 @@ def test_unknown_categories_are_refused_with_where_to_add_them():
     data = retail.prepare(odd, cfg, "f.csv")  # the Marital_Status file of the last case
     assert _rule(data, "marital_groups")["folded"]["Cohabiting"] == 1
     assert data.frame.loc[[1, 6], "Marital_Status"].tolist() == ["Together", "Widow"]
+
+
+def test_the_models_engineering_reads_statuses_as_the_cleaning_does():
+    """Raw rows reach the logged model (a REST request) without the cleaning: a status the
+    cleaning folds is the status it is folded into, and one the config does not know gives a
+    missing HasPartner, which the model refuses. An export's "Cohabiting" counted as no partner
+    there without a word, and a fold of it into Together was not applied."""
+    cfg = _cfg(data_dir="/nonexistent").dataset
+    data = retail.prepare(retail.generate(60, 4), cfg, "f.csv")
+    statuses = ["Married", " together", "Single", "Divorced", "Widow", "Alone", "YOLO", "Other"]
+    sample = data.frame.head(9).assign(Marital_Status=[*statuses, "Cohabiting"])
+    engineer = make_engineer(cfg, data).fit(data.frame)
+    has_partner = engineer.transform(sample)["HasPartner"]
+    assert has_partner.head(8).tolist() == [1, 1, 0, 0, 0, 0, 0, 0]
+    assert pd.isna(has_partner.iloc[8])
+    pipeline = build_pipeline(
+        engineer, ["Income", "HasPartner"], StandardScaler(), KMeans(2, random_state=0)
+    )
+    pipeline.fit(data.frame)
+    segmenter = Segmenter(pipeline)
+    assert len(segmenter.segment(sample.head(8))) == 8
+    with pytest.raises(RowsRefused, match=r"feature\(s\) \['HasPartner'\] at row\(s\) \[8\]"):
+        segmenter.segment(sample)
+    folded = _cfg("+dataset.cleaning.marital_groups.Cohabiting=Together", data_dir="/nonexistent")
+    engineer = make_engineer(folded.dataset, data).fit(data.frame)
+    assert engineer.transform(sample)["HasPartner"].tolist() == [1, 1, 0, 0, 0, 0, 0, 0, 1]
+    # Without the config (a bare RetailFeatures, or a model pickled before): as before.
+    bare = retail_features.RetailFeatures().fit(data.frame)
+    assert bare.transform(sample)["HasPartner"].iloc[8] == 0
 
 
 def test_missing_file_falls_back_to_synthetic(tmp_path):

@@ -46,6 +46,10 @@ class RetailFeatures(TransformerMixin, BaseEstimator):
         Dt_Customer text when a scored batch does not decide it.
     partner_statuses : sequence of str, optional
         Marital_Status values meaning the customer lives with a partner.
+    no_partner_statuses : sequence of str, optional
+        Marital_Status values meaning the customer does not; when given, any other value
+        (an export's ``Cohabiting``) gives a missing HasPartner, which scoring refuses, instead
+        of counting as no partner.
 
     reference_date : str, optional
         Dt_Customer to measure Age and Customer_Days at, when it was learnt beforehand (the
@@ -69,12 +73,14 @@ class RetailFeatures(TransformerMixin, BaseEstimator):
         education_levels: dict[str, int] | None = None,
         date_order: str | None = None,
         partner_statuses: tuple[str, ...] | None = None,
+        no_partner_statuses: tuple[str, ...] | None = None,
         reference_date: str | None = None,
         income_median: float | None = None,
     ):
         self.education_levels = education_levels
         self.date_order = date_order
         self.partner_statuses = partner_statuses
+        self.no_partner_statuses = no_partner_statuses
         self.reference_date = reference_date
         self.income_median = income_median
 
@@ -98,6 +104,9 @@ class RetailFeatures(TransformerMixin, BaseEstimator):
         num = {c: as_numbers(X[c]) for c in PASSTHROUGH}
         levels = self.education_levels or DEFAULT_LEVELS
         partner = set(self.partner_statuses or DEFAULT_PARTNER)
+        # A model pickled before the parameter existed counts every other status as no partner.
+        no_partner = getattr(self, "no_partner_statuses", None)
+        known = partner | set(no_partner or ())
         out = pd.DataFrame(index=X.index)
         out["Age"] = self.reference_year_ - as_numbers(X["Year_Birth"])
         out["Income"] = as_numbers(X["Income"]).fillna(self.income_median_)
@@ -108,9 +117,10 @@ class RetailFeatures(TransformerMixin, BaseEstimator):
         out["Kidhome"], out["Teenhome"] = num["Kidhome"], num["Teenhome"]
         out["Children"] = num["Kidhome"] + num["Teenhome"]
         out["IsParent"] = (out["Children"] > 0).astype(float)
-        out["HasPartner"] = (
-            spelled_as(X["Marital_Status"], as_spellings(partner)).isin(partner).astype(float)
-        )
+        status = spelled_as(X["Marital_Status"], as_spellings(known))
+        out["HasPartner"] = status.isin(partner).astype(float)
+        if no_partner is not None:
+            out["HasPartner"] = out["HasPartner"].where(status.isin(known))
         out["Customer_Days"] = (self.reference_date_ - dates).dt.days.astype(float)
         out["Recency"] = num["Recency"]
         for column in SPEND:
@@ -147,10 +157,18 @@ def engineer(cfg: DictConfig | None = None, data: LoadedData | None = None) -> R
     """The feature engineering step of this dataset's pipelines (settings from the config)."""
     if cfg is None:
         return RetailFeatures()
+    # Raw rows reach the logged model without the cleaning's folds: a folded status counts as
+    # the status it is folded into (Alone: Single; a user's Cohabiting: Together).
+    rules = cfg.cleaning
+    partner, groups = list(rules.partner_statuses), dict(rules.marital_groups)
+    no_partner = [*rules.no_partner_statuses, *(s for s in groups.values() if s not in partner)]
     return RetailFeatures(
         education_levels=dict(cfg.education_levels),
         date_order=_date_order(cfg.date_format, data),
-        partner_statuses=tuple(cfg.cleaning.partner_statuses),
+        partner_statuses=(*partner, *(k for k, v in groups.items() if v in partner)),
+        no_partner_statuses=tuple(
+            dict.fromkeys([*no_partner, *(k for k, v in groups.items() if v in no_partner)])
+        ),
     )
 
 
