@@ -7,6 +7,7 @@ campaign responses (AcceptedCmp1-5, Response), Complain and two constant columns
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,20 @@ PASSTHROUGH = [
 ]  # fmt: skip
 DEFAULT_LEVELS = {"Basic": 0, "2n Cycle": 1, "Graduation": 2, "Master": 3, "PhD": 4}
 DEFAULT_PARTNER = ("Married", "Together")
+
+
+def marital_statuses(cleaning: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """The Marital_Status values the ``cleaning`` rules know (partner and no-partner statuses,
+    then the ``marital_groups`` folds and what they fold into), and those meaning a partner:
+    a folded status is the status it is folded into. The cleaning refuses any other value; the
+    logged model, which reads raw rows without the folds, reads them alike."""
+    groups = dict(cleaning["marital_groups"])
+    partner = list(cleaning["partner_statuses"])
+    known = list(
+        dict.fromkeys([*partner, *cleaning["no_partner_statuses"], *groups, *groups.values()])
+    )
+    return known, [s for s in known if groups.get(s, s) in partner]
+
 
 # Synthetic segments: (share, income mean, income sd, spend per income unit, kids rate,
 # teens rate, campaign acceptance rate, spend-mix weights wines/fruits/meat/fish/sweets/gold).
@@ -141,9 +156,7 @@ def prepare(raw: pd.DataFrame, cfg: DictConfig, path: str) -> LoadedData:
     frame["Education"] = category_text(frame["Education"], as_spellings(levels))
     _check_categories(frame, "Education", levels, path, "add them to dataset.education_levels")
     groups = dict(rules["marital_groups"])
-    statuses = dict.fromkeys(
-        [*rules["partner_statuses"], *rules["no_partner_statuses"], *groups, *groups.values()]
-    )
+    statuses = dict.fromkeys(marital_statuses(rules)[0])
     frame["Marital_Status"] = category_text(frame["Marital_Status"], as_spellings(statuses))
     # An unknown status would silently count as no partner (HasPartner, the personas).
     _check_categories(

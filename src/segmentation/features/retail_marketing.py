@@ -26,6 +26,7 @@ from segmentation.data.retail_marketing import (
     DEFAULT_PARTNER,
     PASSTHROUGH,
     SPEND,
+    marital_statuses,
 )
 from segmentation.errors import InputError
 
@@ -157,18 +158,12 @@ def engineer(cfg: DictConfig | None = None, data: LoadedData | None = None) -> R
     """The feature engineering step of this dataset's pipelines (settings from the config)."""
     if cfg is None:
         return RetailFeatures()
-    # Raw rows reach the logged model without the cleaning's folds: a folded status counts as
-    # the status it is folded into (Alone: Single; a user's Cohabiting: Together).
-    rules = cfg.cleaning
-    partner, groups = list(rules.partner_statuses), dict(rules.marital_groups)
-    no_partner = [*rules.no_partner_statuses, *(s for s in groups.values() if s not in partner)]
+    known, partner = marital_statuses(cfg.cleaning)
     return RetailFeatures(
         education_levels=dict(cfg.education_levels),
         date_order=_date_order(cfg.date_format, data),
-        partner_statuses=(*partner, *(k for k, v in groups.items() if v in partner)),
-        no_partner_statuses=tuple(
-            dict.fromkeys([*no_partner, *(k for k, v in groups.items() if v in no_partner)])
-        ),
+        partner_statuses=tuple(partner),
+        no_partner_statuses=tuple(s for s in known if s not in partner),
     )
 
 
